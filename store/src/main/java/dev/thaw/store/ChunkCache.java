@@ -1,0 +1,371 @@
+package dev.thaw.store;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Logger;
+
+/**
+ * Verified chunks on local disk, bounded in bytes and evicted by recency.
+ *
+ * <p>Layout: {@code chunks/<2 chars>/<key>} holds verified chunks, {@code tmp/} chunks being written,
+ * {@code hashes.log} the hashes recorded for direct-mode chunks, and {@code lock} names the owning process.
+ * A chunk is written to {@code tmp/}, and renamed into {@code chunks/} only after the caller verified its hash, so
+ * a crash or {@code kill -9} never leaves a chunk that would be served wrong; at open the cache drops what is in
+ * {@code tmp/} and serves what {@code chunks/} holds. A chunk held by a {@link Lease} is never evicted.
+ */
+public final class ChunkCache implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ChunkCache.class.getName());
+
+  private final Path dir;
+  private final Path chunks;
+  private final Path tmp;
+  private final long maxBytes;
+  private final FileChannel lockChannel;
+  private final FileLock lock;
+  private final FileChannel hashLog;
+  private final Map<String, String> recordedHashes = new ConcurrentHashMap<>();
+  private final AtomicLong tmpCounter = new AtomicLong();
+  // Access-ordered: iteration starts at the least recently used chunk.
+  private final LinkedHashMap<String, CacheEntry> entries = new LinkedHashMap<>(1024, 0.75f, true);
+  private long usedBytes;
+  private long evictions;
+
+  private static final class CacheEntry {
+    final long size;
+    int pins;
+
+    CacheEntry(long size) {
+      this.size = size;
+    }
+  }
+
+  private ChunkCache(Path dir, long maxBytes, FileChannel lockChannel, FileLock lock) throws IOException {
+    this.dir = dir;
+    this.chunks = dir.resolve("chunks");
+    this.tmp = dir.resolve("tmp");
+    this.maxBytes = maxBytes;
+    this.lockChannel = lockChannel;
+    this.lock = lock;
+    Files.createDirectories(chunks);
+    Files.createDirectories(tmp);
+    rescan();
+    Path log = dir.resolve("hashes.log");
+    if (Files.exists(log)) {
+      for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+        String[] parts = line.split(" ");
+        // A torn last line from a kill is skipped: its chunk will be hashed again when next fetched.
+        if (parts.length == 2 && Hashes.isHex(parts[1], 64)) {
+          recordedHashes.put(parts[0], parts[1]);
+        }
+      }
+    }
+    this.hashLog = FileChannel.open(log, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+  }
+
+  /**
+   * Opens (creating if needed) the cache in {@code dir}, holding at most {@code maxBytes}.
+   *
+   * @throws CacheLockedException when another process owns the directory; the message names it
+   */
+  public static ChunkCache open(Path dir, long maxBytes) throws IOException {
+    if (maxBytes <= 0) {
+      throw new IllegalArgumentException("cache size must be positive, got " + maxBytes);
+    }
+    Files.createDirectories(dir);
+    Path lockFile = dir.resolve("lock");
+    FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+    FileLock lock;
+    try {
+      lock = ch.tryLock();
+    } catch (OverlappingFileLockException e) {
+      lock = null;
+    }
+    if (lock == null) {
+      String holder = new String(Files.readAllBytes(lockFile), StandardCharsets.UTF_8).trim();
+      ch.close();
+      throw new CacheLockedException("cache directory " + dir + " is in use by " + (holder.isEmpty() ? "another process" : holder)
+          + "; stop that process or give this one another cache directory");
+    }
+    String me = "pid " + ProcessHandle.current().pid() + " on " + hostName() + " since " + Instant.now()
+        + " (" + ManagementFactory.getRuntimeMXBean().getName() + ")\n";
+    ch.truncate(0);
+    ch.write(ByteBuffer.wrap(me.getBytes(StandardCharsets.UTF_8)), 0);
+    try {
+      return new ChunkCache(dir.toAbsolutePath(), maxBytes, ch, lock);
+    } catch (IOException | RuntimeException e) {
+      lock.release();
+      ch.close();
+      throw e;
+    }
+  }
+
+  /** A default size: 80% of the space usable on the cache's file system. */
+  public static long defaultMaxBytes(Path dir) throws IOException {
+    Path existing = dir.toAbsolutePath();
+    while (existing != null && !Files.exists(existing)) {
+      existing = existing.getParent();
+    }
+    return Math.max(1L << 30, (long) (Files.getFileStore(existing).getUsableSpace() * 0.8));
+  }
+
+  private static String hostName() {
+    try {
+      return InetAddress.getLocalHost().getHostName();
+    } catch (IOException e) {
+      return "this host";
+    }
+  }
+
+  private void rescan() throws IOException {
+    try (DirectoryStream<Path> leftovers = Files.newDirectoryStream(tmp)) {
+      for (Path p : leftovers) {
+        Files.deleteIfExists(p);
+      }
+    }
+    List<Object[]> found = new ArrayList<>();
+    try (DirectoryStream<Path> fans = Files.newDirectoryStream(chunks)) {
+      for (Path fan : fans) {
+        if (!Files.isDirectory(fan)) {
+          Files.deleteIfExists(fan);
+          continue;
+        }
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(fan)) {
+          for (Path f : files) {
+            BasicFileAttributes a = Files.readAttributes(f, BasicFileAttributes.class);
+            found.add(new Object[] {f.getFileName().toString(), a.size(), a.lastModifiedTime().toMillis()});
+          }
+        }
+      }
+    }
+    found.sort(Comparator.comparingLong(o -> (Long) o[2]));
+    synchronized (entries) {
+      for (Object[] o : found) {
+        entries.put((String) o[0], new CacheEntry((Long) o[1]));
+        usedBytes += (Long) o[1];
+      }
+      evictLocked(0);
+    }
+  }
+
+  private Path pathOf(String key) {
+    return chunks.resolve(key.substring(0, 2)).resolve(key);
+  }
+
+  public Path directory() {
+    return dir;
+  }
+
+  public long maxBytes() {
+    return maxBytes;
+  }
+
+  public long usedBytes() {
+    synchronized (entries) {
+      return usedBytes;
+    }
+  }
+
+  public long evictions() {
+    synchronized (entries) {
+      return evictions;
+    }
+  }
+
+  public int chunkCount() {
+    synchronized (entries) {
+      return entries.size();
+    }
+  }
+
+  public boolean contains(String key) {
+    synchronized (entries) {
+      return entries.containsKey(key);
+    }
+  }
+
+  /** The hash recorded for a direct-mode chunk when it was first fetched, or null. */
+  public String recordedHash(String key) {
+    return recordedHashes.get(key);
+  }
+
+  void recordHash(String key, String hash) throws IOException {
+    if (recordedHashes.putIfAbsent(key, hash) == null) {
+      ByteBuffer line = ByteBuffer.wrap((key + " " + hash + "\n").getBytes(StandardCharsets.UTF_8));
+      synchronized (hashLog) {
+        while (line.hasRemaining()) {
+          hashLog.write(line);
+        }
+      }
+    }
+  }
+
+  /** Pins a cached chunk and opens it for reading, or returns null when the cache does not hold it. */
+  public Lease acquire(String key) throws IOException {
+    synchronized (entries) {
+      CacheEntry e = entries.get(key);
+      if (e == null) {
+        return null;
+      }
+      e.pins++;
+    }
+    try {
+      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ));
+    } catch (NoSuchFileException gone) {
+      // Someone deleted the file behind the cache's back: forget it so it is fetched again.
+      synchronized (entries) {
+        CacheEntry e = entries.remove(key);
+        if (e != null) {
+          usedBytes -= e.size;
+        }
+      }
+      return null;
+    } catch (IOException | RuntimeException ex) {
+      unpin(key);
+      throw ex;
+    }
+  }
+
+  /**
+   * Stores a chunk whose bytes the caller has verified: written to {@code tmp/}, then renamed into place.
+   * Evicts least recently used chunks that no reader holds to stay within the limit.
+   */
+  void put(String key, ByteBuffer data) throws IOException {
+    if (contains(key)) {
+      return;
+    }
+    long size = data.remaining();
+    Path t = tmp.resolve(key + "." + tmpCounter.incrementAndGet());
+    try {
+      try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        ByteBuffer d = data.duplicate();
+        while (d.hasRemaining()) {
+          ch.write(d);
+        }
+      }
+      Path target = pathOf(key);
+      Files.createDirectories(target.getParent());
+      synchronized (entries) {
+        evictLocked(size);
+        Files.move(t, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        if (entries.putIfAbsent(key, new CacheEntry(size)) == null) {
+          usedBytes += size;
+        }
+      }
+    } finally {
+      Files.deleteIfExists(t);
+    }
+  }
+
+  private void evictLocked(long incoming) throws IOException {
+    if (usedBytes + incoming <= maxBytes) {
+      return;
+    }
+    Iterator<Map.Entry<String, CacheEntry>> it = entries.entrySet().iterator();
+    while (usedBytes + incoming > maxBytes && it.hasNext()) {
+      Map.Entry<String, CacheEntry> e = it.next();
+      if (e.getValue().pins > 0) {
+        continue;
+      }
+      Files.deleteIfExists(pathOf(e.getKey()));
+      usedBytes -= e.getValue().size;
+      evictions++;
+      it.remove();
+    }
+    if (usedBytes + incoming > maxBytes) {
+      LOG.fine(() -> "cache over its limit while every chunk is being read: used=" + usedBytes + " max=" + maxBytes);
+    }
+  }
+
+  private void unpin(String key) {
+    synchronized (entries) {
+      CacheEntry e = entries.get(key);
+      if (e != null && e.pins > 0) {
+        e.pins--;
+      }
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      hashLog.close();
+    } finally {
+      try {
+        lock.release();
+      } finally {
+        lockChannel.close();
+      }
+    }
+  }
+
+  /** A pinned, open cached chunk: it is not evicted until closed. */
+  public final class Lease implements AutoCloseable {
+    private final String key;
+    private final FileChannel channel;
+    private boolean closed;
+
+    private Lease(String key, FileChannel channel) {
+      this.key = key;
+      this.channel = channel;
+    }
+
+    public String key() {
+      return key;
+    }
+
+    public long size() throws IOException {
+      return channel.size();
+    }
+
+    /** Reads into {@code dst} from {@code position} until dst is full or the chunk ends; returns bytes read. */
+    public int read(ByteBuffer dst, long position) throws IOException {
+      int total = 0;
+      while (dst.hasRemaining()) {
+        int n = channel.read(dst, position + total);
+        if (n < 0) {
+          break;
+        }
+        total += n;
+      }
+      return total;
+    }
+
+    @Override
+    public void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      try {
+        channel.close();
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      } finally {
+        unpin(key);
+      }
+    }
+  }
+}

@@ -1,0 +1,167 @@
+package dev.thaw.store;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.PriorityBlockingQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Fetches chunks from an origin into the cache: one fetch per chunk however many callers wait for it
+ * (single flight), at most {@code parallelism} range requests at once, most urgent first
+ * ({@link FetchPriority}). Each chunk is hashed as it arrives; a corrupt chunk is fetched again, and a chunk
+ * corrupt twice fails with an error naming the chunk and the origin.
+ */
+final class ChunkFetcher implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
+
+  private final Origin origin;
+  private final ChunkCache cache;
+  private final ConcurrentHashMap<String, Task> inflight = new ConcurrentHashMap<>();
+  private final PriorityBlockingQueue<Queued> queue = new PriorityBlockingQueue<>();
+  private final AtomicLong sequence = new AtomicLong();
+  private final Thread[] workers;
+  private final AtomicLong bytesFetched = new AtomicLong();
+  private final AtomicLong chunksFetched = new AtomicLong();
+  private final AtomicLong corruptRefetches = new AtomicLong();
+  private volatile boolean closed;
+
+  private static final class Task {
+    final ChunkRef chunk;
+    final CompletableFuture<Void> done = new CompletableFuture<>();
+    final AtomicBoolean started = new AtomicBoolean();
+    volatile FetchPriority priority;
+
+    Task(ChunkRef chunk, FetchPriority priority) {
+      this.chunk = chunk;
+      this.priority = priority;
+    }
+  }
+
+  private record Queued(Task task, FetchPriority priority, long seq) implements Comparable<Queued> {
+    @Override
+    public int compareTo(Queued o) {
+      int c = priority.compareTo(o.priority);
+      return c != 0 ? c : Long.compare(seq, o.seq);
+    }
+  }
+
+  ChunkFetcher(Origin origin, ChunkCache cache, int parallelism) {
+    if (parallelism < 1) {
+      throw new IllegalArgumentException("parallelism must be at least 1");
+    }
+    this.origin = origin;
+    this.cache = cache;
+    this.workers = new Thread[parallelism];
+    for (int i = 0; i < parallelism; i++) {
+      workers[i] = Thread.ofPlatform().daemon().name("thaw-fetch-" + i).start(this::work);
+    }
+  }
+
+  Origin origin() {
+    return origin;
+  }
+
+  long bytesFetched() {
+    return bytesFetched.get();
+  }
+
+  long chunksFetched() {
+    return chunksFetched.get();
+  }
+
+  long corruptRefetches() {
+    return corruptRefetches.get();
+  }
+
+  /** Completes when the chunk is in the cache; a queued fetch is raised to {@code priority} if that is more urgent. */
+  CompletableFuture<Void> fetch(ChunkRef chunk, FetchPriority priority) {
+    if (closed) {
+      return CompletableFuture.failedFuture(new IllegalStateException("fetcher closed"));
+    }
+    if (cache.contains(chunk.key())) {
+      return CompletableFuture.completedFuture(null);
+    }
+    boolean[] created = {false};
+    Task task = inflight.computeIfAbsent(chunk.key(), k -> {
+      created[0] = true;
+      return new Task(chunk, priority);
+    });
+    if (created[0]) {
+      queue.add(new Queued(task, priority, sequence.incrementAndGet()));
+    } else if (!task.started.get() && priority.compareTo(task.priority) < 0) {
+      // Queue a more urgent copy; whichever copy a worker takes first runs, the other is skipped.
+      task.priority = priority;
+      queue.add(new Queued(task, priority, sequence.incrementAndGet()));
+    }
+    return task.done;
+  }
+
+  private void work() {
+    ByteBuffer buffer = null;
+    while (!closed) {
+      Queued q;
+      try {
+        q = queue.take();
+      } catch (InterruptedException e) {
+        return;
+      }
+      Task task = q.task;
+      if (!task.started.compareAndSet(false, true)) {
+        continue;
+      }
+      int length = task.chunk.length();
+      if (buffer == null || buffer.capacity() < length) {
+        buffer = ByteBuffer.allocate(Math.max(length, 1 << 20));
+      }
+      try {
+        fetchInto(task.chunk, buffer);
+        inflight.remove(task.chunk.key(), task);
+        task.done.complete(null);
+      } catch (Throwable e) {
+        inflight.remove(task.chunk.key(), task);
+        task.done.completeExceptionally(e);
+      }
+    }
+  }
+
+  private void fetchInto(ChunkRef chunk, ByteBuffer buffer) throws IOException {
+    String expected = chunk.hash() != null ? chunk.hash() : cache.recordedHash(chunk.key());
+    String actual = null;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+      buffer.clear().limit(chunk.length());
+      origin.read(chunk.objectKey(), chunk.objectOffset(), buffer, chunk.ifMatch());
+      buffer.flip();
+      actual = Hashes.sha256Hex(buffer);
+      bytesFetched.addAndGet(chunk.length());
+      if (expected == null || expected.equals(actual)) {
+        if (expected == null) {
+          cache.recordHash(chunk.key(), actual);
+        }
+        cache.put(chunk.key(), buffer);
+        chunksFetched.incrementAndGet();
+        return;
+      }
+      corruptRefetches.incrementAndGet();
+      String got = actual;
+      LOG.log(Level.WARNING, () -> "event=chunk_corrupt chunk=" + chunk.key() + " url=" + origin.urlOf(chunk.objectKey())
+          + " expected=" + expected + " got=" + got + " action=refetch");
+    }
+    throw new ChunkCorruptException("chunk " + chunk.key() + " from " + origin.urlOf(chunk.objectKey())
+        + " is corrupt: expected sha256 " + expected + " but got " + actual + " on two fetches in a row");
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    for (Thread t : workers) {
+      t.interrupt();
+    }
+    IllegalStateException stop = new IllegalStateException("fetcher closed");
+    inflight.values().forEach(t -> t.done.completeExceptionally(stop));
+  }
+}

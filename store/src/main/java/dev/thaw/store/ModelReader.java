@@ -1,0 +1,269 @@
+package dev.thaw.store;
+
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+
+/**
+ * Reads a model's files through the chunk cache: what the cache holds is served from disk, what it lacks is
+ * fetched (blocking reads first), sequential access grows a readahead window, and the order of first touches is
+ * recorded as an {@link AccessProfile}. This is the API the FUSE file system and the command line read through.
+ * Thread-safe: any number of threads may read any files at once.
+ */
+public final class ModelReader implements AutoCloseable {
+  private final Manifest manifest;
+  private final ChunkCache cache;
+  private final ChunkFetcher fetcher;
+  private final ReaderOptions options;
+  private final ConcurrentHashMap<String, Boolean> touched = new ConcurrentHashMap<>();
+  private final List<String> touchPaths = new ArrayList<>();
+  private final List<Integer> touchIndexes = new ArrayList<>();
+
+  private ModelReader(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
+    this.manifest = manifest;
+    this.cache = cache;
+    this.options = options;
+    this.fetcher = new ChunkFetcher(origin, cache, options.parallelism());
+  }
+
+  /** A reader of {@code manifest} whose bytes come from {@code origin} through {@code cache}. */
+  public static ModelReader open(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
+    return new ModelReader(manifest, origin, cache, options);
+  }
+
+  public Manifest manifest() {
+    return manifest;
+  }
+
+  /** Bytes fetched from the origin so far (refetches of corrupt chunks included). */
+  public long bytesFetched() {
+    return fetcher.bytesFetched();
+  }
+
+  public long chunksFetched() {
+    return fetcher.chunksFetched();
+  }
+
+  public long corruptRefetches() {
+    return fetcher.corruptRefetches();
+  }
+
+  /** Opens a regular file of the manifest for reading. */
+  public ModelFile open(String path) throws FileNotFoundException {
+    Entry e = manifest.entry(path);
+    if (!(e instanceof FileEntry f)) {
+      throw new FileNotFoundException(e == null ? "no such file in " + manifest.digest() + ": " + path : "not a regular file: " + path);
+    }
+    return new ModelFile(f);
+  }
+
+  /**
+   * Reads from {@code offset} of {@code file} into {@code dst} until dst is full or the file ends.
+   *
+   * @return bytes read, or -1 when {@code offset} is at or past the end
+   */
+  public int read(FileEntry file, long offset, ByteBuffer dst) throws IOException {
+    if (offset < 0) {
+      throw new IllegalArgumentException("negative offset " + offset);
+    }
+    if (offset >= file.size()) {
+      return dst.hasRemaining() ? -1 : 0;
+    }
+    List<ChunkRef> chunks = file.chunks();
+    int index = file.chunkIndexAt(offset);
+    int total = 0;
+    long pos = offset;
+    while (dst.hasRemaining() && pos < file.size()) {
+      ChunkRef chunk = chunks.get(index);
+      record(file, chunk);
+      int n = readChunk(chunk, pos - chunk.fileOffset(), dst);
+      total += n;
+      pos += n;
+      index++;
+    }
+    return total;
+  }
+
+  private int readChunk(ChunkRef chunk, long offsetInChunk, ByteBuffer dst) throws IOException {
+    int limit = dst.limit();
+    int want = (int) Math.min(dst.remaining(), chunk.length() - offsetInChunk);
+    dst.limit(dst.position() + want);
+    try {
+      for (int attempt = 0; ; attempt++) {
+        try (ChunkCache.Lease lease = cache.acquire(chunk.key())) {
+          if (lease != null) {
+            int n = lease.read(dst, offsetInChunk);
+            if (n != want) {
+              throw new IOException("cached " + chunk + " is shorter than its manifest says");
+            }
+            return n;
+          }
+        }
+        if (attempt > 3) {
+          throw new IOException(chunk + " was evicted again before it could be read; the cache is too small for the readers");
+        }
+        await(fetcher.fetch(chunk, FetchPriority.BLOCKING));
+      }
+    } finally {
+      dst.limit(limit);
+    }
+  }
+
+  private static void await(CompletableFuture<Void> f) throws IOException {
+    try {
+      f.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while waiting for a chunk");
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof IOException io) {
+        // Rethrown with this thread's stack, the origin's message kept.
+        throw new IOException(io.getMessage(), io);
+      }
+      throw new IOException(c.getMessage(), c);
+    }
+  }
+
+  private void record(FileEntry file, ChunkRef chunk) {
+    if (options.recordProfile() && touched.putIfAbsent(chunk.key(), Boolean.TRUE) == null) {
+      synchronized (touchPaths) {
+        touchPaths.add(file.path());
+        touchIndexes.add(chunk.index());
+      }
+    }
+  }
+
+  /** Queues chunks {@code from .. to} (exclusive) of a file for readahead. */
+  void readahead(FileEntry file, int from, int to) {
+    List<ChunkRef> chunks = file.chunks();
+    for (int i = from; i < Math.min(to, chunks.size()); i++) {
+      fetcher.fetch(chunks.get(i), FetchPriority.READAHEAD);
+    }
+  }
+
+  /**
+   * Replays a profile: queues its chunks in order at {@link FetchPriority#PROFILE}, stopping before the cache
+   * would have to evict what was prefetched. Blocked reads still go first.
+   *
+   * @return completes when every queued chunk is cached, exceptionally if one cannot be fetched
+   */
+  public CompletableFuture<Void> prefetch(AccessProfile profile) {
+    List<CompletableFuture<Void>> all = new ArrayList<>();
+    long budget = (long) (cache.maxBytes() * 0.9);
+    long queued = 0;
+    outer:
+    for (AccessProfile.Run run : profile.runs()) {
+      if (!(manifest.entry(run.path()) instanceof FileEntry f)) {
+        continue;
+      }
+      List<ChunkRef> chunks = f.chunks();
+      for (int i = run.start(); i < run.start() + run.count() && i < chunks.size(); i++) {
+        queued += chunks.get(i).length();
+        if (queued > budget) {
+          break outer;
+        }
+        all.add(fetcher.fetch(chunks.get(i), FetchPriority.PROFILE));
+      }
+    }
+    return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
+  }
+
+  /** Queues every chunk of the model at {@link FetchPriority#BACKGROUND}, as far as the cache can hold. */
+  public CompletableFuture<Void> fillAll() {
+    List<AccessProfile.Run> runs = new ArrayList<>();
+    for (FileEntry f : manifest.files()) {
+      if (f.chunkCount() > 0) {
+        runs.add(new AccessProfile.Run(f.path(), 0, f.chunkCount()));
+      }
+    }
+    List<CompletableFuture<Void>> all = new ArrayList<>();
+    long budget = (long) (cache.maxBytes() * 0.9);
+    long queued = 0;
+    for (AccessProfile.Run run : runs) {
+      for (ChunkRef c : ((FileEntry) manifest.entry(run.path())).chunks()) {
+        queued += c.length();
+        if (queued > budget) {
+          return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
+        }
+        all.add(fetcher.fetch(c, FetchPriority.BACKGROUND));
+      }
+    }
+    return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
+  }
+
+  /** The first-touch order recorded so far. */
+  public AccessProfile recordedProfile() {
+    synchronized (touchPaths) {
+      return AccessProfile.of(manifest.digest(), List.copyOf(touchPaths), List.copyOf(touchIndexes));
+    }
+  }
+
+  @Override
+  public void close() {
+    fetcher.close();
+  }
+
+  /**
+   * An open file with its own readahead state: while reads stay sequential the window of chunks fetched ahead
+   * doubles, up to {@link ReaderOptions#maxReadaheadChunks()}; a jump resets it.
+   */
+  public final class ModelFile implements AutoCloseable {
+    private final FileEntry entry;
+    private long expectedNext = 0;
+    private int window = 1;
+    private int issuedUpTo = 0;
+
+    private ModelFile(FileEntry entry) {
+      this.entry = entry;
+    }
+
+    public FileEntry entry() {
+      return entry;
+    }
+
+    public long size() {
+      return entry.size();
+    }
+
+    /** Reads from {@code offset}; returns bytes read or -1 at the end of the file. */
+    public int read(long offset, ByteBuffer dst) throws IOException {
+      if (options.maxReadaheadChunks() > 0 && offset < entry.size() && dst.hasRemaining()) {
+        planReadahead(offset, dst.remaining());
+      }
+      return ModelReader.this.read(entry, offset, dst);
+    }
+
+    private void planReadahead(long offset, int length) {
+      int from;
+      int to;
+      synchronized (this) {
+        int index = entry.chunkIndexAt(offset);
+        if (offset == expectedNext) {
+          window = Math.min(window * 2, options.maxReadaheadChunks());
+        } else {
+          window = 1;
+          issuedUpTo = index + 1;
+        }
+        expectedNext = offset + length;
+        from = Math.max(issuedUpTo, index + 1);
+        to = index + 1 + window;
+        if (to > issuedUpTo) {
+          issuedUpTo = to;
+        }
+      }
+      if (from < to) {
+        readahead(entry, from, to);
+      }
+    }
+
+    @Override
+    public void close() {}
+  }
+}
