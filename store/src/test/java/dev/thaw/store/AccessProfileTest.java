@@ -1,0 +1,166 @@
+package dev.thaw.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class AccessProfileTest {
+  @TempDir Path tmp;
+
+  private static final int CHUNK = OriginTestSupport.CHUNK;
+
+  @Test
+  void recordsFirstTouchOrderSavesItAtTheOriginAndReplaysItIntoTheCache() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 3);
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(origin, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("p"));
+    ModelStore store = new ModelStore(origin);
+    Manifest m = store.resolve(ModelName.parse("p"));
+    AccessProfile recorded;
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("c1"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, origin, cache, new ReaderOptions(2, 0, true))) {
+      FileEntry second = (FileEntry) m.entry("weights/shard-00002.bin");
+      FileEntry first = (FileEntry) m.entry("weights/shard-00001.bin");
+      reader.read(second, 2L * CHUNK, ByteBuffer.allocate(10)); // chunk 2 of shard 2
+      reader.read(first, 0, ByteBuffer.allocate(2 * CHUNK)); // chunks 0 and 1 of shard 1
+      reader.read(second, 2L * CHUNK + 5, ByteBuffer.allocate(10)); // touched before: not recorded again
+      recorded = reader.recordedProfile();
+    }
+    assertThat(recorded.runs()).containsExactly(
+        new AccessProfile.Run("weights/shard-00002.bin", 2, 1),
+        new AccessProfile.Run("weights/shard-00001.bin", 0, 2));
+    String where = store.saveProfile(recorded, tmp.resolve("local"));
+    assertThat(where).endsWith("profiles/" + m.digestHex() + ".json");
+    Optional<AccessProfile> loaded = store.profile(m, tmp.resolve("local"));
+    assertThat(loaded).contains(recorded);
+
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("c2"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, origin, cache, ReaderOptions.DEFAULT)) {
+      reader.prefetch(loaded.orElseThrow()).get(30, TimeUnit.SECONDS);
+      assertThat(cache.chunkCount()).isEqualTo(3);
+      assertThat(reader.chunksFetched()).isEqualTo(3);
+    }
+  }
+
+  @Test
+  void aProfileIsKeptLocallyWhenTheOriginIsReadOnly() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 4);
+    Origin writable = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(writable, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("p"));
+    Origin readOnly = new ReadOnlyOrigin(writable);
+    ModelStore store = new ModelStore(readOnly);
+    Manifest m = store.resolve(ModelName.parse("p"));
+    AccessProfile p = AccessProfile.of(m.digest(), List.of("config.json"), List.of(0));
+    String where = store.saveProfile(p, tmp.resolve("local"));
+    assertThat(Path.of(where)).startsWith(tmp.resolve("local")).exists();
+    assertThat(store.profile(m, tmp.resolve("local"))).contains(p);
+  }
+
+  @Test
+  void aBlockedReadJumpsAheadOfQueuedProfilePrefetches() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 5);
+    Origin files = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(files, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("p"));
+    Manifest m = new ModelStore(files).resolve(ModelName.parse("p"));
+    CountDownLatch gate = new CountDownLatch(1);
+    List<String> order = Collections.synchronizedList(new ArrayList<>());
+    Origin gated = new ReadOnlyOrigin(files) {
+      @Override
+      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+        try {
+          gate.await();
+        } catch (InterruptedException e) {
+          throw new OriginException(key, -1, false, "interrupted", e);
+        }
+        order.add(key);
+        super.read(key, offset, dst, ifMatch);
+      }
+    };
+    FileEntry shard = (FileEntry) m.entry("weights/shard-00001.bin");
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, gated, cache, new ReaderOptions(1, 0, false))) {
+      // One worker: chunk 0 starts and waits at the gate; chunks 1..4 queue behind it as profile prefetches.
+      var prefetch = reader.prefetch(new AccessProfile(m.digest(), List.of(new AccessProfile.Run(shard.path(), 0, 5))));
+      Thread.sleep(200);
+      Thread blocked = Thread.ofPlatform().start(() -> {
+        try {
+          reader.read(shard, 4L * CHUNK, ByteBuffer.allocate(100)); // needs chunk 4, last in the profile
+        } catch (java.io.IOException e) {
+          throw new RuntimeException(e);
+        }
+      });
+      Thread.sleep(200);
+      gate.countDown();
+      blocked.join(10_000);
+      prefetch.get(10, TimeUnit.SECONDS);
+    }
+    List<String> keys = shard.chunks().stream().map(ChunkRef::objectKey).toList();
+    assertThat(order).hasSize(5);
+    assertThat(order.get(0)).isEqualTo(keys.get(0));
+    assertThat(order.get(1)).as("the blocked read's chunk goes next").isEqualTo(keys.get(4));
+    assertThat(order.subList(2, 5)).containsExactly(keys.get(1), keys.get(2), keys.get(3));
+  }
+
+  /** A real origin seen through a read-only view (as an http origin is). */
+  static class ReadOnlyOrigin implements Origin {
+    private final Origin delegate;
+
+    ReadOnlyOrigin(Origin delegate) {
+      this.delegate = delegate;
+    }
+
+    @Override
+    public String uri() {
+      return delegate.uri();
+    }
+
+    @Override
+    public boolean writable() {
+      return false;
+    }
+
+    @Override
+    public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+      delegate.read(key, offset, dst, ifMatch);
+    }
+
+    @Override
+    public byte[] readAll(String key) throws OriginException {
+      return delegate.readAll(key);
+    }
+
+    @Override
+    public Optional<ObjectInfo> stat(String key) throws OriginException {
+      return delegate.stat(key);
+    }
+
+    @Override
+    public List<ObjectInfo> list(String prefix) throws OriginException {
+      return delegate.list(prefix);
+    }
+
+    @Override
+    public void write(String key, ByteBuffer data) throws OriginException {
+      throw new OriginException(key, -1, false, "read-only", null);
+    }
+
+    @Override
+    public void delete(String key) throws OriginException {
+      throw new OriginException(key, -1, false, "read-only", null);
+    }
+
+    @Override
+    public void touch(String key) throws OriginException {
+      throw new OriginException(key, -1, false, "read-only", null);
+    }
+  }
+}

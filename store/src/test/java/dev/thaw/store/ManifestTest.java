@@ -1,0 +1,146 @@
+package dev.thaw.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class ManifestTest {
+  private static final String H = Base64.getEncoder().encodeToString(new byte[32]);
+
+  private static Manifest sample() {
+    return Manifest.builder(4)
+        .directory("weights", 0755)
+        .file("weights/a.bin", 0644, List.of(new byte[32], new byte[32]), List.of(4, 2))
+        .file("config.json", 0600, List.of(new byte[32]), List.of(3))
+        .symlink("weights/latest", "a.bin")
+        .build();
+  }
+
+  private static String json(String entries) {
+    return "{\"version\":1,\"hash\":\"sha256\",\"chunkSize\":4,\"entries\":[" + entries + "]}";
+  }
+
+  private static Manifest parse(String s) {
+    return Manifest.parse(s.getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void roundTripsThroughCanonicalJsonWithTheSameDigest() {
+    Manifest m = sample();
+    Manifest back = Manifest.parse(m.canonicalBytes());
+    assertThat(back.digest()).isEqualTo(m.digest()).startsWith("sha256:");
+    assertThat(back.entries()).extracting(Entry::path)
+        .containsExactly("config.json", "weights", "weights/a.bin", "weights/latest");
+    FileEntry a = (FileEntry) back.entry("weights/a.bin");
+    assertThat(a.size()).isEqualTo(6);
+    assertThat(a.mode()).isEqualTo(0644);
+    assertThat(a.chunks()).extracting(ChunkRef::length).containsExactly(4, 2);
+    assertThat(a.chunks()).extracting(ChunkRef::fileOffset).containsExactly(0L, 4L);
+    assertThat(back.children("weights")).extracting(Entry::name).containsExactlyInAnyOrder("a.bin", "latest");
+  }
+
+  @Test
+  void canonicalFormSortsMembersAndHasNoWhitespace() {
+    String text = new String(sample().canonicalBytes(), StandardCharsets.UTF_8);
+    assertThat(text).doesNotContain(" ", "\n");
+    assertThat(text).startsWith("{\"chunkSize\":4,\"entries\":[");
+    assertThat(text).endsWith("],\"hash\":\"sha256\",\"version\":1}");
+  }
+
+  @Test
+  void canonicalJsonEscapesAsRfc8785Requires() throws Exception {
+    var node = Manifest.JSON.readTree("{\"b\":\"\\u0001\\n\\\"é\",\"a\":[1,-2,true,null]}");
+    assertThat(CanonicalJson.write(node)).isEqualTo("{\"a\":[1,-2,true,null],\"b\":\"\\u0001\\n\\\"é\"}");
+  }
+
+  @Test
+  void parentsThatAreNotListedAreImplicitDirectories() {
+    Manifest m = Manifest.builder(4).file("a/b/c.bin", 0644, List.of(new byte[32]), List.of(1)).build();
+    assertThat(m.entry("a")).isInstanceOf(DirectoryEntry.class);
+    assertThat(m.children("")).extracting(Entry::path).containsExactly("a");
+    assertThat(m.children("a/b")).extracting(Entry::path).containsExactly("a/b/c.bin");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+    "unknown version        | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":4,\"entries\":[]}            | unsupported manifest version 2",
+    "unknown hash           | {\"version\":1,\"hash\":\"md5\",\"chunkSize\":4,\"entries\":[]}               | unsupported hash algorithm 'md5'",
+    "not json               | {\"version\":                                                                   | not valid JSON",
+  })
+  void refusesManifestsItCannotRead(String why, String json, String message) {
+    assertThatThrownBy(() -> parse(json)).isInstanceOf(ManifestException.class).hasMessageContaining(message);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+    "dot-dot path           | {\"path\":\"a/../../etc/passwd\",\"type\":\"dir\",\"mode\":493}                          | entry 'a/../../etc/passwd': '..' in path",
+    "absolute path          | {\"path\":\"/etc/passwd\",\"type\":\"dir\",\"mode\":493}                                 | entry '/etc/passwd': absolute paths are refused",
+    "empty segment          | {\"path\":\"a//b\",\"type\":\"dir\",\"mode\":493}                                        | entry 'a//b': empty or '.' path segment",
+    "symlink leaving tree   | {\"path\":\"w/link\",\"type\":\"symlink\",\"target\":\"../../outside\"}                   | entry 'w/link': symlink target '../../outside' leaves the tree",
+    "absolute symlink       | {\"path\":\"link\",\"type\":\"symlink\",\"target\":\"/etc/shadow\"}                       | entry 'link': symlink target '/etc/shadow' is absolute",
+    "lengths not summing    | {\"path\":\"f\",\"type\":\"file\",\"size\":9,\"mode\":420,\"chunks\":\"HH\",\"lengths\":[[4,2]]} | entry 'f': chunk lengths sum to 8 bytes but the file size is 9",
+    "chunk above chunk size | {\"path\":\"f\",\"type\":\"file\",\"size\":5,\"mode\":420,\"chunks\":\"HH\",\"lengths\":[[5,1]]} | entry 'f': chunk length 5",
+    "hash count mismatch    | {\"path\":\"f\",\"type\":\"file\",\"size\":8,\"mode\":420,\"chunks\":\"HH\",\"lengths\":[[4,2]]} | entry 'f': 1.0 chunk hashes for 2 chunks",
+    "unknown type           | {\"path\":\"f\",\"type\":\"fifo\"}                                                      | entry 'f': unknown type 'fifo'",
+    "missing size           | {\"path\":\"f\",\"type\":\"file\",\"mode\":420,\"chunks\":\"\",\"lengths\":[]}            | entry 'f': missing integer field 'size'",
+  })
+  void refusesUnsafeOrInconsistentEntriesNamingTheEntry(String why, String entry, String message) {
+    assertThatThrownBy(() -> parse(json(entry.replace("HH", H))))
+        .isInstanceOf(ManifestException.class).hasMessageContaining(message);
+  }
+
+  @Test
+  void refusesDuplicatePaths() {
+    String e = "{\"path\":\"d\",\"type\":\"dir\",\"mode\":493}";
+    assertThatThrownBy(() -> parse(json(e + "," + e))).isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'd': duplicate path");
+  }
+
+  @Test
+  void refusesAnEntryUnderAFile() {
+    String f = "{\"path\":\"f\",\"type\":\"file\",\"size\":1,\"mode\":420,\"chunks\":\"" + H + "\",\"lengths\":[[1,1]]}";
+    String under = "{\"path\":\"f/x\",\"type\":\"dir\",\"mode\":493}";
+    assertThatThrownBy(() -> parse(json(f + "," + under))).isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'f/x': its parent 'f' is not a directory");
+  }
+
+  @Test
+  void symlinksThatStayInsideTheTreeAreAccepted() {
+    Manifest m = parse(json("{\"path\":\"a/b/link\",\"type\":\"symlink\",\"target\":\"../../c\"}"));
+    assertThat(((SymlinkEntry) m.entry("a/b/link")).target()).isEqualTo("../../c");
+  }
+
+  @Test
+  void aModelOfATerabyteIsDescribedCompactlyAndItsTreeListsWithoutDecodingChunkLists() {
+    int chunkSize = 16 << 20;
+    Manifest.Builder b = Manifest.builder(chunkSize);
+    int filesCount = 64;
+    int chunksPerFile = 1024; // 64 x 1024 x 16 MiB = 1 TiB, 65 536 chunks
+    List<byte[]> hashes = new ArrayList<>();
+    List<Integer> lengths = new ArrayList<>();
+    for (int i = 0; i < chunksPerFile; i++) {
+      byte[] h = new byte[32];
+      h[0] = (byte) i;
+      h[1] = (byte) (i >> 8);
+      hashes.add(h);
+      lengths.add(chunkSize);
+    }
+    for (int f = 0; f < filesCount; f++) {
+      b.file(String.format("model-%05d.safetensors", f), 0644, hashes, lengths);
+    }
+    Manifest m = Manifest.parse(b.build().canonicalBytes());
+    assertThat(m.totalBytes()).isEqualTo(1L << 40);
+    // Lengths are run-length encoded: one run per file, whatever its chunk count.
+    assertThat(new String(m.canonicalBytes(), StandardCharsets.UTF_8)).contains("\"lengths\":[[16777216,1024]]");
+    FileEntry last = (FileEntry) m.entry("model-00063.safetensors");
+    assertThat(last.chunkCount()).isEqualTo(1024);
+    assertThat(last.chunkIndexAt((long) chunkSize * 1000 + 5)).isEqualTo(1000);
+  }
+}
