@@ -20,7 +20,7 @@ public final class Main {
     cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
       String message = ex.getMessage() == null ? ex.toString() : ex.getMessage();
       cmd.getErr().println("thaw " + cmd.getCommandName() + ": error: " + message);
-      if (Boolean.getBoolean("thaw.debug")) {
+      if (System.getenv("THAW_DEBUG") != null) {
         ex.printStackTrace(cmd.getErr());
       }
       return 1;

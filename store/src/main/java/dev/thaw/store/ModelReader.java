@@ -124,8 +124,8 @@ public final class ModelReader implements AutoCloseable {
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
       if (c instanceof IOException io) {
-        // Rethrown with this thread's stack, the origin's message kept.
-        throw new IOException(io.getMessage(), io);
+        // The fetch failed on a worker thread; callers see its own type (OriginException, ChunkCorruptException).
+        throw io;
       }
       throw new IOException(c.getMessage(), c);
     }

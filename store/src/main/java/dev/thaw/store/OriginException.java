@@ -56,14 +56,20 @@ public class OriginException extends IOException {
   }
 
   OriginException withAttempts(int n) {
-    return new OriginException(url, status, retryable, n, getMessage(), getCause());
+    // The undecorated message: getMessage() adds the URL, status and attempts, which must not repeat.
+    return new OriginException(url, status, retryable, n, rawMessage(), getCause());
+  }
+
+  /** The message as given, without the URL, status, attempts and cause that {@link #getMessage()} adds. */
+  String rawMessage() {
+    return super.getMessage();
   }
 
   @Override
   public String getMessage() {
     String base = super.getMessage();
     StringBuilder s = new StringBuilder(base == null ? "origin request failed" : base);
-    if (!base.contains(url)) {
+    if (base == null || !base.contains(url)) {
       s.append(" [").append(url).append(']');
     }
     if (status != NO_STATUS) {

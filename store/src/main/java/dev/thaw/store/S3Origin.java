@@ -13,6 +13,8 @@ import java.util.Optional;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.ResponseInputStream;
+import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
 import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
@@ -58,6 +60,11 @@ final class S3Origin implements Origin {
             .connectionTimeout(Duration.ofSeconds(10))
             .socketTimeout(Duration.ofSeconds(60)))
         .overrideConfiguration(c -> c.retryStrategy(AwsRetryStrategy.doNotRetry()))
+        // Checksums only where an API requires them: the SDK's default (CRC32 trailers on every upload) is
+        // refused by many S3-compatible stores, S3Proxy among them (XAmzContentSHA256Mismatch), and chunks are
+        // verified by their SHA-256 anyway.
+        .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+        .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
         .forcePathStyle(Boolean.parseBoolean(q.getOrDefault("path-style", "false")));
     String endpoint = q.get("endpoint");
     if (endpoint != null) {
@@ -236,7 +243,7 @@ final class S3Origin implements Origin {
       OriginException base = HttpOrigin.statusError(url, status, method);
       String code = se.awsErrorDetails() == null ? null : se.awsErrorDetails().errorCode();
       return new OriginException(url, status, base.retryable(),
-          base.getMessage().replace(" [" + url + "]", "") + (code == null ? "" : " [" + code + "]"), null);
+          base.rawMessage() + (code == null ? "" : " [" + code + "]"), null);
     }
     Throwable cause = e.getCause() instanceof IOException io ? io : e;
     return new OriginException(url, OriginException.NO_STATUS, true, method + " " + url + " failed", cause);

@@ -1,0 +1,230 @@
+package dev.thaw.store;
+
+import static dev.thaw.store.OriginTestSupport.CHUNK;
+import static dev.thaw.store.OriginTestSupport.assertModelReadsBack;
+import static dev.thaw.store.OriginTestSupport.generateModel;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The http:// origin against nginx (the Debian package) serving a directory that a file origin was pushed into. */
+class HttpOriginTest {
+  private static final Path NGINX = Path.of("/usr/sbin/nginx");
+  private static final ModelName NAME = ModelName.parse("team/llm:v1");
+
+  @TempDir static Path tmp;
+  private static Process nginx;
+  private static Path prefix;
+  private static Path served;
+  private static Path model;
+  private static Pusher.Result pushed;
+  private static String url;
+
+  @BeforeAll
+  static void pushAModelAndStartNginx() throws Exception {
+    model = generateModel(tmp.resolve("model"), 5);
+    served = tmp.resolve("served");
+    try (Origin files = Origins.open(served.toString())) {
+      pushed = new Pusher(files, CHUNK, 2, PushProgress.NONE).push(model, NAME);
+    }
+    prefix = Files.createDirectories(tmp.resolve("nginx"));
+    Files.createDirectories(prefix.resolve("temp"));
+    int port;
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = s.getLocalPort();
+    }
+    String conf = """
+        user root;
+        worker_processes 1;
+        error_log %1$s/error.log warn;
+        pid %1$s/nginx.pid;
+        events { worker_connections 256; }
+        http {
+          access_log off;
+          default_type application/octet-stream;
+          sendfile on;
+          keepalive_requests 10000;
+          client_body_temp_path %1$s/temp/body;
+          proxy_temp_path %1$s/temp/proxy;
+          fastcgi_temp_path %1$s/temp/fastcgi;
+          uwsgi_temp_path %1$s/temp/uwsgi;
+          scgi_temp_path %1$s/temp/scgi;
+          server {
+            listen 127.0.0.1:%2$d;
+            root %3$s;
+            location / { }
+          }
+        }
+        """.formatted(prefix, port, served.toAbsolutePath());
+    Path confFile = prefix.resolve("nginx.conf");
+    Files.writeString(confFile, conf);
+    nginx = new ProcessBuilder(NGINX.toString(), "-p", prefix.toString(), "-e", prefix.resolve("error.log").toString(),
+        "-c", confFile.toString(), "-g", "daemon off;")
+        .redirectErrorStream(true)
+        .redirectOutput(prefix.resolve("stdout.log").toFile())
+        .start();
+    url = "http://127.0.0.1:" + port + "/";
+    awaitListening(port);
+  }
+
+  private static void awaitListening(int port) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (true) {
+      if (!nginx.isAlive()) {
+        throw new IllegalStateException("nginx exited with " + nginx.exitValue() + ": " + logs());
+      }
+      try (Socket s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return;
+      } catch (IOException notYet) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("nginx is not listening on " + port + " after 10 s: " + logs());
+        }
+        Thread.sleep(20);
+      }
+    }
+  }
+
+  private static String logs() throws IOException {
+    StringBuilder s = new StringBuilder();
+    for (String f : new String[] {"stdout.log", "error.log"}) {
+      Path p = prefix.resolve(f);
+      if (Files.exists(p)) {
+        s.append(f).append(": ").append(Files.readString(p, StandardCharsets.UTF_8)).append('\n');
+      }
+    }
+    return s.toString();
+  }
+
+  @AfterAll
+  static void stopNginx() throws Exception {
+    if (nginx != null) {
+      nginx.destroy(); // SIGTERM: nginx's fast shutdown, workers included
+      if (!nginx.waitFor(10, TimeUnit.SECONDS)) {
+        nginx.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  @Test
+  void aModelPushedToTheServedDirectoryResolvesAndReadsBackByteForByte(@TempDir Path cacheDir) throws Exception {
+    try (Origin origin = Origins.open(url);
+        ChunkCache cache = ChunkCache.open(cacheDir, 64 << 20)) {
+      Manifest manifest = new ModelStore(origin).resolve(NAME);
+      assertThat(manifest.digest()).isEqualTo(pushed.digest());
+      try (ModelReader reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT)) {
+        assertModelReadsBack(reader, model);
+        assertThat(reader.chunksFetched()).isEqualTo(pushed.chunks());
+        assertThat(reader.corruptRefetches()).isZero();
+      }
+    }
+  }
+
+  @Test
+  void rangeReadsReturnExactlyTheRequestedBytes() throws Exception {
+    byte[] shard = Files.readAllBytes(model.resolve("weights/shard-00002.bin"));
+    try (Origin origin = Origins.open(url);
+        ChunkCache cache = ChunkCache.open(tmp.resolve("range-cache"), 64 << 20);
+        ModelReader reader = ModelReader.open(new ModelStore(origin).resolve(NAME), origin, cache, ReaderOptions.DEFAULT)) {
+      ChunkRef chunk = ((FileEntry) reader.manifest().entry("weights/shard-00002.bin")).chunks().get(1);
+      byte[] stored = Files.readAllBytes(served.resolve(chunk.objectKey()));
+      for (int[] r : new int[][] {{0, 1}, {0, CHUNK}, {1000, 1}, {CHUNK - 7, 7}, {12345, 20000}}) {
+        ByteBuffer dst = ByteBuffer.allocate(r[1]);
+        origin.read(chunk.objectKey(), r[0], dst, null);
+        assertThat(dst.hasRemaining()).isFalse();
+        assertThat(dst.array()).as("bytes %d+%d", r[0], r[1]).isEqualTo(Arrays.copyOfRange(stored, r[0], r[0] + r[1]));
+      }
+      ByteBuffer direct = ByteBuffer.allocateDirect(5000);
+      origin.read(chunk.objectKey(), 300, direct, null);
+      byte[] got = new byte[5000];
+      direct.flip().get(got);
+      assertThat(got).as("into a direct buffer").isEqualTo(Arrays.copyOfRange(stored, 300, 5300));
+
+      // Reads at random offsets and lengths through the reader, crossing chunk boundaries.
+      Random random = new Random(3);
+      ModelReader.ModelFile file = reader.open("weights/shard-00002.bin");
+      for (int i = 0; i < 50; i++) {
+        int offset = random.nextInt(shard.length);
+        int length = 1 + random.nextInt(Math.min(3 * CHUNK, shard.length - offset));
+        ByteBuffer dst = ByteBuffer.allocate(length);
+        assertThat(file.read(offset, dst)).isEqualTo(length);
+        assertThat(dst.array()).isEqualTo(Arrays.copyOfRange(shard, offset, offset + length));
+      }
+    }
+  }
+
+  @Test
+  void statReportsSizeAndVersionAndMissingObjectsAreEmpty() throws Exception {
+    try (Origin origin = Origins.open(url)) {
+      String key = "tags/team/llm/v1";
+      ObjectInfo info = origin.stat(key).orElseThrow();
+      assertThat(info.size()).isEqualTo(Files.size(served.resolve(key)));
+      assertThat(info.version()).as("nginx's ETag").isNotBlank();
+      assertThat(origin.stat("tags/team/llm/missing")).isEmpty();
+    }
+  }
+
+  @Test
+  void aRangeReadWithIfMatchSucceedsOnTheListedVersionAndFailsAsChangedOnAnother() throws Exception {
+    try (Origin origin = Origins.open(url)) {
+      String key = "tags/team/llm/v1";
+      byte[] tag = Files.readAllBytes(served.resolve(key));
+      String etag = origin.stat(key).orElseThrow().version();
+      ByteBuffer dst = ByteBuffer.allocate(tag.length);
+      origin.read(key, 0, dst, etag);
+      assertThat(dst.array()).isEqualTo(tag);
+      Throwable t = catchThrowable(() -> origin.read(key, 0, ByteBuffer.allocate(4), "\"not-the-etag\""));
+      assertThat(t).isInstanceOfSatisfying(OriginException.class, e -> {
+        assertThat(e.isChanged()).isTrue();
+        assertThat(e.attempts()).isEqualTo(1);
+        assertThat(e.getMessage()).contains(url + key).contains("HTTP 412");
+      });
+    }
+  }
+
+  @Test
+  void aMissingTagFailsWithAClearNotFoundError() {
+    try (Origin origin = Origins.open(url)) {
+      Throwable t = catchThrowable(() -> new ModelStore(origin).resolve(ModelName.parse("team/llm:nope")));
+      assertThat(t).isInstanceOf(OriginException.class);
+      OriginException e = (OriginException) t;
+      assertThat(e.isNotFound()).isTrue();
+      assertThat(e.attempts()).isEqualTo(1);
+      assertThat(e.getMessage()).contains("team/llm:nope").contains(url + "tags/team/llm/nope").contains("not found");
+    }
+  }
+
+  @Test
+  void writesListsDeletesAndTouchesAreRefusedAsReadOnly() {
+    try (Origin origin = Origins.open(url)) {
+      assertThat(origin.writable()).isFalse();
+      assertThatThrownBy(() -> origin.write("x/y", ByteBuffer.wrap(new byte[] {1})))
+          .isInstanceOf(OriginException.class)
+          .hasMessageContaining("read-only").hasMessageContaining("write").hasMessageContaining(url + "x/y");
+      assertThatThrownBy(() -> origin.list("tags/"))
+          .isInstanceOf(OriginException.class)
+          .hasMessageContaining("read-only").hasMessageContaining("list");
+      assertThatThrownBy(() -> origin.delete("x/y")).hasMessageContaining("read-only");
+      assertThatThrownBy(() -> origin.touch("x/y")).hasMessageContaining("read-only");
+      assertThatThrownBy(() -> new Pusher(origin, CHUNK, 1, PushProgress.NONE))
+          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("read-only");
+    }
+  }
+}
