@@ -25,15 +25,46 @@ final class HttpOrigin implements Origin {
   private final HttpClient client;
   private final Duration requestTimeout;
 
+  /**
+   * @param root the origin's root; the query may name {@code ca=FILE}, PEM certificates to trust for
+   *     {@code https://} in place of the JDK's default trust store (origins behind a private CA)
+   */
   HttpOrigin(URI root, Duration connectTimeout, Duration requestTimeout) {
-    String r = root.toString();
-    this.root = r.endsWith("/") ? r : r + "/";
+    String path = root.getRawPath() == null || root.getRawPath().isEmpty() ? "/" : root.getRawPath();
+    this.root = root.getScheme() + "://" + root.getRawAuthority() + (path.endsWith("/") ? path : path + "/");
     this.requestTimeout = requestTimeout;
-    this.client = HttpClient.newBuilder()
+    HttpClient.Builder b = HttpClient.newBuilder()
         .version("https".equalsIgnoreCase(root.getScheme()) ? HttpClient.Version.HTTP_2 : HttpClient.Version.HTTP_1_1)
         .connectTimeout(connectTimeout)
-        .followRedirects(HttpClient.Redirect.NORMAL)
-        .build();
+        .followRedirects(HttpClient.Redirect.NORMAL);
+    String ca = Origins.query(root).get("ca");
+    if (ca != null) {
+      b.sslContext(trusting(java.nio.file.Path.of(ca)));
+    }
+    this.client = b.build();
+  }
+
+  private static javax.net.ssl.SSLContext trusting(java.nio.file.Path pem) {
+    try (InputStream in = java.nio.file.Files.newInputStream(pem)) {
+      java.security.KeyStore store = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
+      store.load(null, null);
+      int i = 0;
+      for (java.security.cert.Certificate c :
+          java.security.cert.CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+        store.setCertificateEntry("ca-" + i++, c);
+      }
+      if (i == 0) {
+        throw new IllegalArgumentException("no certificate in " + pem);
+      }
+      javax.net.ssl.TrustManagerFactory tmf =
+          javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+      tmf.init(store);
+      javax.net.ssl.SSLContext ctx = javax.net.ssl.SSLContext.getInstance("TLS");
+      ctx.init(null, tmf.getTrustManagers(), null);
+      return ctx;
+    } catch (IOException | java.security.GeneralSecurityException e) {
+      throw new IllegalArgumentException("cannot load CA certificates from " + pem + ": " + e.getMessage(), e);
+    }
   }
 
   @Override
@@ -194,6 +225,11 @@ final class HttpOrigin implements Origin {
   static OriginException transportError(String url, String method, IOException e) {
     if (e instanceof OriginException oe) {
       return oe;
+    }
+    if (e instanceof javax.net.ssl.SSLHandshakeException || e.getCause() instanceof javax.net.ssl.SSLHandshakeException) {
+      // A certificate the client does not trust will not become trusted by retrying.
+      return new OriginException(url, OriginException.NO_STATUS, false, "TLS handshake with " + url
+          + " failed (for a private CA, add ?ca=FILE.pem to the origin URI)", e);
     }
     String kind = e instanceof HttpTimeoutException ? "timed out" : "connection failed";
     return new OriginException(url, OriginException.NO_STATUS, true, method + " " + url + " " + kind, e);

@@ -36,6 +36,8 @@ class HttpOriginTest {
   private static Path model;
   private static Pusher.Result pushed;
   private static String url;
+  private static int tlsPort;
+  private static Path cert;
 
   @BeforeAll
   static void pushAModelAndStartNginx() throws Exception {
@@ -46,9 +48,15 @@ class HttpOriginTest {
     }
     prefix = Files.createDirectories(tmp.resolve("nginx"));
     Files.createDirectories(prefix.resolve("temp"));
-    int port;
-    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = s.getLocalPort();
+    int port = freePort();
+    tlsPort = freePort();
+    cert = prefix.resolve("cert.pem");
+    Process openssl = new ProcessBuilder("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", prefix.resolve("key.pem").toString(), "-out", cert.toString())
+        .redirectErrorStream(true).redirectOutput(prefix.resolve("openssl.log").toFile()).start();
+    if (openssl.waitFor() != 0) {
+      throw new IllegalStateException("openssl failed: " + Files.readString(prefix.resolve("openssl.log")));
     }
     String conf = """
         user root;
@@ -71,8 +79,17 @@ class HttpOriginTest {
             root %3$s;
             location / { }
           }
+          log_format proto '$server_protocol $status $request_uri';
+          server {
+            listen 127.0.0.1:%4$d ssl http2;
+            ssl_certificate %1$s/cert.pem;
+            ssl_certificate_key %1$s/key.pem;
+            access_log %1$s/tls-access.log proto;
+            root %3$s;
+            location / { }
+          }
         }
-        """.formatted(prefix, port, served.toAbsolutePath());
+        """.formatted(prefix, port, served.toAbsolutePath(), tlsPort);
     Path confFile = prefix.resolve("nginx.conf");
     Files.writeString(confFile, conf);
     nginx = new ProcessBuilder(NGINX.toString(), "-p", prefix.toString(), "-e", prefix.resolve("error.log").toString(),
@@ -82,6 +99,13 @@ class HttpOriginTest {
         .start();
     url = "http://127.0.0.1:" + port + "/";
     awaitListening(port);
+    awaitListening(tlsPort);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
   }
 
   private static void awaitListening(int port) throws Exception {
@@ -225,6 +249,31 @@ class HttpOriginTest {
       assertThatThrownBy(() -> origin.touch("x/y")).hasMessageContaining("read-only");
       assertThatThrownBy(() -> new Pusher(origin, CHUNK, 1, PushProgress.NONE))
           .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("read-only");
+    }
+  }
+
+  @Test
+  void httpsWithAPrivateCaSpeaksHttp2AndReadsBackByteForByte(@TempDir Path cacheDir) throws Exception {
+    String https = "https://127.0.0.1:" + tlsPort + "/?ca=" + cert;
+    try (Origin origin = Origins.open(https);
+        ChunkCache cache = ChunkCache.open(cacheDir, 1 << 30)) {
+      assertThat(origin.uri()).isEqualTo("https://127.0.0.1:" + tlsPort + "/");
+      Manifest m = new ModelStore(origin).resolve(NAME);
+      try (ModelReader reader = ModelReader.open(m, origin, cache, ReaderOptions.DEFAULT)) {
+        assertModelReadsBack(reader, model);
+      }
+    }
+    String log = Files.readString(prefix.resolve("tls-access.log"));
+    assertThat(log).contains("HTTP/2.0 206 /chunks/").doesNotContain("HTTP/1.1");
+  }
+
+  @Test
+  void anUntrustedCertificateFailsAtOnceAndSaysHowToTrustIt() {
+    try (Origin origin = Origins.open("https://127.0.0.1:" + tlsPort + "/")) {
+      Throwable t = catchThrowable(() -> new ModelStore(origin).resolve(NAME));
+      assertThat(t).isInstanceOf(OriginException.class).hasMessageContaining("TLS handshake")
+          .hasMessageContaining("?ca=FILE.pem");
+      assertThat(((OriginException) t).attempts()).isEqualTo(1);
     }
   }
 }
