@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
       CatCommand.class,
       GcCommand.class,
       DemoCommand.class,
+      BenchCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class ThawCommand implements Runnable {

@@ -1,0 +1,84 @@
+package dev.thaw.bench;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Baseline downloads with {@code curl}: {@code streams} curl processes, each fetching its share of the objects one
+ * after another over one kept-alive connection, bodies to /dev/null. One stream is the plain single-connection
+ * download; several are the parallel download an ordinary tool achieves.
+ */
+final class CurlDownload {
+  private CurlDownload() {}
+
+  /** One request: a URL and an optional inclusive byte range. */
+  record Get(String url, long first, long last) {
+    static Get whole(String url) {
+      return new Get(url, -1, -1);
+    }
+  }
+
+  /**
+   * Downloads every request, spread round-robin over {@code streams} processes.
+   *
+   * @return bytes received (checked against what was asked when {@code expectedBytes >= 0})
+   */
+  static long run(List<Get> gets, int streams, Path tmpDir, long expectedBytes, PrintStream log) throws IOException {
+    String curl = Tools.require("curl", "curl", log);
+    Files.createDirectories(tmpDir);
+    List<Process> procs = new ArrayList<>();
+    List<Path> configs = new ArrayList<>();
+    try {
+      for (int s = 0; s < streams; s++) {
+        StringBuilder cfg = new StringBuilder();
+        for (int i = s; i < gets.size(); i += streams) {
+          Get g = gets.get(i);
+          cfg.append("url = \"").append(g.url()).append("\"\n");
+          cfg.append("output = \"/dev/null\"\n");
+          if (g.first() >= 0) {
+            cfg.append("range = \"").append(g.first()).append('-').append(g.last()).append("\"\n");
+          }
+        }
+        if (cfg.isEmpty()) {
+          continue;
+        }
+        Path c = tmpDir.resolve("curl-" + s + ".cfg");
+        Files.writeString(c, cfg);
+        configs.add(c);
+        procs.add(new ProcessBuilder(curl, "-s", "-S", "--fail", "--http1.1", "-w", "%{size_download}\\n", "-K",
+            c.toString()).redirectError(ProcessBuilder.Redirect.INHERIT).start());
+      }
+      long total = 0;
+      for (Process p : procs) {
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(600, TimeUnit.SECONDS) || p.exitValue() != 0) {
+          throw new IOException("curl failed (exit " + (p.isAlive() ? "timeout" : p.exitValue()) + ")");
+        }
+        for (String line : out.split("\n")) {
+          if (!line.isBlank()) {
+            total += (long) Double.parseDouble(line.trim());
+          }
+        }
+      }
+      if (expectedBytes >= 0 && total != expectedBytes) {
+        throw new IOException("curl received " + total + " bytes, expected " + expectedBytes);
+      }
+      return total;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted", e);
+    } finally {
+      for (Process p : procs) {
+        p.destroyForcibly();
+      }
+      for (Path c : configs) {
+        Files.deleteIfExists(c);
+      }
+    }
+  }
+}

@@ -1,0 +1,68 @@
+package dev.thaw.bench;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Finds the programs the bench drives, installing the Debian packages that provide them when missing. */
+final class Tools {
+  private Tools() {}
+
+  static String require(String program, String aptPackage, PrintStream log) throws IOException {
+    String found = which(program);
+    if (found != null) {
+      return found;
+    }
+    log.printf("%s not found: installing the Debian package %s with apt-get%n", program, aptPackage);
+    try {
+      ProcessBuilder pb = new ProcessBuilder("sh", "-c",
+          "(apt-get update -qq || true) && apt-get install -y -qq --no-install-recommends " + aptPackage);
+      pb.environment().put("DEBIAN_FRONTEND", "noninteractive");
+      Process p = pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+      if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+        throw new IOException("apt-get install " + aptPackage + " failed; install it by hand (as root)");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while installing " + aptPackage, e);
+    }
+    found = which(program);
+    if (found == null) {
+      throw new IOException(program + " is still missing after installing " + aptPackage);
+    }
+    return found;
+  }
+
+  static String which(String program) {
+    String path = System.getenv().getOrDefault("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin";
+    for (String dir : path.split(":")) {
+      if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
+        return Path.of(dir, program).toString();
+      }
+    }
+    return null;
+  }
+
+  /** Runs a command to completion, failing with its output when it exits non-zero. */
+  static String run(List<String> cmd, long timeoutSeconds) throws IOException {
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      byte[] out = p.getInputStream().readAllBytes();
+      if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IOException(String.join(" ", cmd) + " timed out");
+      }
+      String s = new String(out);
+      if (p.exitValue() != 0) {
+        throw new IOException(String.join(" ", cmd) + " exited " + p.exitValue() + ": " + s.trim());
+      }
+      return s;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted: " + String.join(" ", cmd), e);
+    }
+  }
+}

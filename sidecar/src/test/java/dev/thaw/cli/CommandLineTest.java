@@ -1,0 +1,124 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class CommandLineTest {
+  @TempDir Path tmp;
+  private final PrintStream realOut = System.out;
+  private final PrintStream realErr = System.err;
+  private ByteArrayOutputStream out;
+  private ByteArrayOutputStream err;
+  private Path model;
+  private String origin;
+
+  @BeforeEach
+  void modelAndStreams() throws Exception {
+    model = Files.createDirectories(tmp.resolve("model/weights"));
+    byte[] shard = new byte[300_000];
+    new Random(1).nextBytes(shard);
+    Files.write(model.resolve("shard.bin"), shard);
+    Files.writeString(tmp.resolve("model/config.json"), "{\"layers\": 2}\n");
+    model = tmp.resolve("model");
+    origin = tmp.resolve("origin").toUri().toString();
+  }
+
+  @AfterEach
+  void restoreStreams() {
+    System.setOut(realOut);
+    System.setErr(realErr);
+  }
+
+  private int run(String... args) {
+    out = new ByteArrayOutputStream();
+    err = new ByteArrayOutputStream();
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      return Main.run(args);
+    } finally {
+      System.setOut(realOut);
+      System.setErr(realErr);
+    }
+  }
+
+  private JsonNode onlyJsonOnStdout() throws Exception {
+    String text = out.toString(StandardCharsets.UTF_8).trim();
+    assertThat(text).startsWith("{").endsWith("}").doesNotContain("\n");
+    return JsonOut.MAPPER.readTree(text);
+  }
+
+  @Test
+  void pushWithJsonPrintsExactlyOneObjectAndASecondPushUploadsNothing() throws Exception {
+    assertThat(run("push", model.toString(), origin, "--name", "m:v1", "--chunk-size", "64k", "--json")).isZero();
+    JsonNode first = onlyJsonOnStdout();
+    assertThat(first.get("bytes_uploaded").asLong()).isEqualTo(300_000 + 14);
+    assertThat(first.get("digest").asText()).startsWith("sha256:");
+    assertThat(err.toString(StandardCharsets.UTF_8)).contains("push:");
+
+    assertThat(run("push", model.toString(), origin, "--name", "m:v2", "--chunk-size", "64k", "--json")).isZero();
+    JsonNode second = onlyJsonOnStdout();
+    assertThat(second.get("bytes_uploaded").asLong()).isZero();
+    assertThat(second.get("bytes_hashed").asLong()).isEqualTo(300_014);
+    assertThat(second.get("digest")).isEqualTo(first.get("digest"));
+  }
+
+  @Test
+  void lsAndCatReadAPushedModel() throws Exception {
+    run("push", model.toString(), origin, "--name", "m", "--chunk-size", "64k");
+    assertThat(run("ls", "m", "--origin", origin, "--json")).isZero();
+    JsonNode ls = onlyJsonOnStdout();
+    assertThat(ls.get("bytes").asLong()).isEqualTo(300_014);
+    assertThat(ls.get("entries").findValuesAsText("path")).contains("config.json", "weights/shard.bin");
+
+    assertThat(run("cat", origin + "#m", "weights/shard.bin", "--cache", tmp.resolve("cache").toString())).isZero();
+    assertThat(out.toByteArray()).isEqualTo(Files.readAllBytes(model.resolve("weights/shard.bin")));
+    // The first read recorded the access profile at the origin.
+    assertThat(tmp.resolve("origin/profiles")).isNotEmptyDirectory();
+  }
+
+  @Test
+  void lsListsADirectoryInDirectModeWithoutAPush() throws Exception {
+    assertThat(run("ls", model.toUri().toString(), "--json")).isZero();
+    JsonNode ls = onlyJsonOnStdout();
+    assertThat(ls.get("direct").asBoolean()).isTrue();
+    assertThat(ls.get("entries").findValuesAsText("path")).contains("config.json", "weights/shard.bin");
+  }
+
+  @Test
+  void gcDryRunWithJson() throws Exception {
+    run("push", model.toString(), origin, "--name", "m", "--chunk-size", "64k");
+    assertThat(run("gc", origin, "--grace", "1h", "--dry-run", "--json")).isZero();
+    JsonNode gc = onlyJsonOnStdout();
+    assertThat(gc.get("dry_run").asBoolean()).isTrue();
+    assertThat(gc.get("would_delete")).isEmpty();
+  }
+
+  @Test
+  void anUnknownModelIsOneClearErrorLineAndStatusOne() {
+    assertThat(run("ls", "nope:v9", "--origin", origin)).isEqualTo(1);
+    String e = err.toString(StandardCharsets.UTF_8).trim();
+    assertThat(e).startsWith("thaw ls: error:").contains("no model nope:v9").doesNotContain("\n").doesNotContain("Exception");
+    assertThat(out.toString(StandardCharsets.UTF_8)).isEmpty();
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"push", "ls", "cat", "gc", "demo", "bench"})
+  void everyCommandExplainsItsOptions(String command) {
+    assertThat(run(command, "--help")).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).contains("Usage: thaw " + command);
+  }
+}
