@@ -3,10 +3,6 @@ package dev.thaw.store;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpHeaders;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -14,37 +10,35 @@ import java.time.Instant;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import javax.net.ssl.SSLContext;
 
 /**
  * A read-only origin over HTTP(S): objects are URLs under the root, read with {@code Range} GETs on kept-alive
- * connections (HTTP/1.1 for {@code http://}, HTTP/2 when the server offers it over {@code https://}).
+ * connections. {@code http://} speaks HTTP/1.1; {@code https://} speaks HTTP/2 when the server offers it. The query
+ * may set {@code http=1.1} or {@code http=2} to choose, and {@code ca=FILE} (PEM certificates) to trust a private CA
+ * in place of the JDK's default trust store.
  */
 final class HttpOrigin implements Origin {
   private final String root;
-  private final HttpClient client;
-  private final Duration requestTimeout;
+  private final HttpTransport transport;
 
-  /**
-   * @param root the origin's root; the query may name {@code ca=FILE}, PEM certificates to trust for
-   *     {@code https://} in place of the JDK's default trust store (origins behind a private CA)
-   */
-  HttpOrigin(URI root, Duration connectTimeout, Duration requestTimeout) {
+  HttpOrigin(URI root, int maxConnections, Duration connectTimeout, Duration requestTimeout) {
     String path = root.getRawPath() == null || root.getRawPath().isEmpty() ? "/" : root.getRawPath();
     this.root = root.getScheme() + "://" + root.getRawAuthority() + (path.endsWith("/") ? path : path + "/");
-    this.requestTimeout = requestTimeout;
-    HttpClient.Builder b = HttpClient.newBuilder()
-        .version("https".equalsIgnoreCase(root.getScheme()) ? HttpClient.Version.HTTP_2 : HttpClient.Version.HTTP_1_1)
-        .connectTimeout(connectTimeout)
-        .followRedirects(HttpClient.Redirect.NORMAL);
-    String ca = Origins.query(root).get("ca");
-    if (ca != null) {
-      b.sslContext(trusting(java.nio.file.Path.of(ca)));
-    }
-    this.client = b.build();
+    Map<String, String> q = Origins.query(root);
+    SSLContext ssl = q.containsKey("ca") ? trusting(java.nio.file.Path.of(q.get("ca"))) : null;
+    boolean tls = "https".equalsIgnoreCase(root.getScheme());
+    String version = q.getOrDefault("http", tls ? "2" : "1.1");
+    this.transport = switch (version) {
+      case "1.1" -> HttpTransport.http11(maxConnections, connectTimeout, requestTimeout, ssl);
+      case "2" -> HttpTransport.http2(connectTimeout, requestTimeout, ssl);
+      default -> throw new IllegalArgumentException("http=" + version + " in " + root + ": use http=1.1 or http=2");
+    };
   }
 
-  private static javax.net.ssl.SSLContext trusting(java.nio.file.Path pem) {
+  private static SSLContext trusting(java.nio.file.Path pem) {
     try (InputStream in = java.nio.file.Files.newInputStream(pem)) {
       java.security.KeyStore store = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
       store.load(null, null);
@@ -59,7 +53,7 @@ final class HttpOrigin implements Origin {
       javax.net.ssl.TrustManagerFactory tmf =
           javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
       tmf.init(store);
-      javax.net.ssl.SSLContext ctx = javax.net.ssl.SSLContext.getInstance("TLS");
+      SSLContext ctx = SSLContext.getInstance("TLS");
       ctx.init(null, tmf.getTrustManagers(), null);
       return ctx;
     } catch (IOException | java.security.GeneralSecurityException e) {
@@ -82,8 +76,14 @@ final class HttpOrigin implements Origin {
     return false;
   }
 
-  private HttpRequest.Builder request(String key) {
-    return HttpRequest.newBuilder(URI.create(urlOf(key))).timeout(requestTimeout);
+  private HttpTransport.Exchange send(String method, String key, Map<String, String> headers) throws OriginException {
+    try {
+      return transport.send(method, urlOf(key), headers);
+    } catch (IOException e) {
+      throw transportError(urlOf(key), method, e);
+    } catch (RuntimeException e) {
+      throw new OriginException(urlOf(key), OriginException.NO_STATUS, false, method + " " + urlOf(key) + " failed", e);
+    }
   }
 
   @Override
@@ -92,20 +92,19 @@ final class HttpOrigin implements Origin {
     if (length == 0) {
       return;
     }
-    HttpRequest.Builder b = request(key).GET().header("Range", "bytes=" + offset + "-" + (offset + length - 1));
-    if (ifMatch != null) {
-      b.header("If-Match", ifMatch);
-    }
-    HttpResponse<InputStream> response = send(key, b.build());
     String url = urlOf(key);
-    try (InputStream body = response.body()) {
-      int status = response.statusCode();
+    Map<String, String> headers = ifMatch == null
+        ? Map.of("Range", "bytes=" + offset + "-" + (offset + length - 1))
+        : Map.of("Range", "bytes=" + offset + "-" + (offset + length - 1), "If-Match", ifMatch);
+    try (HttpTransport.Exchange x = send("GET", key, headers)) {
+      int status = x.status();
       if (status == 200 && offset != 0) {
         throw new OriginException(url, status, false, "server ignored the Range header for " + url, null);
       }
       if (status != 206 && status != 200) {
         throw statusError(url, status, "GET");
       }
+      InputStream body = x.body();
       byte[] buf = dst.hasArray() ? null : new byte[Math.min(length, 1 << 20)];
       while (dst.hasRemaining()) {
         int n;
@@ -125,6 +124,9 @@ final class HttpOrigin implements Origin {
               "truncated body from " + url + ": got " + (length - dst.remaining()) + " of " + length + " bytes", null);
         }
       }
+      if (status == 206 && body.read() != -1) {
+        throw new OriginException(url, status, false, "server sent more than the requested range of " + url, null);
+      }
     } catch (IOException e) {
       throw transportError(url, "GET", e);
     }
@@ -133,13 +135,12 @@ final class HttpOrigin implements Origin {
   @Override
   public byte[] readAll(String key) throws OriginException {
     String url = urlOf(key);
-    HttpResponse<InputStream> response = send(key, request(key).GET().build());
-    try (InputStream body = response.body()) {
-      if (response.statusCode() != 200) {
-        throw statusError(url, response.statusCode(), "GET");
+    try (HttpTransport.Exchange x = send("GET", key, Map.of())) {
+      if (x.status() != 200) {
+        throw statusError(url, x.status(), "GET");
       }
-      byte[] bytes = body.readAllBytes();
-      long expected = response.headers().firstValueAsLong("Content-Length").orElse(-1);
+      byte[] bytes = x.body().readAllBytes();
+      long expected = x.header("Content-Length").map(Long::parseLong).orElse(-1L);
       if (expected >= 0 && bytes.length != expected) {
         throw new OriginException(url, 200, true,
             "truncated body from " + url + ": got " + bytes.length + " of " + expected + " bytes", null);
@@ -153,19 +154,17 @@ final class HttpOrigin implements Origin {
   @Override
   public Optional<ObjectInfo> stat(String key) throws OriginException {
     String url = urlOf(key);
-    HttpResponse<InputStream> response = send(key, request(key).method("HEAD", HttpRequest.BodyPublishers.noBody()).build());
-    try (InputStream ignored = response.body()) {
-      int status = response.statusCode();
+    try (HttpTransport.Exchange x = send("HEAD", key, Map.of())) {
+      int status = x.status();
       if (status == 404) {
         return Optional.empty();
       }
       if (status != 200) {
         throw statusError(url, status, "HEAD");
       }
-      HttpHeaders h = response.headers();
-      long size = h.firstValueAsLong("Content-Length").orElse(-1);
-      String etag = h.firstValue("ETag").orElse(null);
-      Instant modified = h.firstValue("Last-Modified")
+      long size = x.header("Content-Length").map(Long::parseLong).orElse(-1L);
+      String etag = x.header("ETag").orElse(null);
+      Instant modified = x.header("Last-Modified")
           .map(v -> ZonedDateTime.parse(v, DateTimeFormatter.RFC_1123_DATE_TIME).toInstant())
           .orElse(Instant.EPOCH);
       return Optional.of(new ObjectInfo(key, size, etag, modified));
@@ -200,17 +199,6 @@ final class HttpOrigin implements Origin {
             + "; push to a file:// or s3:// origin and serve that directory over HTTP", null);
   }
 
-  private HttpResponse<InputStream> send(String key, HttpRequest request) throws OriginException {
-    try {
-      return client.send(request, HttpResponse.BodyHandlers.ofInputStream());
-    } catch (IOException e) {
-      throw transportError(urlOf(key), request.method(), e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new OriginException(urlOf(key), OriginException.NO_STATUS, false, "interrupted: " + request.method() + " " + urlOf(key), e);
-    }
-  }
-
   static OriginException statusError(String url, int status, String method) {
     boolean retryable = status >= 500 || status == 429 || status == 408;
     String what = switch (status) {
@@ -226,13 +214,24 @@ final class HttpOrigin implements Origin {
     if (e instanceof OriginException oe) {
       return oe;
     }
-    if (e instanceof javax.net.ssl.SSLHandshakeException || e.getCause() instanceof javax.net.ssl.SSLHandshakeException) {
+    if (e instanceof javax.net.ssl.SSLHandshakeException || e.getCause() instanceof javax.net.ssl.SSLHandshakeException
+        || e instanceof javax.net.ssl.SSLPeerUnverifiedException) {
       // A certificate the client does not trust will not become trusted by retrying.
       return new OriginException(url, OriginException.NO_STATUS, false, "TLS handshake with " + url
           + " failed (for a private CA, add ?ca=FILE.pem to the origin URI)", e);
     }
-    String kind = e instanceof HttpTimeoutException ? "timed out" : "connection failed";
+    String kind = e instanceof HttpTimeoutException || e instanceof java.net.SocketTimeoutException
+        ? "timed out" : "connection failed";
     return new OriginException(url, OriginException.NO_STATUS, true, method + " " + url + " " + kind, e);
+  }
+
+  @Override
+  public void close() {
+    try {
+      transport.close();
+    } catch (IOException ignored) {
+      // closing idle connections; nothing is lost
+    }
   }
 
   @Override

@@ -28,7 +28,7 @@ public final class Origins {
     String scheme = u.getScheme() == null ? "file" : u.getScheme().toLowerCase(java.util.Locale.ROOT);
     Origin origin = switch (scheme) {
       case "file" -> new FileOrigin(u.getScheme() == null ? Path.of(uri) : Path.of(u));
-      case "http", "https" -> new HttpOrigin(u, Duration.ofSeconds(10), Duration.ofSeconds(120));
+      case "http", "https" -> new HttpOrigin(u, maxConnections, Duration.ofSeconds(10), Duration.ofSeconds(120));
       case "s3" -> new S3Origin(u, maxConnections);
       default -> throw new IllegalArgumentException(
           "unknown origin scheme '" + scheme + "' in " + uri + " (use file://, http(s):// or s3://)");
