@@ -50,7 +50,7 @@ public final class StoreBench {
    */
   public record Options(long modelBytes, int chunkSize, int parallelism, int pushConcurrency, Path workDir) {
     public static Options defaults() {
-      return new Options(2L << 30, Pusher.DEFAULT_CHUNK_SIZE, 32, 8, Path.of("target", "bench-store"));
+      return new Options(2L << 30, Pusher.DEFAULT_CHUNK_SIZE, 16, 8, Path.of("target", "bench-store"));
     }
 
     public Options {
@@ -74,7 +74,11 @@ public final class StoreBench {
       Map<String, Object> details) {
 
     public String toJson() {
-      return Json.write(details);
+      try {
+        return new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(details);
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new IllegalStateException("bench result is not serialisable", e);
+      }
     }
   }
 

@@ -40,7 +40,7 @@ final class BenchCommand implements Runnable {
         description = "Chunk size for the push. Default: ${DEFAULT-VALUE}.")
     long chunkSize;
 
-    @Option(names = "--parallelism", paramLabel = "N", defaultValue = "32",
+    @Option(names = "--parallelism", paramLabel = "N", defaultValue = "16",
         description = "The reader's parallel range requests. Default: ${DEFAULT-VALUE}.")
     int parallelism;
 
