@@ -10,8 +10,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Baseline downloads with {@code curl}: {@code streams} curl processes, each fetching its share of the objects one
- * after another over one kept-alive connection, bodies to /dev/null. One stream is the plain single-connection
- * download; several are the parallel download an ordinary tool achieves.
+ * after another over one kept-alive connection, each body to a file (as a download lands on disk) or to /dev/null
+ * (the network alone). One stream is the plain single-connection download; several are the parallel download an
+ * ordinary tool achieves.
  */
 final class CurlDownload {
   private CurlDownload() {}
@@ -29,6 +30,15 @@ final class CurlDownload {
    * @return bytes received (checked against what was asked when {@code expectedBytes >= 0})
    */
   static long run(List<Get> gets, int streams, Path tmpDir, long expectedBytes, PrintStream log) throws IOException {
+    return run(gets, streams, tmpDir, expectedBytes, log, null);
+  }
+
+  /** As {@link #run(List, int, Path, long, PrintStream)}, writing body {@code i} to {@code outDir/part-i} when given. */
+  static long run(List<Get> gets, int streams, Path tmpDir, long expectedBytes, PrintStream log, Path outDir)
+      throws IOException {
+    if (outDir != null) {
+      Files.createDirectories(outDir);
+    }
     String curl = Tools.require("curl", "curl", log);
     Files.createDirectories(tmpDir);
     List<Process> procs = new ArrayList<>();
@@ -39,7 +49,8 @@ final class CurlDownload {
         for (int i = s; i < gets.size(); i += streams) {
           Get g = gets.get(i);
           cfg.append("url = \"").append(g.url()).append("\"\n");
-          cfg.append("output = \"/dev/null\"\n");
+          cfg.append("output = \"").append(outDir == null ? "/dev/null" : outDir.resolve("part-" + i).toString())
+              .append("\"\n");
           if (g.first() >= 0) {
             cfg.append("range = \"").append(g.first()).append('-').append(g.last()).append("\"\n");
           }

@@ -147,6 +147,8 @@ public final class StoreBench {
     Map<String, Object> d = new LinkedHashMap<>();
     Map<String, Double> parallelThrottled = new LinkedHashMap<>();
     Map<String, Double> parallelS3 = new LinkedHashMap<>();
+    Map<String, Double> parallelThrottledNull = new LinkedHashMap<>();
+    Map<String, Double> parallelS3Null = new LinkedHashMap<>();
     String throttleMethod;
     double throttleCheckMBps;
     Phase single;
@@ -170,12 +172,18 @@ public final class StoreBench {
           Throttle.RATE_BYTES / 1e6);
 
       List<CurlDownload.Get> gets = chunks.stream().map(c -> CurlDownload.Get.whole(base + c.objectKey())).toList();
-      single = measure("throttled: curl, 1 stream", log, true, phases,
-          () -> CurlDownload.run(gets, 1, tmp, chunkBytes, log));
+      Path downloads = tmp.resolve("downloads");
+      single = measure("throttled: curl, 1 stream, to disk", log, true, phases,
+          () -> CurlDownload.run(gets, 1, tmp, chunkBytes, log, downloads));
+      ModelGenerator.deleteTree(downloads);
       for (int n : STREAMS) {
-        Phase p = measure("throttled: curl, " + n + " streams", log, true, phases,
-            () -> CurlDownload.run(gets, n, tmp, chunkBytes, log));
+        Phase p = measure("throttled: curl, " + n + " streams, to disk", log, true, phases,
+            () -> CurlDownload.run(gets, n, tmp, chunkBytes, log, downloads));
+        ModelGenerator.deleteTree(downloads);
         parallelThrottled.put(String.valueOf(n), p.gbps());
+        Phase q = measure("throttled: curl, " + n + " streams, /dev/null", log, true, phases,
+            () -> CurlDownload.run(gets, n, tmp, chunkBytes, log));
+        parallelThrottledNull.put(String.valueOf(n), q.gbps());
       }
       coldThrottled = measure("throttled: cold load through reader (profile)", log, true, phases,
           () -> coldLoad(base, caches.resolve("throttled"), cacheMax, o.parallelism()));
@@ -199,12 +207,18 @@ public final class StoreBench {
       }
       List<CurlDownload.Get> gets = chunks.stream()
           .map(c -> CurlDownload.Get.whole(s3.httpUrl("store/", c.objectKey()))).toList();
-      singleS3 = measure("S3Proxy: curl, 1 stream", log, true, phases,
-          () -> CurlDownload.run(gets, 1, tmp, chunkBytes, log));
+      Path downloads = tmp.resolve("downloads");
+      singleS3 = measure("S3Proxy: curl, 1 stream, to disk", log, true, phases,
+          () -> CurlDownload.run(gets, 1, tmp, chunkBytes, log, downloads));
+      ModelGenerator.deleteTree(downloads);
       for (int n : STREAMS) {
-        Phase p = measure("S3Proxy: curl, " + n + " streams", log, true, phases,
-            () -> CurlDownload.run(gets, n, tmp, chunkBytes, log));
+        Phase p = measure("S3Proxy: curl, " + n + " streams, to disk", log, true, phases,
+            () -> CurlDownload.run(gets, n, tmp, chunkBytes, log, downloads));
+        ModelGenerator.deleteTree(downloads);
         parallelS3.put(String.valueOf(n), p.gbps());
+        Phase q = measure("S3Proxy: curl, " + n + " streams, /dev/null", log, true, phases,
+            () -> CurlDownload.run(gets, n, tmp, chunkBytes, log));
+        parallelS3Null.put(String.valueOf(n), q.gbps());
       }
       coldS3 = measure("S3Proxy: cold load through reader (profile)", log, true, phases,
           () -> coldLoad(s3Uri, caches.resolve("s3"), cacheMax, o.parallelism()));
@@ -230,6 +244,10 @@ public final class StoreBench {
     d.put("single_stream_download_gbps_s3", round(singleS3.gbps()));
     d.put("parallel_download_gbps_throttled", roundAll(parallelThrottled));
     d.put("parallel_download_gbps_s3", roundAll(parallelS3));
+    d.put("best_parallel_download_gbps_throttled_devnull", round(max(parallelThrottledNull)));
+    d.put("best_parallel_download_gbps_s3_devnull", round(max(parallelS3Null)));
+    d.put("parallel_download_gbps_throttled_devnull", roundAll(parallelThrottledNull));
+    d.put("parallel_download_gbps_s3_devnull", roundAll(parallelS3Null));
 
     Map<String, Object> ratios = new LinkedHashMap<>();
     Map<String, Object> met = new LinkedHashMap<>();
@@ -256,7 +274,8 @@ public final class StoreBench {
     setup.put("throttle_burst_bytes", Throttle.BURST_BYTES);
     setup.put("throttle_check_mbps_one_connection", round(throttleCheckMBps));
     setup.put("downloads", "curl processes, each fetching its share of the chunk objects (the same bytes the reader"
-        + " fetches) over one kept-alive connection, bodies to /dev/null");
+        + " fetches) over one kept-alive connection; the goals compare against downloads to files on local disk (where"
+        + " a download lands, and what the cold load also writes: its cache); *_devnull is the network alone");
     setup.put("page_cache_dropped", dropped);
     d.put("setup", setup);
 
@@ -288,6 +307,10 @@ public final class StoreBench {
     printTable(log, phases, ratios, met);
     return new Result(modelBytes, coldThrottled.gbps(), bestThrottled, single.gbps(), coldS3.gbps(), bestS3, warm.gbps(),
         disk.gbps(), repush.gbps(), d);
+  }
+
+  private static double max(Map<String, Double> m) {
+    return m.values().stream().mapToDouble(Double::doubleValue).max().orElse(0);
   }
 
   /** Parses sizes like {@code 2g}, {@code 8m}, {@code 512k} or plain bytes. */
