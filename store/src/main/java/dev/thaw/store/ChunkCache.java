@@ -50,6 +50,8 @@ public final class ChunkCache implements AutoCloseable {
   private final AtomicLong tmpCounter = new AtomicLong();
   // Access-ordered: iteration starts at the least recently used chunk.
   private final LinkedHashMap<String, CacheEntry> entries = new LinkedHashMap<>(1024, 0.75f, true);
+  // Pins taken by readers waiting for a chunk that is not cached yet; it arrives pinned by them.
+  private final Map<String, Integer> reservations = new java.util.HashMap<>();
   private long usedBytes;
   private long evictions;
 
@@ -249,6 +251,50 @@ public final class ChunkCache implements AutoCloseable {
   }
 
   /**
+   * Pins {@code key} for a reader about to wait for it: if cached it cannot be evicted now, and if not it is pinned
+   * the moment it arrives. The reader then takes its {@link #adoptReserved lease} or {@link #unreserve}s.
+   */
+  void reserve(String key) {
+    synchronized (entries) {
+      CacheEntry e = entries.get(key);
+      if (e != null) {
+        e.pins++;
+      } else {
+        reservations.merge(key, 1, Integer::sum);
+      }
+    }
+  }
+
+  /** Turns a reservation into a lease on the arrived chunk, or returns null (the reservation stays) if absent. */
+  Lease adoptReserved(String key) throws IOException {
+    synchronized (entries) {
+      if (!entries.containsKey(key)) {
+        return null;
+      }
+    }
+    try {
+      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ));
+    } catch (IOException | RuntimeException ex) {
+      unpin(key);
+      throw ex;
+    }
+  }
+
+  /** Gives up a reservation that was not adopted. */
+  void unreserve(String key) {
+    synchronized (entries) {
+      CacheEntry e = entries.get(key);
+      if (e != null) {
+        if (e.pins > 0) {
+          e.pins--;
+        }
+      } else {
+        reservations.computeIfPresent(key, (k, n) -> n > 1 ? n - 1 : null);
+      }
+    }
+  }
+
+  /**
    * Stores a chunk whose bytes the caller has verified: written to {@code tmp/}, then renamed into place.
    * Evicts least recently used chunks that no reader holds to stay within the limit.
    */
@@ -270,8 +316,11 @@ public final class ChunkCache implements AutoCloseable {
       synchronized (entries) {
         evictLocked(size);
         Files.move(t, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        if (entries.putIfAbsent(key, new CacheEntry(size)) == null) {
+        CacheEntry entry = new CacheEntry(size);
+        if (entries.putIfAbsent(key, entry) == null) {
           usedBytes += size;
+          Integer waiting = reservations.remove(key);
+          entry.pins = waiting == null ? 0 : waiting;
         }
       }
     } finally {

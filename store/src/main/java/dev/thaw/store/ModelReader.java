@@ -95,24 +95,45 @@ public final class ModelReader implements AutoCloseable {
     int want = (int) Math.min(dst.remaining(), chunk.length() - offsetInChunk);
     dst.limit(dst.position() + want);
     try {
-      for (int attempt = 0; ; attempt++) {
-        try (ChunkCache.Lease lease = cache.acquire(chunk.key())) {
+      try (ChunkCache.Lease lease = cache.acquire(chunk.key())) {
+        if (lease != null) {
+          return readLease(lease, chunk, offsetInChunk, dst, want);
+        }
+      }
+      // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
+      cache.reserve(chunk.key());
+      boolean adopted = false;
+      try {
+        for (int attempt = 0; ; attempt++) {
+          await(fetcher.fetch(chunk, FetchPriority.BLOCKING));
+          ChunkCache.Lease lease = cache.adoptReserved(chunk.key());
           if (lease != null) {
-            int n = lease.read(dst, offsetInChunk);
-            if (n != want) {
-              throw new IOException("cached " + chunk + " is shorter than its manifest says");
+            adopted = true;
+            try (lease) {
+              return readLease(lease, chunk, offsetInChunk, dst, want);
             }
-            return n;
+          }
+          if (attempt >= 3) {
+            throw new IOException(chunk + " vanished from the cache directory " + cache.directory() + " while being read");
           }
         }
-        if (attempt > 3) {
-          throw new IOException(chunk + " was evicted again before it could be read; the cache is too small for the readers");
+      } finally {
+        if (!adopted) {
+          cache.unreserve(chunk.key());
         }
-        await(fetcher.fetch(chunk, FetchPriority.BLOCKING));
       }
     } finally {
       dst.limit(limit);
     }
+  }
+
+  private static int readLease(ChunkCache.Lease lease, ChunkRef chunk, long offsetInChunk, ByteBuffer dst, int want)
+      throws IOException {
+    int n = lease.read(dst, offsetInChunk);
+    if (n != want) {
+      throw new IOException("cached " + chunk + " is shorter than its manifest says");
+    }
+    return n;
   }
 
   private static void await(CompletableFuture<Void> f) throws IOException {

@@ -19,7 +19,7 @@ import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.lifecycle.BeforeContainer;
 
 /** Any sequence of reads at any offsets and lengths returns exactly the file's bytes. */
-class ReaderProperties {
+class ReaderPropertiesTest {
   private static final int CHUNK = 4096;
   private static Path root;
   private static byte[] content;
