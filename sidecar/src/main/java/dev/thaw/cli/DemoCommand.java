@@ -64,6 +64,7 @@ final class DemoCommand implements Callable<Integer> {
     log.printf(Locale.ROOT, "demo: model of %d x %s shards in %s%n", shards, Units.bytes(shardSize), model);
     Map<String, String> expected = generate(model, log);
 
+    deleteTree(originDir); // every demo pushes into an empty origin, so the push is a real upload
     ModelName name = ModelName.parse("demo/model:v1");
     ObjectNode out = JsonOut.object();
     try (Origin origin = Origins.open(originDir.toUri().toString())) {
