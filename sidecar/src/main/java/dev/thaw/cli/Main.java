@@ -19,7 +19,7 @@ public final class Main {
     cli.setUsageHelpWidth(110);
     cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
       String message = ex.getMessage() == null ? ex.toString() : ex.getMessage();
-      cmd.getErr().println("thaw " + cmd.getCommandName() + ": error: " + message);
+      cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + message);
       if (System.getenv("THAW_DEBUG") != null) {
         ex.printStackTrace(cmd.getErr());
       }

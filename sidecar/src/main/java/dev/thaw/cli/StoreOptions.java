@@ -78,10 +78,14 @@ final class StoreOptions {
       }
     }
     String originUri = hash >= 0 ? model.substring(0, hash) : originUri();
-    ModelName name = ModelName.parse(hash >= 0 ? model.substring(hash + 1) : model);
+    String ref = hash >= 0 ? model.substring(hash + 1) : model;
     Origin o = Origins.open(originUri);
     try {
       ModelStore store = new ModelStore(o);
+      if (ref.startsWith("sha256:")) {
+        return new Resolved(o, store, store.load(ref), ref + " at " + o.uri());
+      }
+      ModelName name = ModelName.parse(ref);
       return new Resolved(o, store, store.resolve(name), name + " at " + o.uri());
     } catch (IOException | RuntimeException e) {
       o.close();

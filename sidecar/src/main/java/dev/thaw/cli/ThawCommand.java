@@ -20,6 +20,9 @@ import picocli.CommandLine.Command;
       LsCommand.class,
       CatCommand.class,
       GcCommand.class,
+      MountCommand.class,
+      UnmountCommand.class,
+      ProfileCommand.class,
       DemoCommand.class,
       BenchCommand.class,
       CommandLine.HelpCommand.class

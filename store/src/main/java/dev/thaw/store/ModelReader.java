@@ -24,6 +24,7 @@ public final class ModelReader implements AutoCloseable {
   private final ConcurrentHashMap<String, Boolean> touched = new ConcurrentHashMap<>();
   private final List<String> touchPaths = new ArrayList<>();
   private final List<Integer> touchIndexes = new ArrayList<>();
+  private final java.util.concurrent.atomic.AtomicLong blockedReads = new java.util.concurrent.atomic.AtomicLong();
 
   private ModelReader(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
     this.manifest = manifest;
@@ -52,6 +53,11 @@ public final class ModelReader implements AutoCloseable {
 
   public long corruptRefetches() {
     return fetcher.corruptRefetches();
+  }
+
+  /** Reads that found their chunk missing from the cache and had to wait for the origin. */
+  public long blockedReads() {
+    return blockedReads.get();
   }
 
   /** Opens a regular file of the manifest for reading. */
@@ -101,11 +107,12 @@ public final class ModelReader implements AutoCloseable {
         }
       }
       // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
+      blockedReads.incrementAndGet();
       cache.reserve(chunk.key());
       boolean adopted = false;
       try {
         for (int attempt = 0; ; attempt++) {
-          await(fetcher.fetch(chunk, FetchPriority.BLOCKING));
+          await(fetcher.fetch(chunk, FetchPriority.BLOCKING), chunk);
           ChunkCache.Lease lease = cache.adoptReserved(chunk.key());
           if (lease != null) {
             adopted = true;
@@ -136,9 +143,16 @@ public final class ModelReader implements AutoCloseable {
     return n;
   }
 
-  private static void await(CompletableFuture<Void> f) throws IOException {
+  private void await(CompletableFuture<Void> f, ChunkRef chunk) throws IOException {
     try {
-      f.get();
+      if (options.readTimeout() == null) {
+        f.get();
+      } else {
+        f.get(options.readTimeout().toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
+      }
+    } catch (java.util.concurrent.TimeoutException e) {
+      throw new java.io.InterruptedIOException("read timed out after " + options.readTimeout().toMillis() + " ms waiting for "
+          + chunk + " from " + fetcher.origin().urlOf(chunk.objectKey()));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while waiting for a chunk");

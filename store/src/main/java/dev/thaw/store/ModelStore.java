@@ -123,8 +123,18 @@ public final class ModelStore {
    * @return where it was saved
    */
   public String saveProfile(AccessProfile profile, Path localDir) throws IOException {
+    return saveProfile(profile, localDir, true);
+  }
+
+  /**
+   * Saves a profile at the origin when {@code toOrigin} and it is writable, else under {@code localDir} (direct-mode
+   * models keep theirs locally: the origin is someone's bucket of ordinary files).
+   *
+   * @return where it was saved
+   */
+  public String saveProfile(AccessProfile profile, Path localDir, boolean toOrigin) throws IOException {
     String key = profileKey(profile.manifestDigest());
-    if (origin.writable()) {
+    if (toOrigin && origin.writable()) {
       origin.write(key, ByteBuffer.wrap(profile.toJson()));
       return origin.urlOf(key);
     }

@@ -1,0 +1,99 @@
+package dev.thaw.fuse;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+/** What the kernel says is mounted ({@code /proc/self/mountinfo}), and {@code fusermount3} to unmount. */
+public final class MountTable {
+  private MountTable() {}
+
+  /**
+   * One mountinfo line.
+   *
+   * @param device "major:minor", the key of the mount's backing device info in {@code /sys/class/bdi}
+   */
+  public record MountInfo(Path mountPoint, String device, String fsType, String source) {
+    public boolean isFuse() {
+      return fsType.equals("fuse") || fsType.startsWith("fuse.");
+    }
+  }
+
+  /** The mount at exactly {@code mountPoint}, the last one when several are stacked. */
+  public static Optional<MountInfo> find(Path mountPoint) throws IOException {
+    Path want = mountPoint.toAbsolutePath().normalize();
+    MountInfo found = null;
+    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8)) {
+      String[] f = line.split(" ");
+      int dash = List.of(f).indexOf("-");
+      if (f.length < 10 || dash < 6) {
+        continue;
+      }
+      Path point = Path.of(unescape(f[4]));
+      if (point.equals(want)) {
+        found = new MountInfo(point, f[2], f[dash + 1], unescape(f[dash + 2]));
+      }
+    }
+    return Optional.ofNullable(found);
+  }
+
+  private static String unescape(String s) {
+    StringBuilder out = new StringBuilder();
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\' && i + 3 < s.length()) {
+        out.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
+        i += 3;
+      } else {
+        out.append(c);
+      }
+    }
+    return out.toString();
+  }
+
+  /** True when a FUSE mount is listed at {@code mountPoint} but its daemon is gone. */
+  public static boolean isStale(Path mountPoint) throws IOException {
+    Optional<MountInfo> m = find(mountPoint);
+    if (m.isEmpty() || !m.get().isFuse()) {
+      return false;
+    }
+    try {
+      Files.readAttributes(mountPoint, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+      return false;
+    } catch (FileSystemException e) {
+      String reason = String.valueOf(e.getReason()) + " " + e.getMessage();
+      return reason.contains("not connected");
+    }
+  }
+
+  /**
+   * Unmounts with {@code fusermount3 -u}; {@code lazy} detaches at once even while files are open (they keep
+   * working until closed).
+   */
+  public static void unmount(Path mountPoint, boolean lazy) throws IOException {
+    List<String> cmd = lazy
+        ? List.of("fusermount3", "-u", "-z", mountPoint.toString())
+        : List.of("fusermount3", "-u", mountPoint.toString());
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    try {
+      if (!p.waitFor(30, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IOException("fusermount3 did not finish unmounting " + mountPoint + " within 30 s");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted while unmounting " + mountPoint);
+    }
+    if (p.exitValue() != 0) {
+      throw new IOException("cannot unmount " + mountPoint + ": " + (out.isEmpty() ? "fusermount3 exit " + p.exitValue() : out));
+    }
+  }
+}

@@ -1,0 +1,45 @@
+package dev.thaw.cli;
+
+import dev.thaw.fuse.MountTable;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "unmount", mixinStandardHelpOptions = true,
+    description = {
+      "Unmount a Thaw mount, also while files are still open (a lazy unmount: open files keep reading until",
+      "closed), and wait for its `thaw mount` process to save its profile and exit. Clears stale mounts too."
+    })
+final class UnmountCommand implements Callable<Integer> {
+  @Parameters(paramLabel = "MOUNTPOINT")
+  Path mountPoint;
+
+  @Override
+  public Integer call() throws Exception {
+    Path mnt = mountPoint.toAbsolutePath().normalize();
+    if (MountTable.find(mnt).isEmpty()) {
+      throw new IllegalArgumentException(mnt + " is not mounted");
+    }
+    MountRegistry registry = new MountRegistry();
+    Optional<Properties> owner = registry.read(mnt);
+    MountTable.unmount(mnt, true);
+    if (owner.isPresent()) {
+      long pid = Long.parseLong(owner.get().getProperty("pid"));
+      Optional<ProcessHandle> process = ProcessHandle.of(pid);
+      if (process.isPresent()) {
+        try {
+          process.get().onExit().get(30, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+          System.err.println("thaw unmount: warning: thaw mount process " + pid + " is still running after 30 s");
+        }
+      } else {
+        registry.remove(mnt); // its process died without cleaning up
+      }
+    }
+    System.err.println("thaw unmount: unmounted " + mnt);
+    return 0;
+  }
+}
