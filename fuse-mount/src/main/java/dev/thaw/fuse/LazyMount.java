@@ -137,6 +137,9 @@ public final class LazyMount implements AutoCloseable {
     }
     closed = true;
     IOException failure = null;
+    // libfuse unmounts with MNT_DETACH (a lazy unmount: files still open keep reading until closed) and ends the
+    // session loop; unmounting behind its back instead leaves the loop running.
+    closeQuietly(fuse);
     try {
       if (MountTable.find(mountPoint).isPresent()) {
         MountTable.unmount(mountPoint, true);
@@ -144,7 +147,6 @@ public final class LazyMount implements AutoCloseable {
     } catch (IOException e) {
       failure = e;
     }
-    closeQuietly(fuse);
     if (failure != null) {
       throw failure;
     }

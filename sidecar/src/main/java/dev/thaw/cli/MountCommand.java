@@ -89,9 +89,12 @@ final class MountCommand implements Callable<Integer> {
         if (registry.takeProfileSaveRequest(mnt)) {
           session.saveProfile();
         }
-        Thread.sleep(200);
+        if (registry.takeUnmountRequest(mnt)) {
+          break; // thaw unmount: end the session here, so libfuse unmounts and its loop ends at once
+        }
+        Thread.sleep(100);
       }
-      // Unmounted from outside (thaw unmount, fusermount3 -u): finish like on a signal.
+      // Asked to unmount, or unmounted from outside (fusermount3 -u): finish like on a signal.
       session.end();
       Runtime.getRuntime().removeShutdownHook(hook);
       return 0;

@@ -53,6 +53,17 @@ final class MountRegistry {
   void remove(Path mountPoint) throws IOException {
     Files.deleteIfExists(file(mountPoint, ".properties"));
     Files.deleteIfExists(file(mountPoint, ".save-profile"));
+    Files.deleteIfExists(file(mountPoint, ".unmount"));
+  }
+
+  void requestUnmount(Path mountPoint) throws IOException {
+    Files.createDirectories(dir);
+    Files.writeString(file(mountPoint, ".unmount"), "unmount\n");
+  }
+
+  /** True (once) when an unmount was requested. */
+  boolean takeUnmountRequest(Path mountPoint) throws IOException {
+    return Files.deleteIfExists(file(mountPoint, ".unmount"));
   }
 
   void requestProfileSave(Path mountPoint) throws IOException {

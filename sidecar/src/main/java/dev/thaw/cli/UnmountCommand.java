@@ -3,7 +3,6 @@ package dev.thaw.cli;
 import dev.thaw.fuse.MountTable;
 import java.nio.file.Path;
 import java.util.Optional;
-import java.util.Properties;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
@@ -24,21 +23,21 @@ final class UnmountCommand implements Callable<Integer> {
       throw new IllegalArgumentException(mnt + " is not mounted");
     }
     MountRegistry registry = new MountRegistry();
-    Optional<Properties> owner = registry.read(mnt);
-    MountTable.unmount(mnt, true);
+    Optional<ProcessHandle> owner = registry.read(mnt)
+        .flatMap(p -> ProcessHandle.of(Long.parseLong(p.getProperty("pid"))));
     if (owner.isPresent()) {
-      long pid = Long.parseLong(owner.get().getProperty("pid"));
-      Optional<ProcessHandle> process = ProcessHandle.of(pid);
-      if (process.isPresent()) {
-        try {
-          process.get().onExit().get(30, java.util.concurrent.TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException e) {
-          System.err.println("thaw unmount: warning: thaw mount process " + pid + " is still running after 30 s");
-        }
-      } else {
-        registry.remove(mnt); // its process died without cleaning up
+      // Its own process unmounts (lazily, open files keep working), saves its profile and exits.
+      registry.requestUnmount(mnt);
+      try {
+        owner.get().onExit().get(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        System.err.println("thaw unmount: warning: thaw mount process " + owner.get().pid() + " is still running after 30 s");
       }
     }
+    if (MountTable.find(mnt).isPresent()) {
+      MountTable.unmount(mnt, true); // stale, foreign, or its process did not finish
+    }
+    registry.remove(mnt);
     System.err.println("thaw unmount: unmounted " + mnt);
     return 0;
   }

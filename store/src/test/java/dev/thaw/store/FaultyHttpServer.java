@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * bytes=a-b}, keep-alive) and injects faults by rule — error statuses, truncated bodies, reset connections and
  * corrupted bodies — on every Nth matching request or always, for a limited number of times or forever.
  */
-final class FaultyHttpServer implements AutoCloseable {
+public final class FaultyHttpServer implements AutoCloseable {
   enum Fault {
     /** An error status with a short body; the connection stays open. */
     STATUS,
@@ -92,13 +92,13 @@ final class FaultyHttpServer implements AutoCloseable {
   private final AtomicInteger faults = new AtomicInteger();
   private volatile boolean closed;
 
-  FaultyHttpServer(Path root) throws IOException {
+  public FaultyHttpServer(Path root) throws IOException {
     this.root = root.toAbsolutePath().normalize();
     this.server = new ServerSocket(0, 64, InetAddress.getLoopbackAddress());
     this.acceptor = Thread.ofPlatform().daemon().name("faulty-http-accept").start(this::acceptLoop);
   }
 
-  String url() {
+  public String url() {
     return "http://127.0.0.1:" + server.getLocalPort() + "/";
   }
 
