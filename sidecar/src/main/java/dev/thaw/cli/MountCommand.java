@@ -138,6 +138,13 @@ final class MountCommand implements Callable<Integer> {
     synchronized void saveProfile() {
       if (!recordProfile) {
         System.err.println("thaw mount: no profile to save: this mount was started without --record-profile");
+        properties.setProperty("profileError", "this mount was started without --record-profile");
+        properties.setProperty("profileSaves", Integer.toString(Integer.parseInt(properties.getProperty("profileSaves")) + 1));
+        try {
+          registry.write(mnt, properties);
+        } catch (IOException e) {
+          System.err.println("thaw mount: error: " + e.getMessage());
+        }
         return;
       }
       try {

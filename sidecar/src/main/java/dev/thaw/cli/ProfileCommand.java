@@ -38,13 +38,15 @@ final class ProfileCommand implements Runnable {
       while (System.nanoTime() < deadline) {
         Properties now = registry.read(mnt).orElseThrow(() -> new IllegalStateException("the mount at " + mnt + " ended"));
         if (!now.getProperty("profileSaves", "0").equals(saves)) {
+          if (now.getProperty("profileError") != null) {
+            throw new IllegalStateException("the mount at " + mnt + " has no profile to save: " + now.getProperty("profileError"));
+          }
           System.out.println(now.getProperty("profile"));
           return 0;
         }
         Thread.sleep(100);
       }
-      throw new IllegalStateException("the thaw mount at " + mnt + " did not save its profile within 30 s"
-          + " (was it started with --record-profile?)");
+      throw new IllegalStateException("the thaw mount at " + mnt + " did not save its profile within 30 s");
     }
   }
 }
