@@ -5,7 +5,9 @@ thaw_find_jdk25() {
   local candidate
   for candidate in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
     [ -n "$candidate" ] && [ -x "$candidate/bin/javac" ] || continue
-    if "$candidate/bin/java" -version 2>&1 | grep -qE 'version "25(\.|")'; then
+    # The JDK's release file names its version; reading it costs nothing, starting a JVM to ask would.
+    if grep -qE '^JAVA_VERSION="25(\.|")' "$candidate/release" 2>/dev/null \
+       || { [ ! -f "$candidate/release" ] && "$candidate/bin/java" -version 2>&1 | grep -qE 'version "25(\.|")'; }; then
       echo "$candidate"
       return 0
     fi

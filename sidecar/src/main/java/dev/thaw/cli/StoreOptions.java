@@ -28,7 +28,7 @@ final class StoreOptions {
   Path cache;
 
   @Option(names = "--cache-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Most bytes the cache may hold (e.g. 50g). Default: 80% of the cache file system's free space.")
+      description = "Most bytes the cache may hold (e.g. 50g). Default: 80%% of the cache file system's free space.")
   Long cacheSize;
 
   @Option(names = "--parallelism", paramLabel = "N", defaultValue = "16",

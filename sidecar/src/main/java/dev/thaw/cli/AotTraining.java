@@ -1,0 +1,56 @@
+package dev.thaw.cli;
+
+import dev.thaw.fuse.LazyMount;
+import dev.thaw.fuse.MountOptions;
+import dev.thaw.store.ChunkCache;
+import dev.thaw.store.Manifest;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelReader;
+import dev.thaw.store.ModelStore;
+import dev.thaw.store.Origin;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
+import dev.thaw.store.ReaderOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The training run for the JDK's ahead-of-time cache ({@code ./thaw} runs it once after a build with
+ * {@code -XX:AOTCacheOutput}): the start-up path of the commands whose start time matters (push, resolve, mount,
+ * read, unmount) on a tiny model, so their classes come loaded and linked from the cache. Not a user command.
+ */
+public final class AotTraining {
+  private AotTraining() {}
+
+  public static void main(String[] args) throws Exception {
+    Path dir = Files.createTempDirectory("thaw-aot-training");
+    try {
+      Path model = Files.createDirectories(dir.resolve("model/weights"));
+      Files.write(model.resolve("w.bin"), new byte[3 << 20]);
+      Files.writeString(dir.resolve("model/config.json"), "{}");
+      // The commands' own parsing and help, without running them.
+      Main.run("mount", "--help");
+      Main.run("ls", "--help");
+      try (Origin origin = Origins.open(dir.resolve("origin").toUri().toString())) {
+        new Pusher(origin, 1 << 20, 2, PushProgress.NONE).push(dir.resolve("model"), ModelName.parse("aot:v1"));
+        ModelStore store = new ModelStore(origin);
+        Manifest m = store.resolve(ModelName.parse("aot:v1"));
+        try (ChunkCache cache = ChunkCache.open(dir.resolve("cache"), 1L << 30);
+            ModelReader reader = ModelReader.open(m, origin, cache, ReaderOptions.DEFAULT)) {
+          store.profile(m, cache.directory());
+          if (Files.exists(Path.of("/dev/fuse"))) {
+            try (LazyMount mount = LazyMount.mount(reader, dir.resolve("mnt"), MountOptions.DEFAULT)) {
+              Files.readAllBytes(mount.mountPoint().resolve("weights/w.bin"));
+            } catch (IOException e) {
+              System.err.println("thaw: AOT training could not mount (" + e.getMessage() + "); the cache covers the rest");
+            }
+          }
+        }
+      }
+    } finally {
+      DemoCommand.deleteTree(dir);
+    }
+  }
+}
