@@ -65,4 +65,31 @@ class MountCommandTest {
       }
     }
   }
+
+  @Test
+  void sigtermUnmountsCleanlyAndSavesTheRecordedProfile() throws Exception {
+    Path model = Files.createDirectories(tmp.resolve("model"));
+    Files.writeString(model.resolve("config.json"), "{}\n");
+    String origin = tmp.resolve("origin").toUri().toString();
+    assertThat(thaw(new ByteArrayOutputStream(), "push", model.toString(), origin, "--name", "term:v1")).isZero();
+    Path mnt = tmp.resolve("mnt");
+    String javaBin = ProcessHandle.current().info().command().orElse("java");
+    Process mount = new ProcessBuilder(javaBin, "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
+        "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+        "mount", "term:v1", mnt.toString(), "--origin", origin, "--cache", tmp.resolve("cache").toString(), "--record-profile")
+        .redirectErrorStream(true).redirectOutput(tmp.resolve("mount.log").toFile()).start();
+    try {
+      await().atMost(Duration.ofSeconds(60)).until(() -> Files.readString(tmp.resolve("mount.log")).contains("ready"));
+      assertThat(Files.readString(mnt.resolve("config.json"))).isEqualTo("{}\n");
+      mount.destroy(); // SIGTERM
+      assertThat(mount.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      assertThat(dev.thaw.fuse.MountTable.find(mnt)).isEmpty();
+      assertThat(Files.readString(tmp.resolve("mount.log"))).contains("saved access profile of 1 chunks", "thaw mount: unmounted");
+    } finally {
+      mount.destroyForcibly();
+      if (dev.thaw.fuse.MountTable.find(mnt).isPresent()) {
+        dev.thaw.fuse.MountTable.unmount(mnt, true);
+      }
+    }
+  }
 }
