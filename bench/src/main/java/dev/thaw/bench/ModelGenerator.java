@@ -93,7 +93,8 @@ final class ModelGenerator {
     return dir;
   }
 
-  private static void writeRandom(Path p, long size, long seed) throws IOException {
+  /** Writes {@code size} random (incompressible) bytes from {@code seed} to {@code p}. */
+  static void writeRandom(Path p, long size, long seed) throws IOException {
     SplittableRandom r = new SplittableRandom(seed);
     ByteBuffer buf = ByteBuffer.allocateDirect(4 << 20).order(ByteOrder.LITTLE_ENDIAN);
     try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE,

@@ -59,12 +59,27 @@ final class S3ProxyServer implements AutoCloseable {
 
   /** The origin URI for a prefix in the bucket. */
   String originUri(String prefix) {
-    return "s3://" + BUCKET + "/" + prefix + "?endpoint=http://127.0.0.1:" + port() + "&path-style=true&region=us-east-1";
+    return originUri(prefix, port());
+  }
+
+  /** The origin URI for a prefix in the bucket, reached through {@code port} (a throttle in front of this server). */
+  String originUri(String prefix, int port) {
+    return "s3://" + BUCKET + "/" + prefix + "?endpoint=http://127.0.0.1:" + port + "&path-style=true&region=us-east-1";
   }
 
   /** The plain HTTP URL of an object (authentication is off, so curl needs no signature). */
   String httpUrl(String prefix, String key) {
-    return "http://127.0.0.1:" + port() + "/" + BUCKET + "/" + prefix + key;
+    return httpUrl(prefix, key, port());
+  }
+
+  /** The plain HTTP URL of an object, reached through {@code port}. */
+  String httpUrl(String prefix, String key, int port) {
+    return "http://127.0.0.1:" + port + "/" + BUCKET + "/" + prefix + key;
+  }
+
+  /** The backing jclouds store, to place objects directly (no HTTP, no signing) when setting up a bench. */
+  BlobStore blobStore() {
+    return context.getBlobStore();
   }
 
   /** Sets the root logger to WARN in logback or slf4j-simple, whichever backs SLF4J here. */

@@ -450,11 +450,18 @@ public final class StoreBench {
       files = s.sorted().toList();
     }
     for (Path p : files) {
-      try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
-        int n;
-        while ((n = ch.read(buf.clear())) > 0) {
-          total += n;
-        }
+      total += readFile(p, buf);
+    }
+    return total;
+  }
+
+  /** Reads a file front to back through {@code buf} (its capacity is the read size); returns the bytes read. */
+  static long readFile(Path p, ByteBuffer buf) throws IOException {
+    long total = 0;
+    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+      int n;
+      while ((n = ch.read(buf.clear())) > 0) {
+        total += n;
       }
     }
     return total;
@@ -482,7 +489,7 @@ public final class StoreBench {
     Files.write(p, b);
   }
 
-  private static double round(double v) {
+  static double round(double v) {
     return Math.round(v * 1000) / 1000.0;
   }
 

@@ -1,7 +1,10 @@
 package dev.thaw.cli;
 
+import dev.thaw.bench.MountBench;
 import dev.thaw.bench.StoreBench;
 import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -11,9 +14,10 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = {
       "Run end-to-end benchmarks on this machine and compare against baselines measured in the same run.",
-      "Needs root (drops the page cache, sets up loopback throttling) and installs nginx and curl when missing."
+      "Needs root (drops the page cache, sets up loopback throttling, mounts FUSE file systems) and installs what it",
+      "drives (nginx, curl, rclone, s3fs) when missing."
     },
-    subcommands = {BenchCommand.Store.class})
+    subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class})
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -62,6 +66,57 @@ final class BenchCommand implements Runnable {
       }
       StoreBench.Result r = StoreBench.run(
           new StoreBench.Options(size, (int) chunkSize, parallelism, pushConcurrency, workDir), System.err);
+      if (json) {
+        System.out.println(r.toJson());
+        System.out.flush();
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "mount", mixinStandardHelpOptions = true,
+      description = {
+        "Benchmark Thaw's FUSE mount against rclone mount (vfs cache full and off), s3fs (cache on and off) and a",
+        "parallel curl download followed by a local read, on the same data (one shard and a set of smaller files of",
+        "random bytes, kept under the work dir) in S3Proxy behind a 100 MB/s-per-connection throttle: time from the",
+        "exec of the mount command until the shard is visible, first 4 KiB, cold sequential read, 4 readers over the",
+        "files, re-read with the page cache dropped and warm; plus Thaw's mount of a synthetic 1 TB manifest. The page",
+        "cache is dropped before every cold measurement. Progress and the table go to stderr; with --json stdout gets",
+        "exactly one JSON object. Rates are GB/s (10^9 bytes per second). About 10 minutes."
+      })
+  static final class Mount implements Callable<Integer> {
+    @Option(names = "--shard-size", paramLabel = "SIZE", defaultValue = "2g", converter = Units.SizeConverter.class,
+        description = "Size of the shard. Default: ${DEFAULT-VALUE}.")
+    long shardSize;
+
+    @Option(names = "--files", paramLabel = "N", defaultValue = "20",
+        description = "Number of smaller files. Default: ${DEFAULT-VALUE}.")
+    int files;
+
+    @Option(names = "--file-size", paramLabel = "SIZE", defaultValue = "100m", converter = Units.SizeConverter.class,
+        description = "Size of each smaller file. Default: ${DEFAULT-VALUE}.")
+    long fileSize;
+
+    @Option(names = "--repeats", paramLabel = "N", defaultValue = "3",
+        description = "Mounts per configuration for the ready and first-4-KiB times (median). Default: ${DEFAULT-VALUE}.")
+    int repeats;
+
+    @Option(names = "--systems", paramLabel = "LIST", split = ",", defaultValue = "thaw,rclone,s3fs,download",
+        description = "Which systems to run. Default: ${DEFAULT-VALUE}.")
+    List<String> systems;
+
+    @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "target/bench-mount",
+        description = "Data, S3Proxy objects, caches and mount logs (data and objects are kept and reused)."
+            + " Default: ${DEFAULT-VALUE}.")
+    Path workDir;
+
+    @Option(names = "--json", description = "Print exactly one JSON object with every figure on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      MountBench.Result r = MountBench.run(new MountBench.Options(shardSize, files, fileSize, repeats,
+          new LinkedHashSet<>(systems), workDir, null), System.err);
       if (json) {
         System.out.println(r.toJson());
         System.out.flush();

@@ -16,6 +16,12 @@ public final class Main {
   static int run(String... args) {
     configureLogging();
     CommandLine cli = new CommandLine(new ThawCommand());
+    Class<?> only = args.length > 0 ? ThawCommand.COMMANDS.get(args[0]) : null;
+    for (var c : ThawCommand.COMMANDS.entrySet()) {
+      if (only == null || c.getValue() == only) {
+        cli.addSubcommand(c.getKey(), c.getValue());
+      }
+    }
     cli.setUsageHelpWidth(110);
     cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
       String message = ex.getMessage() == null ? ex.toString() : ex.getMessage();

@@ -64,11 +64,12 @@ final class MountCommand implements Callable<Integer> {
     LazyMount mount = null;
     try {
       cache = store.openCache();
-      Optional<AccessProfile> profile = prefetch.equals("auto")
-          ? r.store().profile(r.manifest(), cache.directory()) : Optional.empty();
       reader = ModelReader.open(r.manifest(), r.origin(), cache, ReaderOptions.DEFAULT
           .withParallelism(store.parallelism).withRecordProfile(recordProfile).withReadTimeout(readTimeout));
       mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withAllowOther(allowOther).withName("thaw:" + source));
+      // The profile is looked up once the tree is visible: the mount need not wait for one more request.
+      Optional<AccessProfile> profile = prefetch.equals("auto")
+          ? r.store().profile(r.manifest(), cache.directory()) : Optional.empty();
       profile.ifPresent(reader::prefetch);
       Properties p = new Properties();
       p.setProperty("pid", Long.toString(ProcessHandle.current().pid()));

@@ -15,19 +15,28 @@ import picocli.CommandLine.Command;
       "Models are named NAME[:TAG] at an origin (--origin or $THAW_ORIGIN), URI#NAME[:TAG], or an",
       "s3:// or file:// URI of ordinary files read in direct mode."
     },
-    subcommands = {
-      PushCommand.class,
-      LsCommand.class,
-      CatCommand.class,
-      GcCommand.class,
-      MountCommand.class,
-      UnmountCommand.class,
-      ProfileCommand.class,
-      DemoCommand.class,
-      BenchCommand.class,
-      CommandLine.HelpCommand.class
-    })
+    subcommands = CommandLine.HelpCommand.class)
 public final class ThawCommand implements Runnable {
+  /**
+   * The commands, in help order. {@link Main} registers only the one being run (all of them for help): picocli
+   * reflects over every registered command at start, and a mount must be ready in milliseconds.
+   */
+  static final java.util.Map<String, Class<?>> COMMANDS = orderedCommands();
+
+  private static java.util.Map<String, Class<?>> orderedCommands() {
+    java.util.Map<String, Class<?>> m = new java.util.LinkedHashMap<>();
+    m.put("push", PushCommand.class);
+    m.put("ls", LsCommand.class);
+    m.put("cat", CatCommand.class);
+    m.put("mount", MountCommand.class);
+    m.put("unmount", UnmountCommand.class);
+    m.put("profile", ProfileCommand.class);
+    m.put("gc", GcCommand.class);
+    m.put("demo", DemoCommand.class);
+    m.put("bench", BenchCommand.class);
+    return java.util.Collections.unmodifiableMap(m);
+  }
+
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
