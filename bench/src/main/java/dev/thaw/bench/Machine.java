@@ -139,7 +139,27 @@ final class Machine {
    * @param cpuBusyPct all cores together, 100 = every core busy (user+system+irq+softirq+steal)
    * @param iowaitPct share of CPU time idle while waiting on disk
    */
+  /** What a benchmark's JSON says about the machine it ran on. */
+  static java.util.Map<String, Object> description() {
+    java.util.Map<String, Object> machine = new java.util.LinkedHashMap<>();
+    machine.put("nproc", nproc());
+    machine.put("cpu_model", cpuModel());
+    machine.put("mem_bytes", memTotalBytes());
+    machine.put("kernel", kernel());
+    machine.put("java", System.getProperty("java.version"));
+    return machine;
+  }
+
   record Usage(double cpuBusyPct, double iowaitPct, double diskReadMBps, double diskWriteMBps, double loopbackMBps) {
+    /** Adds these figures to a phase's JSON object. */
+    void putInto(java.util.Map<String, Object> m) {
+      m.put("cpu_busy_pct", Math.round(cpuBusyPct));
+      m.put("iowait_pct", Math.round(iowaitPct));
+      m.put("disk_read_mbps", Math.round(diskReadMBps));
+      m.put("disk_write_mbps", Math.round(diskWriteMBps));
+      m.put("loopback_mbps", Math.round(loopbackMBps));
+    }
+
     @Override
     public String toString() {
       return String.format("cpu %3.0f%% iowait %3.0f%% disk r %5.0f w %5.0f MB/s lo %5.0f MB/s",

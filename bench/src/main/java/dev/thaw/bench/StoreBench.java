@@ -279,13 +279,7 @@ public final class StoreBench {
     setup.put("page_cache_dropped", dropped);
     d.put("setup", setup);
 
-    Map<String, Object> machine = new LinkedHashMap<>();
-    machine.put("nproc", Machine.nproc());
-    machine.put("cpu_model", Machine.cpuModel());
-    machine.put("mem_bytes", Machine.memTotalBytes());
-    machine.put("kernel", Machine.kernel());
-    machine.put("java", System.getProperty("java.version"));
-    d.put("machine", machine);
+    d.put("machine", Machine.description());
 
     List<Object> ph = new ArrayList<>();
     for (Phase p : phases) {
@@ -294,11 +288,7 @@ public final class StoreBench {
       m.put("bytes", p.bytes());
       m.put("seconds", round(p.seconds()));
       m.put("gbps", round(p.gbps()));
-      m.put("cpu_busy_pct", Math.round(p.usage().cpuBusyPct()));
-      m.put("iowait_pct", Math.round(p.usage().iowaitPct()));
-      m.put("disk_read_mbps", Math.round(p.usage().diskReadMBps()));
-      m.put("disk_write_mbps", Math.round(p.usage().diskWriteMBps()));
-      m.put("loopback_mbps", Math.round(p.usage().loopbackMBps()));
+      p.usage().putInto(m);
       ph.add(m);
     }
     d.put("phases", ph);
