@@ -144,7 +144,12 @@ public final class ModelFileSystem {
   }
 
   public int release(long handle) {
-    return open.remove(handle) == null ? errors.ebadf() : 0;
+    ModelReader.ModelFile file = open.remove(handle);
+    if (file == null) {
+      return errors.ebadf();
+    }
+    file.close();
+    return 0;
   }
 
   /** Bytes in all regular files, for statfs. */

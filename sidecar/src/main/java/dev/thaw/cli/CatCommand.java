@@ -35,18 +35,19 @@ final class CatCommand implements Callable<Integer> {
       try (ModelReader reader = ModelReader.open(r.manifest(), r.origin(), cache,
           ReaderOptions.DEFAULT.withParallelism(store.parallelism).withRecordProfile(profile.isEmpty()))) {
         profile.ifPresent(reader::prefetch);
-        ModelReader.ModelFile file = reader.open(path);
         OutputStream out = System.out;
-        ByteBuffer buf = ByteBuffer.allocate(1 << 20);
-        long offset = 0;
-        while (true) {
-          buf.clear();
-          int n = file.read(offset, buf);
-          if (n < 0) {
-            break;
+        try (ModelReader.ModelFile file = reader.open(path)) {
+          ByteBuffer buf = ByteBuffer.allocate(1 << 20);
+          long offset = 0;
+          while (true) {
+            buf.clear();
+            int n = file.read(offset, buf);
+            if (n < 0) {
+              break;
+            }
+            out.write(buf.array(), 0, n);
+            offset += n;
           }
-          out.write(buf.array(), 0, n);
-          offset += n;
         }
         out.flush();
         if (profile.isEmpty() && !r.manifest().isDirect()) {

@@ -132,12 +132,13 @@ final class DemoCommand implements Callable<Integer> {
       ByteBuffer buf = ByteBuffer.allocate(1 << 20);
       for (FileEntry f : manifest.files()) {
         MessageDigest md = Hashes.newDigest();
-        ModelReader.ModelFile file = reader.open(f.path());
         long off = 0;
-        int n;
-        while ((n = file.read(off, buf.clear())) > 0) {
-          md.update(buf.flip());
-          off += n;
+        try (ModelReader.ModelFile file = reader.open(f.path())) {
+          int n;
+          while ((n = file.read(off, buf.clear())) > 0) {
+            md.update(buf.flip());
+            off += n;
+          }
         }
         bytes += off;
         String got = Hashes.hex(md.digest());

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Reads a model's files through the chunk cache: what the cache holds is served from disk, what it lacks is
@@ -75,6 +76,11 @@ public final class ModelReader implements AutoCloseable {
    * @return bytes read, or -1 when {@code offset} is at or past the end
    */
   public int read(FileEntry file, long offset, ByteBuffer dst) throws IOException {
+    return read(file, offset, dst, null);
+  }
+
+  /** As {@link #read(FileEntry, long, ByteBuffer)}, keeping the last chunk open in {@code slot} for the next read. */
+  private int read(FileEntry file, long offset, ByteBuffer dst, AtomicReference<ChunkCache.Lease> slot) throws IOException {
     if (offset < 0) {
       throw new IllegalArgumentException("negative offset " + offset);
     }
@@ -88,7 +94,7 @@ public final class ModelReader implements AutoCloseable {
     while (dst.hasRemaining() && pos < file.size()) {
       ChunkRef chunk = chunks.get(index);
       record(file, chunk);
-      int n = readChunk(chunk, pos - chunk.fileOffset(), dst);
+      int n = readChunk(chunk, pos - chunk.fileOffset(), dst, slot);
       total += n;
       pos += n;
       index++;
@@ -96,14 +102,26 @@ public final class ModelReader implements AutoCloseable {
     return total;
   }
 
-  private int readChunk(ChunkRef chunk, long offsetInChunk, ByteBuffer dst) throws IOException {
+  private int readChunk(ChunkRef chunk, long offsetInChunk, ByteBuffer dst, AtomicReference<ChunkCache.Lease> slot)
+      throws IOException {
     int limit = dst.limit();
     int want = (int) Math.min(dst.remaining(), chunk.length() - offsetInChunk);
     dst.limit(dst.position() + want);
     try {
-      try (ChunkCache.Lease lease = cache.acquire(chunk.key())) {
-        if (lease != null) {
-          return readLease(lease, chunk, offsetInChunk, dst, want);
+      // Sequential reads of one open file mostly stay in one chunk: reuse its open, pinned lease.
+      ChunkCache.Lease held = slot == null ? null : slot.getAndSet(null);
+      if (held != null && !held.key().equals(chunk.key())) {
+        held.close();
+        held = null;
+      }
+      if (held == null) {
+        held = cache.acquire(chunk.key());
+      }
+      if (held != null) {
+        try {
+          return readLease(held, chunk, offsetInChunk, dst, want);
+        } finally {
+          keep(slot, held);
         }
       }
       // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
@@ -116,8 +134,10 @@ public final class ModelReader implements AutoCloseable {
           ChunkCache.Lease lease = cache.adoptReserved(chunk.key());
           if (lease != null) {
             adopted = true;
-            try (lease) {
+            try {
               return readLease(lease, chunk, offsetInChunk, dst, want);
+            } finally {
+              keep(slot, lease);
             }
           }
           if (attempt >= 3) {
@@ -131,6 +151,13 @@ public final class ModelReader implements AutoCloseable {
       }
     } finally {
       dst.limit(limit);
+    }
+  }
+
+  /** Puts a lease back in the file's slot for the next read, or closes it. */
+  private static void keep(AtomicReference<ChunkCache.Lease> slot, ChunkCache.Lease lease) {
+    if (slot == null || !slot.compareAndSet(null, lease)) {
+      lease.close();
     }
   }
 
@@ -254,6 +281,7 @@ public final class ModelReader implements AutoCloseable {
     private long expectedNext = 0;
     private int window = 1;
     private int issuedUpTo = 0;
+    private final AtomicReference<ChunkCache.Lease> slot = new AtomicReference<>();
 
     private ModelFile(FileEntry entry) {
       this.entry = entry;
@@ -272,7 +300,7 @@ public final class ModelReader implements AutoCloseable {
       if (options.maxReadaheadChunks() > 0 && offset < entry.size() && dst.hasRemaining()) {
         planReadahead(offset, dst.remaining());
       }
-      return ModelReader.this.read(entry, offset, dst);
+      return ModelReader.this.read(entry, offset, dst, slot);
     }
 
     private void planReadahead(long offset, int length) {
@@ -298,7 +326,13 @@ public final class ModelReader implements AutoCloseable {
       }
     }
 
+    /** Releases the chunk this file keeps open between reads. */
     @Override
-    public void close() {}
+    public void close() {
+      ChunkCache.Lease held = slot.getAndSet(null);
+      if (held != null) {
+        held.close();
+      }
+    }
   }
 }
