@@ -133,12 +133,6 @@ final class Machine {
     }
   }
 
-  /**
-   * Machine-wide use during a phase.
-   *
-   * @param cpuBusyPct all cores together, 100 = every core busy (user+system+irq+softirq+steal)
-   * @param iowaitPct share of CPU time idle while waiting on disk
-   */
   /** What a benchmark's JSON says about the machine it ran on. */
   static java.util.Map<String, Object> description() {
     java.util.Map<String, Object> machine = new java.util.LinkedHashMap<>();
@@ -150,6 +144,12 @@ final class Machine {
     return machine;
   }
 
+  /**
+   * Machine-wide use during a phase.
+   *
+   * @param cpuBusyPct all cores together, 100 = every core busy (user+system+irq+softirq+steal)
+   * @param iowaitPct share of CPU time idle while waiting on disk
+   */
   record Usage(double cpuBusyPct, double iowaitPct, double diskReadMBps, double diskWriteMBps, double loopbackMBps) {
     /** Adds these figures to a phase's JSON object. */
     void putInto(java.util.Map<String, Object> m) {

@@ -2,7 +2,6 @@ package dev.thaw.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -23,10 +22,7 @@ final class CanonicalJson {
   private static void write(JsonNode node, StringBuilder out) {
     switch (node.getNodeType()) {
       case OBJECT -> {
-        List<Map.Entry<String, JsonNode>> members = new ArrayList<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-          members.add(it.next());
-        }
+        List<Map.Entry<String, JsonNode>> members = new ArrayList<>(node.properties());
         // String.compareTo orders by UTF-16 code units, which is what RFC 8785 section 3.2.3 asks for.
         members.sort(Map.Entry.comparingByKey());
         out.append('{');

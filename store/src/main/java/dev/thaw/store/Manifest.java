@@ -12,7 +12,6 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collections;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -500,9 +499,5 @@ public final class Manifest {
   @Override
   public String toString() {
     return "manifest " + digest() + " (" + entries.size() + " entries, " + totalBytes() + " bytes)";
-  }
-
-  static Iterator<Entry> iterate(Manifest m) {
-    return m.entries.iterator();
   }
 }
