@@ -755,7 +755,7 @@ public final class MountBench {
   // ---------------------------------------------------------------- 1 TB manifest
 
   /**
-   * Mounts a synthetic 1 TiB manifest (128 files of 8 GiB, fake chunk hashes) in this JVM over a reader whose origin is
+   * Mounts a synthetic 1 TiB manifest (128 files of 8 GiB, made-up chunk hashes: no bytes exist) in this JVM over a reader whose origin is
    * an empty directory that is never read, {@code times} times: the time from the {@link LazyMount#mount} call until a
    * file is visible. The first mount also pays for loading the FUSE binding's classes; the median is the figure.
    */
