@@ -23,7 +23,7 @@ import java.util.stream.Stream;
  * config files. Generated once per size and kept: {@code <work>/model-<bytes>/}, complete when
  * {@code <work>/model-<bytes>.done} exists.
  */
-final class ModelGenerator {
+public final class ModelGenerator {
   private ModelGenerator() {}
 
   static final int SHARDS = 4;
@@ -117,7 +117,8 @@ final class ModelGenerator {
     }
   }
 
-  static void deleteTree(Path dir) throws IOException {
+  /** Deletes a directory tree; a missing one is fine. */
+  public static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

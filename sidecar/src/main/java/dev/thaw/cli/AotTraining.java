@@ -51,7 +51,7 @@ public final class AotTraining {
       }
       trainS3Client();
     } finally {
-      DemoCommand.deleteTree(dir);
+      dev.thaw.bench.ModelGenerator.deleteTree(dir);
     }
   }
 

@@ -1,6 +1,7 @@
 package dev.thaw.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.bench.ModelGenerator;
 import dev.thaw.store.AccessProfile;
 import dev.thaw.store.ChunkCache;
 import dev.thaw.store.FileEntry;
@@ -23,7 +24,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -64,7 +64,7 @@ final class DemoCommand implements Callable<Integer> {
     log.printf(Locale.ROOT, "demo: model of %d x %s shards in %s%n", shards, Units.bytes(shardSize), model);
     Map<String, String> expected = generate(model, log);
 
-    deleteTree(originDir); // every demo pushes into an empty origin, so the push is a real upload
+    ModelGenerator.deleteTree(originDir); // every demo pushes into an empty origin, so the push is a real upload
     ModelName name = ModelName.parse("demo/model:v1");
     ObjectNode out = JsonOut.object();
     try (Origin origin = Origins.open(originDir.toUri().toString())) {
@@ -121,7 +121,7 @@ final class DemoCommand implements Callable<Integer> {
   /** Reads every file through a fresh cache and checks its hash against the source. */
   private Load load(Manifest manifest, Origin origin, ModelStore store, Path cacheDir, Map<String, String> expected,
       AccessProfile profile, PrintStream log, String label) throws IOException {
-    deleteTree(cacheDir);
+    ModelGenerator.deleteTree(cacheDir);
     long bytes = 0;
     long start = System.nanoTime();
     try (ChunkCache cache = ChunkCache.open(cacheDir, 64L << 30);
@@ -168,7 +168,7 @@ final class DemoCommand implements Callable<Integer> {
       }
       return hashes;
     }
-    deleteTree(model);
+    ModelGenerator.deleteTree(model);
     Files.createDirectories(model);
     SplittableRandom random = new SplittableRandom(42);
     ByteBuffer buf = ByteBuffer.allocate(1 << 20);
@@ -216,17 +216,6 @@ final class DemoCommand implements Callable<Integer> {
   private static long sizeOf(Path dir) throws IOException {
     try (Stream<Path> s = Files.walk(dir)) {
       return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
-    }
-  }
-
-  static void deleteTree(Path dir) throws IOException {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(dir)) {
-      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
     }
   }
 }
