@@ -330,7 +330,7 @@ public final class MountBench {
     setup.put("throttle_burst_bytes", Throttle.BURST_BYTES);
     setup.put("throttle_check_mbps_one_connection", round(throttleCheck));
     setup.put("page_cache_dropped", dropped);
-    setup.put("thaw_command", String.join(" ", thawCommand(o)));
+    setup.put("thaw_command", String.join(" ", thawCommand(o.thawCommand())));
     d.put("setup", setup);
     d.put("machine", Machine.description());
     List<Object> ph = new ArrayList<>();
@@ -464,9 +464,9 @@ public final class MountBench {
   // ---------------------------------------------------------------- the systems
 
   /** The thaw CLI as {@code ./thaw} starts it: this JVM's java and flags, the sidecar's class path. */
-  static List<String> thawCommand(Options o) {
-    if (o.thawCommand() != null) {
-      return o.thawCommand();
+  static List<String> thawCommand(List<String> given) {
+    if (given != null) {
+      return given;
     }
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -490,7 +490,7 @@ public final class MountBench {
   private static Mounter thawMounter(Run run, S3ProxyServer s3, int port, boolean record, String prefetch) {
     String origin = s3.originUri(STORE_PREFIX, port);
     return (mnt, cache, model, logFile) -> {
-      List<String> cmd = new ArrayList<>(thawCommand(run.o));
+      List<String> cmd = new ArrayList<>(thawCommand(run.o.thawCommand()));
       cmd.addAll(List.of("mount", (model.equals("files") ? FILES_NAME : SHARD_NAME).toString(), mnt.toString(),
           "--origin", origin, "--cache", cache.toString(), "--cache-size", "16g", "--prefetch", prefetch));
       if (record) {
@@ -596,7 +596,7 @@ public final class MountBench {
     Map<String, Object> out = new LinkedHashMap<>();
     double[] version = new double[run.o.repeats()];
     for (int i = 0; i < version.length; i++) {
-      List<String> cmd = new ArrayList<>(thawCommand(run.o));
+      List<String> cmd = new ArrayList<>(thawCommand(run.o.thawCommand()));
       cmd.add("--version");
       long t0 = System.nanoTime();
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
@@ -609,7 +609,7 @@ public final class MountBench {
     for (int i = 0; i < file.length; i++) {
       Path cache = caches.resolve("thaw-file-origin");
       ModelGenerator.deleteTree(cache);
-      List<String> cmd = new ArrayList<>(thawCommand(run.o));
+      List<String> cmd = new ArrayList<>(thawCommand(run.o.thawCommand()));
       cmd.addAll(List.of("mount", SHARD_NAME.toString(), mnt.toString(), "--origin", storeDir.toUri().toString(),
           "--cache", cache.toString(), "--cache-size", "16g", "--prefetch", "off"));
       try (MountProcess mp = MountProcess.start("thaw mount (file origin)", cmd, Map.of(), Set.of(), mnt,

@@ -9,6 +9,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -25,6 +26,8 @@ final class ThrottlingProxy implements AutoCloseable {
   private final long burstBytes;
   private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
   private final Thread acceptor;
+  private final AtomicLong bytesToClients = new AtomicLong();
+  private final AtomicLong firstByteNanos = new AtomicLong(Long.MAX_VALUE);
   private volatile boolean closed;
 
   ThrottlingProxy(InetSocketAddress target, double bytesPerSecond, long burstBytes) throws IOException {
@@ -40,6 +43,22 @@ final class ThrottlingProxy implements AutoCloseable {
 
   int port() {
     return ((InetSocketAddress) server.socket().getLocalSocketAddress()).getPort();
+  }
+
+  /** Bytes sent from the origin to clients since the last {@link #resetCounters()}. */
+  long bytesToClients() {
+    return bytesToClients.get();
+  }
+
+  /** {@link System#nanoTime()} when the first byte after the last reset went to a client; empty if none did. */
+  java.util.OptionalLong firstByteNanos() {
+    long t = firstByteNanos.get();
+    return t == Long.MAX_VALUE ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(t);
+  }
+
+  void resetCounters() {
+    bytesToClients.set(0);
+    firstByteNanos.set(Long.MAX_VALUE);
   }
 
   private void accept() {
@@ -92,6 +111,11 @@ final class ThrottlingProxy implements AutoCloseable {
         buf.flip();
         while (buf.hasRemaining()) {
           to.write(buf);
+        }
+        if (throttled) {
+          long now = System.nanoTime();
+          firstByteNanos.accumulateAndGet(now, Math::min);
+          bytesToClients.addAndGet(n);
         }
       }
       // half-close so the other direction can finish

@@ -31,6 +31,13 @@ public final class Main {
       }
       return 1;
     });
+    // A bad option value or a missing argument is one line too, with where to look, not the whole usage text.
+    cli.setParameterExceptionHandler((ex, argv) -> {
+      CommandLine cmd = ex.getCommandLine();
+      cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + ex.getMessage()
+          + " (see " + cmd.getCommandSpec().qualifiedName() + " --help)");
+      return 2;
+    });
     return cli.execute(args);
   }
 

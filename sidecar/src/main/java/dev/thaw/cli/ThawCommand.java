@@ -32,6 +32,7 @@ public final class ThawCommand implements Runnable {
     m.put("unmount", UnmountCommand.class);
     m.put("profile", ProfileCommand.class);
     m.put("gc", GcCommand.class);
+    m.put("model", ModelCommand.class);
     m.put("demo", DemoCommand.class);
     m.put("bench", BenchCommand.class);
     return java.util.Collections.unmodifiableMap(m);

@@ -1,0 +1,506 @@
+package dev.thaw.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.Origin;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.jclouds.blobstore.BlobStore;
+import org.jclouds.blobstore.domain.BlobMetadata;
+
+/**
+ * Thaw's main demo ({@code thaw demo}): time to the first correct inference of a real server (the example
+ * ONNX Runtime server, {@code examples/ort-server}) starting cold on a generated model, four ways:
+ * <ol>
+ *   <li>download everything with a parallel downloader, then boot the server (what people do today);
+ *   <li>boot the server on a Thaw lazy mount, cold cache;
+ *   <li>the same, prefetching the access profile recorded by run 2;
+ *   <li>boot the server with the model already on local disk (the floor without snapshots).
+ * </ol>
+ * The origin is S3Proxy behind the same per-connection throttle as the store bench ({@link ThrottlingProxy}, 100 MB/s
+ * per connection): an emulated cloud object store, nothing to configure. Each run is timed from the exec of its first
+ * command to the first correct answer; the page cache is dropped before each. The proxy counts the bytes each run
+ * fetched and stamps its first byte.
+ */
+public final class ColdStartDemo {
+  private ColdStartDemo() {}
+
+  static final String MODEL = "mlp";
+  static final ModelName NAME = ModelName.parse("demo/mlp:v1");
+  static final String RAW_PREFIX = "raw/";
+  static final String STORE_PREFIX = "store/";
+  static final long TIMEOUT_MS = 600_000;
+  private static final int[] CURL_STREAMS = {8, 16, 32};
+  private static final int RANGE = 8 << 20;
+  /** S3Proxy runs without authentication, but S3 clients insist on signing with some credentials. */
+  private static final Map<String, String> CREDENTIALS = Map.of("AWS_ACCESS_KEY_ID", "thaw-demo",
+      "AWS_SECRET_ACCESS_KEY", "thaw-demo-secret", "AWS_REGION", "us-east-1", "AWS_DEFAULT_REGION", "us-east-1");
+
+  /**
+   * @param modelBytes weight bytes of the generated model
+   * @param seed the model generator's seed
+   * @param workDir model, S3Proxy's directory, caches, logs and the timeline (model and objects kept between runs)
+   * @param thawCommand the command that runs the thaw CLI; null: this JVM's command line
+   * @param serverCommand the command that runs ort-server; null: this JVM's java and class path
+   */
+  public record Options(long modelBytes, long seed, Path workDir, List<String> thawCommand, List<String> serverCommand) {
+    public static Options defaults() {
+      return new Options(1L << 30, 42, Path.of("target", "demo"), null, null);
+    }
+
+    public Options {
+      if (modelBytes < (1 << 20)) {
+        throw new IllegalArgumentException("the model must be at least 1 MiB, not " + modelBytes + " bytes");
+      }
+    }
+  }
+
+  /** The summary ({@code --json} keys first), every detail, and where the timeline was written. */
+  public record Result(Map<String, Object> summary, String table, Path timelineJson, Path timelineHtml) {
+    public String toJson() {
+      try {
+        return new ObjectMapper().writeValueAsString(summary);
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new IllegalStateException("demo result is not serialisable", e);
+      }
+    }
+  }
+
+  /** One timed run: its events in milliseconds from the exec of its first command. */
+  record RunTimeline(String key, String label, Map<String, Double> events, long bytesFetched, String detail) {
+    double firstInferenceS() {
+      return events.get("first_inference") / 1000.0;
+    }
+  }
+
+  /** A downloader that writes whole files into a directory, as people fetch a model before serving it. */
+  record Downloader(String name, List<String> command, Map<String, String> env, Set<String> unset) {}
+
+  public static Result run(Options o, PrintStream log) throws Exception {
+    Path work = o.workDir().toAbsolutePath();
+    Files.createDirectories(work);
+    Tools.require("curl", "curl", log);
+    Tools.require("rclone", "rclone", log);
+    Tools.require("fusermount3", "fuse3", log);
+    Path repo = ensureModel(work, o, log);
+    MlpSpec spec = MlpGenerator.readSpec(repo.resolve(MODEL));
+    float[] input = spec.sampleInput(1);
+    float[] expected = spec.reference(input, 1);
+    long modelBytes = treeBytes(repo);
+
+    Path runs = work.resolve("runs");
+    Path logs = work.resolve("logs");
+    ModelGenerator.deleteTree(runs);
+    ModelGenerator.deleteTree(logs);
+    Files.createDirectories(runs);
+    Path mnt = work.resolve("mnt");
+    MountProcess.clear(mnt);
+
+    InferenceClient client = new InferenceClient();
+    client.warmUp(freePort());
+    Map<String, Object> downloads = new LinkedHashMap<>();
+    List<RunTimeline> timelines = new ArrayList<>();
+    boolean dropped;
+    String rate = String.format(Locale.ROOT, "%.0f MB/s per connection", Throttle.RATE_BYTES / 1e6);
+    Demo d;
+    try (S3ProxyServer s3 = S3ProxyServer.start(work.resolve("s3"))) {
+      importRaw(s3, repo, log);
+      push(s3, repo, log);
+      try (ThrottlingProxy proxy = new ThrottlingProxy(new InetSocketAddress("127.0.0.1", s3.port()), Throttle.RATE_BYTES,
+          Throttle.BURST_BYTES)) {
+        log.printf(Locale.ROOT, "demo: the origin is S3Proxy behind a throttle of %s (burst %d KiB), an emulated cloud"
+            + " object store%n", rate, Throttle.BURST_BYTES >> 10);
+        d = new Demo(o, log, work, repo, runs, logs, mnt, s3, proxy, client, input, expected);
+        dropped = Machine.dropPageCache(log);
+        if (!dropped) {
+          log.println("demo: the page cache cannot be dropped (not root), so every run after the first may read the"
+              + " model from memory; run as root for fair cold starts");
+        }
+        // the model's bytes alone, by every parallel downloader at hand; the fastest one that writes whole files
+        // is the one run 1 uses
+        Downloader best = null;
+        double bestFilesS = Double.MAX_VALUE;
+        for (Downloader dl : d.downloaders()) {
+          double s = d.timeDownload(dl);
+          downloads.put(dl.name(), Map.of("seconds", round(s), "gbps", round(modelBytes / 1e9 / s)));
+          if (s < bestFilesS) {
+            bestFilesS = s;
+            best = dl;
+          }
+        }
+        for (int streams : CURL_STREAMS) {
+          double s = d.timeCurlRanges(streams);
+          downloads.put("curl, " + streams + " streams of 8 MiB ranges (parts, not files)",
+              Map.of("seconds", round(s), "gbps", round(modelBytes / 1e9 / s)));
+        }
+        timelines.add(d.downloadThenBoot(best));
+        timelines.add(d.lazy("lazy", "lazy mount, cold cache", true));
+        timelines.add(d.lazy("lazy_profile", "lazy mount + profile, cold cache", false));
+        timelines.add(d.localDiskBoot());
+      }
+    } finally {
+      MountProcess.clear(mnt);
+      ModelGenerator.deleteTree(runs);
+    }
+    double bestDownloadS = downloads.values().stream()
+        .mapToDouble(v -> ((Number) ((Map<?, ?>) v).get("seconds")).doubleValue()).min().orElseThrow();
+
+    Map<String, Object> summary = new LinkedHashMap<>();
+    Map<String, RunTimeline> byKey = new LinkedHashMap<>();
+    timelines.forEach(t -> byKey.put(t.key(), t));
+    summary.put("download_then_boot_s", round(byKey.get("download_then_boot").firstInferenceS()));
+    summary.put("lazy_s", round(byKey.get("lazy").firstInferenceS()));
+    summary.put("lazy_profile_s", round(byKey.get("lazy_profile").firstInferenceS()));
+    summary.put("local_disk_boot_s", round(byKey.get("local_disk_boot").firstInferenceS()));
+    summary.put("best_parallel_download_s", round(bestDownloadS));
+    summary.put("model_bytes", modelBytes);
+    double goal = 1.2 * Math.max(bestDownloadS, byKey.get("local_disk_boot").firstInferenceS());
+    summary.put("goal_lazy_profile_s", round(goal));
+    summary.put("goal_met", byKey.get("lazy_profile").firstInferenceS() <= goal);
+    Map<String, Object> speedups = new LinkedHashMap<>();
+    double baseline = byKey.get("download_then_boot").firstInferenceS();
+    for (RunTimeline t : timelines) {
+      speedups.put(t.key(), round(baseline / t.firstInferenceS()));
+    }
+    summary.put("speedup_vs_download_then_boot", speedups);
+    Map<String, Object> fetched = new LinkedHashMap<>();
+    timelines.forEach(t -> fetched.put(t.key(), t.bytesFetched()));
+    summary.put("bytes_fetched_at_first_inference", fetched);
+    summary.put("origin", "S3Proxy 3.0.0 behind a per-connection throttle of " + rate);
+    summary.put("page_cache_dropped", dropped);
+    summary.put("downloads", downloads);
+    summary.put("model", Map.of("name", NAME.toString(), "spec", spec.toJson(), "repository", repo.toString()));
+    summary.put("machine", Machine.description());
+
+    Path timelineJson = work.resolve("timeline.json");
+    Path timelineHtml = work.resolve("timeline.html");
+    Map<String, Object> timelineDoc = new LinkedHashMap<>();
+    timelineDoc.put("unit", "ms from the exec of each run's first command");
+    List<Object> rows = new ArrayList<>();
+    for (RunTimeline t : timelines) {
+      Map<String, Object> r = new LinkedHashMap<>();
+      r.put("run", t.key());
+      r.put("label", t.label());
+      r.put("events_ms", roundAll(t.events()));
+      r.put("bytes_fetched", t.bytesFetched());
+      r.put("how", t.detail());
+      rows.add(r);
+    }
+    timelineDoc.put("runs", rows);
+    timelineDoc.put("summary", summary);
+    new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(timelineJson.toFile(), timelineDoc);
+    Files.writeString(timelineHtml, Waterfall.html("Thaw demo: time to first inference, " + human(modelBytes)
+        + " model, origin throttled to " + rate, timelines));
+    summary.put("timeline_json", timelineJson.toString());
+    summary.put("timeline_html", timelineHtml.toString());
+    return new Result(summary, table(timelines, modelBytes, bestDownloadS, goal), timelineJson, timelineHtml);
+  }
+
+  /** Everything one demo needs at hand while it runs its four paths. */
+  private record Demo(Options o, PrintStream log, Path work, Path repo, Path runs, Path logs, Path mnt, S3ProxyServer s3,
+      ThrottlingProxy proxy, InferenceClient client, float[] input, float[] expected) {
+
+    List<Downloader> downloaders() throws IOException {
+      List<Downloader> list = new ArrayList<>();
+      Path conf = work.resolve("rclone.conf");
+      Files.writeString(conf, """
+          [demo]
+          type = s3
+          provider = Other
+          endpoint = http://127.0.0.1:%d
+          access_key_id = thaw-demo
+          secret_access_key = thaw-demo-secret
+          region = us-east-1
+          force_path_style = true
+          """.formatted(proxy.port()));
+      // rclone fails here while AWS_CA_BUNDLE is set
+      list.add(new Downloader("rclone copy --transfers 8 --multi-thread-streams 8",
+          List.of("rclone", "copy", "demo:" + S3ProxyServer.BUCKET + "/" + RAW_PREFIX, "DEST", "--config", conf.toString(),
+              "--transfers", "8", "--multi-thread-streams", "8", "--multi-thread-cutoff", "16M", "--log-level", "ERROR"),
+          Map.of(), Set.of("AWS_CA_BUNDLE")));
+      String aws = Tools.which("aws");
+      if (aws != null) {
+        list.add(new Downloader("aws s3 cp --recursive (10 concurrent requests, 8 MiB parts)",
+            // S3Proxy's file-system backend lists directories as keys ending in "/", which are not files
+            List.of(aws, "s3", "cp", "--recursive", "--only-show-errors", "--exclude", "*/", "s3://" + S3ProxyServer.BUCKET + "/" + RAW_PREFIX,
+                "DEST", "--endpoint-url", "http://127.0.0.1:" + proxy.port()),
+            CREDENTIALS, Set.of("AWS_CA_BUNDLE", "AWS_PROFILE")));
+      } else {
+        log.println("demo: aws (the AWS CLI) is not installed; rclone is the parallel downloader");
+      }
+      return list;
+    }
+
+    /** Runs {@code dl} into a fresh directory; returns seconds from its exec to its exit, checked complete. */
+    double timeDownload(Downloader dl) throws Exception {
+      Path dest = runs.resolve("download");
+      ModelGenerator.deleteTree(dest);
+      Files.createDirectories(dest);
+      Machine.dropPageCache(log);
+      long t0 = System.nanoTime();
+      download(dl, dest);
+      double s = (System.nanoTime() - t0) / 1e9;
+      ModelGenerator.deleteTree(dest);
+      log.printf(Locale.ROOT, "demo: download alone, %s: %.2f s (%.2f GB/s)%n", dl.name(), s, treeBytes(repo) / 1e9 / s);
+      return s;
+    }
+
+    private void download(Downloader dl, Path dest) throws Exception {
+      List<String> cmd = dl.command().stream().map(a -> a.equals("DEST") ? dest.toString() : a).toList();
+      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
+          .redirectOutput(logs.resolve("download.log").toFile());
+      Files.createDirectories(logs);
+      pb.environment().keySet().removeAll(dl.unset());
+      pb.environment().putAll(dl.env());
+      Process p = pb.start();
+      if (p.waitFor() != 0) {
+        throw new IOException(dl.name() + " failed with exit " + p.exitValue() + ": "
+            + String.join(" | ", Files.readAllLines(logs.resolve("download.log"))));
+      }
+      long want = treeBytes(repo);
+      long got = treeBytes(dest);
+      if (got != want) {
+        throw new IOException(dl.name() + " wrote " + got + " bytes into " + dest + ", expected " + want);
+      }
+    }
+
+    /** The network side alone: 8 MiB ranges of every file over {@code streams} curl connections, bodies to disk. */
+    double timeCurlRanges(int streams) throws IOException {
+      List<CurlDownload.Get> gets = new ArrayList<>();
+      for (Path f : files(repo)) {
+        String key = repo.relativize(f).toString();
+        long size = Files.size(f);
+        for (long off = 0; off < size; off += RANGE) {
+          gets.add(new CurlDownload.Get(s3.httpUrl(RAW_PREFIX, key, proxy.port()), off, Math.min(size, off + RANGE) - 1));
+        }
+      }
+      Path dest = runs.resolve("parts");
+      Machine.dropPageCache(log);
+      long t0 = System.nanoTime();
+      CurlDownload.run(gets, streams, runs.resolve("tmp"), treeBytes(repo), log, dest);
+      double s = (System.nanoTime() - t0) / 1e9;
+      ModelGenerator.deleteTree(dest);
+      log.printf(Locale.ROOT, "demo: download alone, curl with %d streams of 8 MiB ranges: %.2f s (%.2f GB/s)%n", streams,
+          s, treeBytes(repo) / 1e9 / s);
+      return s;
+    }
+
+    RunTimeline downloadThenBoot(Downloader dl) throws Exception {
+      Path dest = runs.resolve("download");
+      ModelGenerator.deleteTree(dest);
+      Files.createDirectories(dest);
+      Machine.dropPageCache(log);
+      proxy.resetCounters();
+      Map<String, Double> ev = new LinkedHashMap<>();
+      long t0 = System.nanoTime();
+      ev.put("exec", 0.0);
+      download(dl, dest);
+      ev.put("downloaded", ms(t0));
+      long bytes = proxy.bytesToClients();
+      proxy.firstByteNanos().ifPresent(n -> ev.put("first_byte", (n - t0) / 1e6));
+      bootAndInfer(dest, t0, ev, "download-then-boot");
+      return finish(new RunTimeline("download_then_boot", "download, then boot", ev, bytes,
+          dl.name() + " into a local directory, then ort-server on it"));
+    }
+
+    RunTimeline lazy(String key, String label, boolean record) throws Exception {
+      Path cache = runs.resolve("cache-" + key);
+      ModelGenerator.deleteTree(cache);
+      Machine.dropPageCache(log);
+      proxy.resetCounters();
+      List<String> cmd = new ArrayList<>(MountBench.thawCommand(o.thawCommand()));
+      cmd.addAll(List.of("mount", NAME.toString(), mnt.toString(), "--origin", s3.originUri(STORE_PREFIX, proxy.port()),
+          "--cache", cache.toString(), "--cache-size", "16g"));
+      cmd.addAll(record ? List.of("--record-profile", "--prefetch", "off") : List.of("--prefetch", "auto"));
+      Map<String, Double> ev = new LinkedHashMap<>();
+      long t0 = System.nanoTime();
+      ev.put("exec", 0.0);
+      long bytes;
+      try (MountProcess mount = MountProcess.start("thaw mount", cmd, CREDENTIALS, Set.of(), mnt,
+          logs.resolve("thaw-mount-" + key + ".log"))) {
+        mount.awaitVisible(mnt.resolve(MODEL).resolve("config.pbtxt"), TIMEOUT_MS);
+        ev.put("mounted", ms(t0));
+        bootAndInfer(mnt, t0, ev, key);
+        bytes = proxy.bytesToClients();
+        proxy.firstByteNanos().ifPresent(n -> ev.put("first_byte", (n - t0) / 1e6));
+      }
+      if (record) {
+        String mountLog = Files.readString(logs.resolve("thaw-mount-" + key + ".log"));
+        if (!mountLog.contains("saved access profile")) {
+          throw new IOException("the recording mount saved no access profile: " + mountLog.strip());
+        }
+      }
+      ModelGenerator.deleteTree(cache);
+      return finish(new RunTimeline(key, label, ev, bytes, String.join(" ", cmd.subList(cmd.indexOf("mount"), cmd.size()))
+          + ", then ort-server on the mount"));
+    }
+
+    RunTimeline localDiskBoot() throws Exception {
+      Machine.dropPageCache(log);
+      proxy.resetCounters();
+      Map<String, Double> ev = new LinkedHashMap<>();
+      long t0 = System.nanoTime();
+      ev.put("exec", 0.0);
+      bootAndInfer(repo, t0, ev, "local-disk");
+      return finish(new RunTimeline("local_disk_boot", "local disk boot", ev, proxy.bytesToClients(),
+          "ort-server on the model already on local disk"));
+    }
+
+    /** Starts the server on {@code repository}, waits until ready, infers once and checks the answer. */
+    private void bootAndInfer(Path repository, long t0, Map<String, Double> ev, String key) throws Exception {
+      List<String> cmd = new ArrayList<>(serverCommand(o));
+      cmd.addAll(List.of("--model-repository", repository.toString(), "--model-control-mode", "explicit",
+          "--load-model", MODEL, "--http-port", "0", "--grpc-port", "0"));
+      try (ServerProcess server = ServerProcess.start(cmd, logs.resolve("ort-server-" + key + ".log"))) {
+        ev.put("server_exec", (server.execNanos() - t0) / 1e6);
+        int port = server.httpPort(TIMEOUT_MS);
+        ev.put("model_loaded", (server.await(ServerProcess.Milestone.MODEL_LOADED, TIMEOUT_MS) - t0) / 1e6);
+        ev.put("ready", (server.await(ServerProcess.Milestone.READY, TIMEOUT_MS) - t0) / 1e6);
+        float[] got = client.infer(port, MODEL, MlpGenerator.INPUT, MlpGenerator.OUTPUT, input, 1);
+        ev.put("first_inference", ms(t0));
+        if (!InferenceClient.matches(got, expected)) {
+          throw new IOException("ort-server answered wrongly in run " + key + ": got " + java.util.Arrays.toString(got)
+              + ", expected " + java.util.Arrays.toString(expected));
+        }
+      }
+    }
+
+    private RunTimeline finish(RunTimeline t) {
+      log.printf(Locale.ROOT, "demo: %-34s first inference after %6.2f s, %s fetched%n", t.label() + ":",
+          t.firstInferenceS(), human(t.bytesFetched()));
+      return t;
+    }
+  }
+
+  static List<String> serverCommand(Options o) {
+    if (o.serverCommand() != null) {
+      return o.serverCommand();
+    }
+    // the server's own jar (its manifest names its libraries) when built beside us, else this JVM's class path
+    Path jar = Path.of("examples", "ort-server", "target", "ort-server.jar").toAbsolutePath();
+    String cp = Files.exists(jar) ? jar.toString() : System.getProperty("java.class.path");
+    return List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC", "-cp", cp, "dev.thaw.examples.ortserver.OrtServer");
+  }
+
+  /** Generates the model once per size and seed under {@code work}; returns the model repository. */
+  static Path ensureModel(Path work, Options o, PrintStream log) throws IOException {
+    Path dir = work.resolve("model-" + o.modelBytes() + "-" + o.seed());
+    Path done = work.resolve("model-" + o.modelBytes() + "-" + o.seed() + ".done");
+    Path repo = dir.resolve("repository");
+    if (Files.exists(done) && Files.isDirectory(repo.resolve(MODEL))) {
+      log.printf("demo: reusing the model in %s%n", repo);
+      return repo;
+    }
+    ModelGenerator.deleteTree(dir);
+    Files.createDirectories(repo);
+    long t0 = System.nanoTime();
+    MlpSpec spec = MlpSpec.forSize(o.modelBytes(), o.seed());
+    long bytes = MlpGenerator.generate(repo, MODEL, spec);
+    Files.writeString(done, spec.toJson() + "\n");
+    log.printf(Locale.ROOT, "demo: generated an ONNX MLP of %s in %s (%.1f s)%n", human(bytes), repo,
+        (System.nanoTime() - t0) / 1e9);
+    return repo;
+  }
+
+  /** Places the model's files as plain objects under {@link #RAW_PREFIX}, for the downloaders (kept between runs). */
+  private static void importRaw(S3ProxyServer s3, Path repo, PrintStream log) throws IOException {
+    BlobStore bs = s3.blobStore();
+    for (Path f : files(repo)) {
+      String key = RAW_PREFIX + repo.relativize(f);
+      long size = Files.size(f);
+      BlobMetadata md = bs.blobMetadata(S3ProxyServer.BUCKET, key);
+      if (md != null && md.getSize() != null && md.getSize() == size) {
+        continue;
+      }
+      bs.putBlob(S3ProxyServer.BUCKET, bs.blobBuilder(key).payload(f.toFile()).contentLength(size).build());
+    }
+    log.printf("demo: the model's files are objects under s3://%s/%s%n", S3ProxyServer.BUCKET, RAW_PREFIX);
+  }
+
+  private static void push(S3ProxyServer s3, Path repo, PrintStream log) throws IOException {
+    try (Origin origin = Origins.open(s3.originUri(STORE_PREFIX))) {
+      long t0 = System.nanoTime();
+      Pusher.Result r = new Pusher(origin, Pusher.DEFAULT_CHUNK_SIZE, 8, PushProgress.NONE).push(repo, NAME);
+      log.printf(Locale.ROOT, "demo: pushed %s as %s: %s hashed, %s uploaded in %.1f s%n", NAME, r.digest(),
+          human(r.bytesHashed()), human(r.bytesUploaded()), (System.nanoTime() - t0) / 1e9);
+    }
+  }
+
+  static List<Path> files(Path dir) throws IOException {
+    try (Stream<Path> s = Files.walk(dir)) {
+      return s.filter(Files::isRegularFile).sorted(Comparator.naturalOrder()).toList();
+    }
+  }
+
+  static long treeBytes(Path dir) throws IOException {
+    long n = 0;
+    for (Path f : files(dir)) {
+      n += Files.size(f);
+    }
+    return n;
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static double ms(long t0) {
+    return (System.nanoTime() - t0) / 1e6;
+  }
+
+  static String table(List<RunTimeline> timelines, long modelBytes, double bestDownloadS, double goalS) {
+    StringBuilder s = new StringBuilder();
+    s.append(String.format(Locale.ROOT, "%-34s %12s %12s %9s%n", "run (" + human(modelBytes) + " model)",
+        "first answer", "fetched", "speed-up"));
+    double base = timelines.getFirst().firstInferenceS();
+    for (RunTimeline t : timelines) {
+      s.append(String.format(Locale.ROOT, "%-34s %10.2f s %12s %8.2fx%n", t.label(), t.firstInferenceS(),
+          human(t.bytesFetched()), base / t.firstInferenceS()));
+    }
+    s.append(String.format(Locale.ROOT, "%-34s %10.2f s%n", "best parallel download alone", bestDownloadS));
+    s.append(String.format(Locale.ROOT, "goal: lazy mount + profile <= %.2f s (1.2 x max(download alone, local disk boot))%n",
+        goalS));
+    return s.toString();
+  }
+
+  static String human(long bytes) {
+    if (bytes >= (1L << 30)) {
+      return String.format(Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
+    }
+    if (bytes >= (1L << 20)) {
+      return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
+    }
+    return bytes + " B";
+  }
+
+  static double round(double v) {
+    return Math.round(v * 1000) / 1000.0;
+  }
+
+  private static Map<String, Double> roundAll(Map<String, Double> m) {
+    Map<String, Double> r = new LinkedHashMap<>();
+    m.forEach((k, v) -> r.put(k, Math.round(v * 10) / 10.0));
+    return r;
+  }
+}

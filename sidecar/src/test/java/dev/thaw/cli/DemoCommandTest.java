@@ -1,0 +1,70 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code thaw demo} end to end on a small model: a real S3Proxy origin behind the throttle, real downloaders, real
+ * {@code thaw mount} processes and real ort-server processes, each run answered correctly (the demo checks every
+ * answer against the plain-Java reference and fails otherwise). Speed is not asserted here; docs/benchmarks.md has it.
+ */
+class DemoCommandTest {
+  @TempDir Path work;
+
+  @Test
+  void timesEveryPathToACorrectFirstInferenceAndWritesTheTimeline() throws Exception {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream realOut = System.out;
+    PrintStream realErr = System.err;
+    int code;
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      code = Main.run("demo", "--size", "6m", "--work", work.toString(), "--json");
+    } finally {
+      System.setOut(realOut);
+      System.setErr(realErr);
+    }
+    String log = err.toString(StandardCharsets.UTF_8);
+    assertThat(code).as(log).isZero();
+    String stdout = out.toString(StandardCharsets.UTF_8).trim();
+    assertThat(stdout).as("--json prints one object only").startsWith("{").endsWith("}").doesNotContain("\n");
+    JsonNode j = new ObjectMapper().readTree(stdout);
+
+    long modelBytes = j.get("model_bytes").asLong();
+    assertThat(modelBytes).as("about the asked 6 MiB").isBetween(4L << 20, 8L << 20);
+    for (String key : new String[] {"download_then_boot_s", "lazy_s", "lazy_profile_s", "local_disk_boot_s",
+        "best_parallel_download_s"}) {
+      assertThat(j.get(key).asDouble()).as(key).isPositive();
+    }
+    JsonNode fetched = j.get("bytes_fetched_at_first_inference");
+    assertThat(fetched.get("download_then_boot").asLong()).isGreaterThanOrEqualTo(modelBytes);
+    assertThat(fetched.get("lazy").asLong()).isPositive();
+    assertThat(fetched.get("local_disk_boot").asLong()).isZero();
+    assertThat(log).contains("first inference after").contains("best parallel download alone");
+
+    JsonNode timeline = new ObjectMapper().readTree(work.resolve("timeline.json").toFile());
+    assertThat(timeline.get("runs")).hasSize(4);
+    for (JsonNode run : timeline.get("runs")) {
+      JsonNode ev = run.get("events_ms");
+      assertThat(ev.get("model_loaded").asDouble()).as(run.get("run").asText())
+          .isLessThanOrEqualTo(ev.get("ready").asDouble());
+      assertThat(ev.get("ready").asDouble()).isLessThanOrEqualTo(ev.get("first_inference").asDouble());
+    }
+    assertThat(timeline.get("runs").get(1).get("events_ms").has("mounted")).isTrue();
+    assertThat(timeline.get("runs").get(1).get("events_ms").has("first_byte")).isTrue();
+    String html = Files.readString(work.resolve("timeline.html"));
+    assertThat(html).contains("<svg").contains("lazy mount + profile, cold cache");
+    assertThat(Files.readString(Path.of("/proc/mounts"))).as("no mount left behind").doesNotContain(work.toString());
+  }
+}

@@ -1,0 +1,101 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ModelCommandTest {
+  @TempDir Path tmp;
+  private final PrintStream realOut = System.out;
+  private final PrintStream realErr = System.err;
+  private ByteArrayOutputStream out;
+  private ByteArrayOutputStream err;
+
+  private int run(String... args) {
+    out = new ByteArrayOutputStream();
+    err = new ByteArrayOutputStream();
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      return Main.run(args);
+    } finally {
+      System.setOut(realOut);
+      System.setErr(realErr);
+    }
+  }
+
+  private String stdout() {
+    return out.toString(StandardCharsets.UTF_8).trim();
+  }
+
+  private String stderr() {
+    return err.toString(StandardCharsets.UTF_8).trim();
+  }
+
+  @Test
+  void generateWithJsonWritesATritonModelDirectoryAndPrintsExactlyOneObject() throws Exception {
+    Path repository = tmp.resolve("models");
+
+    assertThat(run("model", "generate", "--size", "2MiB", "--out", repository.toString(), "--name", "tiny",
+        "--seed", "7", "--json")).isZero();
+
+    assertThat(stdout()).startsWith("{").endsWith("}").doesNotContain("\n");
+    JsonNode n = JsonOut.MAPPER.readTree(stdout());
+    assertThat(n.get("repository").asText()).isEqualTo(repository.toString());
+    assertThat(n.get("model").asText()).isEqualTo("tiny");
+    assertThat(n.get("files").asInt()).isGreaterThanOrEqualTo(3);
+    assertThat(n.get("seconds").asDouble()).isPositive();
+    MlpSpec spec = MlpSpec.fromJson(n.get("spec").toString());
+    assertThat(spec).isEqualTo(MlpSpec.forSize(2 << 20, 7));
+    assertThat(n.get("bytes").asLong()).isGreaterThan(spec.weightBytes());
+    assertThat(repository.resolve("tiny/config.pbtxt")).isRegularFile();
+    assertThat(repository.resolve("tiny/1/model.onnx")).isRegularFile();
+    assertThat(MlpGenerator.readSpec(repository.resolve("tiny"))).isEqualTo(spec);
+    assertThat(stderr()).contains("model: generating").contains("generated model tiny");
+  }
+
+  @Test
+  void generateWithoutJsonPrintsOneSummaryLine() {
+    assertThat(run("model", "generate", "--size", "1m", "--out", tmp.toString())).isZero();
+
+    assertThat(stdout()).startsWith("generated model mlp in " + tmp.resolve("mlp")).contains("MB/s").doesNotContain("\n");
+    assertThat(tmp.resolve("mlp/1/model.onnx")).isRegularFile();
+  }
+
+  @Test
+  void aBadSizeIsOneErrorLineAndAFailureStatus() {
+    assertThat(run("model", "generate", "--size", "lots", "--out", tmp.toString())).isNotZero();
+
+    assertThat(stderr()).startsWith("thaw model generate: error: not a size: 'lots'").doesNotContain("\n")
+        .doesNotContain("Exception");
+    assertThat(stdout()).isEmpty();
+    assertThat(tmp).isEmptyDirectory();
+  }
+
+  @Test
+  void anExistingModelIsOneErrorLineNamingIt() throws Exception {
+    Files.createDirectories(tmp.resolve("mlp"));
+
+    assertThat(run("model", "generate", "--size", "1m", "--out", tmp.toString())).isEqualTo(1);
+
+    assertThat(stderr()).startsWith("thaw model generate: error:").contains(tmp.resolve("mlp").toString())
+        .contains("already exists").doesNotContain("\n");
+    assertThat(tmp.resolve("mlp")).isEmptyDirectory();
+  }
+
+  @Test
+  void helpListsGenerate() {
+    assertThat(run("model", "--help")).isZero();
+
+    assertThat(stdout()).contains("Usage: thaw model").containsPattern("generate +Write an ONNX multilayer perceptron");
+  }
+}
