@@ -22,6 +22,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.jclouds.blobstore.BlobStore;
 import org.jclouds.blobstore.domain.BlobMetadata;
@@ -85,9 +87,16 @@ public final class ColdStartDemo {
   }
 
   /** One timed run: its events in milliseconds from the exec of its first command. */
-  record RunTimeline(String key, String label, Map<String, Double> events, long bytesFetched, String detail) {
+  record RunTimeline(String key, String label, Map<String, Double> events, long bytesFetched, String detail,
+      Map<String, Double> cpuSeconds, long blockedReads) {
     double firstInferenceS() {
       return events.get("first_inference") / 1000.0;
+    }
+
+    /** CPU seconds of every process of the run (and of the emulated origin) until the first answer. */
+    double cpuTotal() {
+      return cpuSeconds.entrySet().stream().filter(e -> !e.getKey().equals("wall_s")
+          && !e.getKey().equals("machine_busy_of_capacity")).mapToDouble(Map.Entry::getValue).sum();
     }
   }
 
@@ -181,6 +190,10 @@ public final class ColdStartDemo {
       speedups.put(t.key(), round(baseline / t.firstInferenceS()));
     }
     summary.put("speedup_vs_download_then_boot", speedups);
+    Map<String, Object> cpuTotals = new LinkedHashMap<>();
+    timelines.forEach(t -> cpuTotals.put(t.key(), round(t.cpuTotal())));
+    summary.put("cpu_s_at_first_inference", cpuTotals);
+    summary.put("cores", Machine.nproc());
     Map<String, Object> fetched = new LinkedHashMap<>();
     timelines.forEach(t -> fetched.put(t.key(), t.bytesFetched()));
     summary.put("bytes_fetched_at_first_inference", fetched);
@@ -202,6 +215,10 @@ public final class ColdStartDemo {
       r.put("events_ms", roundAll(t.events()));
       r.put("bytes_fetched", t.bytesFetched());
       r.put("how", t.detail());
+      r.put("cpu_s_at_first_inference", roundAll(t.cpuSeconds()));
+      if (t.blockedReads() >= 0) {
+        r.put("blocked_reads", t.blockedReads());
+      }
       rows.add(r);
     }
     timelineDoc.put("runs", rows);
@@ -310,15 +327,18 @@ public final class ColdStartDemo {
       Machine.dropPageCache(log);
       proxy.resetCounters();
       Map<String, Double> ev = new LinkedHashMap<>();
+      Map<String, Double> cpu = new LinkedHashMap<>();
+      Cpu before = Cpu.now();
       long t0 = System.nanoTime();
       ev.put("exec", 0.0);
       download(dl, dest);
       ev.put("downloaded", ms(t0));
+      cpu.put("downloader", Cpu.now().children() - before.children());
       long bytes = proxy.bytesToClients();
       proxy.firstByteNanos().ifPresent(n -> ev.put("first_byte", (n - t0) / 1e6));
-      bootAndInfer(dest, t0, ev, "download-then-boot");
+      bootAndInfer(dest, t0, ev, "download-then-boot", cpu, before);
       return finish(new RunTimeline("download_then_boot", "download, then boot", ev, bytes,
-          dl.name() + " into a local directory, then ort-server on it"));
+          dl.name() + " into a local directory, then ort-server on it", cpu, -1));
     }
 
     RunTimeline lazy(String key, String label, boolean record) throws Exception {
@@ -331,6 +351,8 @@ public final class ColdStartDemo {
           "--cache", cache.toString(), "--cache-size", "16g"));
       cmd.addAll(record ? List.of("--record-profile", "--prefetch", "off") : List.of("--prefetch", "auto"));
       Map<String, Double> ev = new LinkedHashMap<>();
+      Map<String, Double> cpu = new LinkedHashMap<>();
+      Cpu before = Cpu.now();
       long t0 = System.nanoTime();
       ev.put("exec", 0.0);
       long bytes;
@@ -338,34 +360,40 @@ public final class ColdStartDemo {
           logs.resolve("thaw-mount-" + key + ".log"))) {
         mount.awaitVisible(mnt.resolve(MODEL).resolve("config.pbtxt"), TIMEOUT_MS);
         ev.put("mounted", ms(t0));
-        bootAndInfer(mnt, t0, ev, key);
+        bootAndInfer(mnt, t0, ev, key, cpu, before);
+        cpu.put("thaw_mount", mount.cpuSeconds());
         bytes = proxy.bytesToClients();
         proxy.firstByteNanos().ifPresent(n -> ev.put("first_byte", (n - t0) / 1e6));
       }
+      String mountLog = Files.readString(logs.resolve("thaw-mount-" + key + ".log"));
+      Matcher blocked = Pattern.compile("(\\d+) blocked reads").matcher(mountLog);
+      long blockedReads = blocked.find() ? Long.parseLong(blocked.group(1)) : -1;
       if (record) {
-        String mountLog = Files.readString(logs.resolve("thaw-mount-" + key + ".log"));
         if (!mountLog.contains("saved access profile")) {
           throw new IOException("the recording mount saved no access profile: " + mountLog.strip());
         }
       }
       ModelGenerator.deleteTree(cache);
       return finish(new RunTimeline(key, label, ev, bytes, String.join(" ", cmd.subList(cmd.indexOf("mount"), cmd.size()))
-          + ", then ort-server on the mount"));
+          + ", then ort-server on the mount", cpu, blockedReads));
     }
 
     RunTimeline localDiskBoot() throws Exception {
       Machine.dropPageCache(log);
       proxy.resetCounters();
       Map<String, Double> ev = new LinkedHashMap<>();
+      Map<String, Double> cpu = new LinkedHashMap<>();
+      Cpu before = Cpu.now();
       long t0 = System.nanoTime();
       ev.put("exec", 0.0);
-      bootAndInfer(repo, t0, ev, "local-disk");
+      bootAndInfer(repo, t0, ev, "local-disk", cpu, before);
       return finish(new RunTimeline("local_disk_boot", "local disk boot", ev, proxy.bytesToClients(),
-          "ort-server on the model already on local disk"));
+          "ort-server on the model already on local disk", cpu, -1));
     }
 
     /** Starts the server on {@code repository}, waits until ready, infers once and checks the answer. */
-    private void bootAndInfer(Path repository, long t0, Map<String, Double> ev, String key) throws Exception {
+    private void bootAndInfer(Path repository, long t0, Map<String, Double> ev, String key, Map<String, Double> cpu,
+        Cpu before) throws Exception {
       List<String> cmd = new ArrayList<>(serverCommand(o));
       cmd.addAll(List.of("--model-repository", repository.toString(), "--model-control-mode", "explicit",
           "--load-model", MODEL, "--http-port", "0", "--grpc-port", "0"));
@@ -376,6 +404,13 @@ public final class ColdStartDemo {
         ev.put("ready", (server.await(ServerProcess.Milestone.READY, TIMEOUT_MS) - t0) / 1e6);
         float[] got = client.infer(port, MODEL, MlpGenerator.INPUT, MlpGenerator.OUTPUT, input, 1);
         ev.put("first_inference", ms(t0));
+        double wall = (System.nanoTime() - t0) / 1e9;
+        cpu.put("ort_server", MountProcess.cpuSeconds(server.pid()));
+        // this JVM: S3Proxy and the throttling proxy, i.e. the emulated cloud, which a real node would not pay for
+        cpu.put("origin_s3proxy_and_throttle", Cpu.now().self() - before.self());
+        cpu.put("machine_busy_of_capacity", round((Machine.Counters.now().cpuBusy() - before.machine().cpuBusy())
+            / (double) Math.max(1, Machine.Counters.now().cpuTotal() - before.machine().cpuTotal())));
+        cpu.put("wall_s", wall);
         if (!InferenceClient.matches(got, expected)) {
           throw new IOException("ort-server answered wrongly in run " + key + ": got " + java.util.Arrays.toString(got)
               + ", expected " + java.util.Arrays.toString(expected));
@@ -387,6 +422,21 @@ public final class ColdStartDemo {
       log.printf(Locale.ROOT, "demo: %-34s first inference after %6.2f s, %s fetched%n", t.label() + ":",
           t.firstInferenceS(), human(t.bytesFetched()));
       return t;
+    }
+  }
+
+  /** CPU seconds of this JVM and of its reaped children, and the machine's counters, at one moment. */
+  record Cpu(double self, double children, Machine.Counters machine) {
+    static Cpu now() {
+      try {
+        String stat = Files.readString(Path.of("/proc/self/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        // after the command: utime(14) stime(15) cutime(16) cstime(17) are indexes 11 to 14 here; 100 ticks a second
+        return new Cpu((Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0,
+            (Long.parseLong(f[13]) + Long.parseLong(f[14])) / 100.0, Machine.Counters.now());
+      } catch (IOException | RuntimeException e) {
+        return new Cpu(0, 0, Machine.Counters.now());
+      }
     }
   }
 
@@ -471,16 +521,18 @@ public final class ColdStartDemo {
 
   static String table(List<RunTimeline> timelines, long modelBytes, double bestDownloadS, double goalS) {
     StringBuilder s = new StringBuilder();
-    s.append(String.format(Locale.ROOT, "%-34s %12s %12s %9s%n", "run (" + human(modelBytes) + " model)",
-        "first answer", "fetched", "speed-up"));
+    s.append(String.format(Locale.ROOT, "%-34s %12s %12s %9s %8s%n", "run (" + human(modelBytes) + " model)",
+        "first answer", "fetched", "speed-up", "CPU s"));
     double base = timelines.getFirst().firstInferenceS();
     for (RunTimeline t : timelines) {
-      s.append(String.format(Locale.ROOT, "%-34s %10.2f s %12s %8.2fx%n", t.label(), t.firstInferenceS(),
-          human(t.bytesFetched()), base / t.firstInferenceS()));
+      s.append(String.format(Locale.ROOT, "%-34s %10.2f s %12s %8.2fx %8.1f%n", t.label(), t.firstInferenceS(),
+          human(t.bytesFetched()), base / t.firstInferenceS(), t.cpuTotal()));
     }
     s.append(String.format(Locale.ROOT, "%-34s %10.2f s%n", "best parallel download alone", bestDownloadS));
     s.append(String.format(Locale.ROOT, "goal: lazy mount + profile <= %.2f s (1.2 x max(download alone, local disk boot))%n",
         goalS));
+    s.append(String.format(Locale.ROOT, "CPU s: every process of the run until its first answer, the emulated origin (S3Proxy and"
+        + " the throttle) included; this machine has %d cores%n", Machine.nproc()));
     return s.toString();
   }
 
@@ -500,7 +552,7 @@ public final class ColdStartDemo {
 
   private static Map<String, Double> roundAll(Map<String, Double> m) {
     Map<String, Double> r = new LinkedHashMap<>();
-    m.forEach((k, v) -> r.put(k, Math.round(v * 10) / 10.0));
+    m.forEach((k, v) -> r.put(k, Math.round(v * 100) / 100.0));
     return r;
   }
 }

@@ -60,6 +60,10 @@ final class ServerProcess implements AutoCloseable {
     return new ServerProcess(p, t0, logFile);
   }
 
+  long pid() {
+    return process.pid();
+  }
+
   long execNanos() {
     return execNanos;
   }

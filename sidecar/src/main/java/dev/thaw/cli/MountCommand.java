@@ -95,9 +95,14 @@ final class MountCommand implements Callable<Integer> {
         }
         Thread.sleep(100);
       }
-      // Asked to unmount, or unmounted from outside (fusermount3 -u): finish like on a signal.
+      // Asked to unmount, or unmounted from outside (fusermount3 -u), or the shutdown hook is ending the session on
+      // a signal: end it (or wait until the hook has ended it) and return.
       session.end();
-      Runtime.getRuntime().removeShutdownHook(hook);
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException shuttingDown) {
+        // a signal: the hook has ended the session
+      }
       return 0;
     } catch (IOException | RuntimeException | InterruptedException e) {
       if (mount != null) {
@@ -124,6 +129,7 @@ final class MountCommand implements Callable<Integer> {
     private final Path mnt;
     private final Properties properties;
     private final AtomicBoolean ended = new AtomicBoolean();
+    private final java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
 
     Session(StoreOptions.Resolved resolved, ChunkCache cache, ModelReader reader, LazyMount mount,
         MountRegistry registry, Path mnt, Properties properties) {
@@ -162,10 +168,24 @@ final class MountCommand implements Callable<Integer> {
       }
     }
 
+    /** Ends the session; a second caller (the main loop while the shutdown hook ends it) waits until it has ended. */
     void end() {
       if (!ended.compareAndSet(false, true)) {
+        try {
+          done.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
         return;
       }
+      try {
+        end0();
+      } finally {
+        done.countDown();
+      }
+    }
+
+    private void end0() {
       saveProfile0();
       try {
         mount.close();
