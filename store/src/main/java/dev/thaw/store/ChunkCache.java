@@ -305,12 +305,7 @@ public final class ChunkCache implements AutoCloseable {
     long size = data.remaining();
     Path t = tmp.resolve(key + "." + tmpCounter.incrementAndGet());
     try {
-      try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer d = data.duplicate();
-        while (d.hasRemaining()) {
-          ch.write(d);
-        }
-      }
+      writeChunkFile(t, data.duplicate());
       Path target = pathOf(key);
       Files.createDirectories(target.getParent());
       synchronized (entries) {
@@ -325,6 +320,52 @@ public final class ChunkCache implements AutoCloseable {
       }
     } finally {
       Files.deleteIfExists(t);
+    }
+  }
+
+  private static final int ALIGN = 4096;
+  private static final ThreadLocal<ByteBuffer> ALIGNED = new ThreadLocal<>();
+  private volatile boolean directWrites = !Boolean.getBoolean("thaw.cache.buffered");
+
+  /**
+   * Writes a chunk file bypassing the page cache (O_DIRECT) where the file system allows: a chunk just fetched is
+   * read from memory by whoever waits for it, and copying it into the page cache as well costs more CPU than the
+   * fetch itself on small machines. Falls back to ordinary writes (tmpfs has no O_DIRECT).
+   */
+  private void writeChunkFile(Path t, ByteBuffer d) throws IOException {
+    int len = d.remaining();
+    if (directWrites) {
+      int padded = (len + ALIGN - 1) & -ALIGN;
+      ByteBuffer a = ALIGNED.get();
+      if (a == null || a.capacity() < padded) {
+        a = ByteBuffer.allocateDirect(Math.max(padded, 8 << 20) + ALIGN).alignedSlice(ALIGN);
+        ALIGNED.set(a);
+      }
+      a.clear();
+      a.put(d);
+      while (a.position() < padded) {
+        a.put((byte) 0);
+      }
+      a.flip();
+      try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+          com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+        long pos = 0;
+        while (a.hasRemaining()) {
+          pos += ch.write(a, pos);
+        }
+        ch.truncate(len);
+        return;
+      } catch (IOException | UnsupportedOperationException e) {
+        LOG.fine(() -> "cache " + dir + ": no O_DIRECT writes (" + e + "); writing through the page cache");
+        directWrites = false;
+        Files.deleteIfExists(t);
+        d.position(d.limit() - len);
+      }
+    }
+    try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      while (d.hasRemaining()) {
+        ch.write(d);
+      }
     }
   }
 

@@ -76,6 +76,35 @@ class ChunkCacheTest {
     }
   }
 
+  @org.junit.jupiter.params.ParameterizedTest(name = "cache on {0}")
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"disk", "tmpfs"})
+  void storesChunksOfAnyLengthBitForBitOnDiskAndOnTmpfs(String where) throws Exception {
+    // Chunks are written around the page cache (O_DIRECT, padded to the block size, then cut to length) where the
+    // file system allows it, and through the page cache where it does not (tmpfs): either way the bytes come back.
+    Path base = where.equals("disk") ? tmp : Files.createTempDirectory(Path.of("/dev/shm"), "thaw-cache-test");
+    try (ChunkCache cache = ChunkCache.open(base.resolve("cache"), 64 << 20)) {
+      for (int length : new int[] {1, 4095, 4096, 4097, 1 << 20, (8 << 20) + 17}) {
+        byte[] data = OriginTestSupport.randomBytes(length, length);
+        String key = Hashes.sha256Hex(data);
+        cache.put(key, ByteBuffer.wrap(data));
+        try (ChunkCache.Lease lease = cache.acquire(key)) {
+          assertThat(lease.size()).isEqualTo(length);
+          ByteBuffer b = ByteBuffer.allocate(length);
+          lease.read(b, 0);
+          assertThat(b.array()).as("chunk of %d bytes", length).isEqualTo(data);
+        }
+      }
+    } finally {
+      if (!where.equals("disk")) {
+        try (var walk = Files.walk(base)) {
+          for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+            Files.delete(p);
+          }
+        }
+      }
+    }
+  }
+
   @Test
   void evictsTheLeastRecentlyUsedChunkButNeverOneBeingRead() throws Exception {
     try (ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 3000)) {
