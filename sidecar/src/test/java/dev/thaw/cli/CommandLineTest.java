@@ -116,9 +116,19 @@ class CommandLineTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"push", "ls", "cat", "gc", "mount", "unmount", "profile", "demo", "bench"})
+  @ValueSource(strings = {"push", "ls", "cat", "gc", "mount", "unmount", "profile", "model", "demo", "bench"})
   void everyCommandExplainsItsOptions(String command) {
     assertThat(run(command, "--help")).isZero();
     assertThat(out.toString(StandardCharsets.UTF_8)).contains("Usage: thaw " + command);
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"--concurrency=many", "--no-such-option"})
+  void aBadCommandLineIsOneLineNamingTheProblemWithExitStatus2(String option) {
+    assertThat(run("push", model.toString(), origin, "--name", "m:v1", option)).isEqualTo(2);
+    String e = err.toString(StandardCharsets.UTF_8).trim();
+    assertThat(e).startsWith("thaw push: error:").contains("see thaw push --help").doesNotContain("\n")
+        .doesNotContain("Usage:");
+    assertThat(out.toString(StandardCharsets.UTF_8)).isEmpty();
   }
 }
