@@ -1,0 +1,242 @@
+package dev.thaw.checkpoint;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Dumps and restores process trees with CRIU's command line.
+ *
+ * <p>The command line rather than CRIU's RPC ({@code criu swrk} on a socketpair, or {@code criu service} on a
+ * {@code SOCK_SEQPACKET} socket): a JVM cannot hand a child process a descriptor beyond stdio, nor open a
+ * {@code SOCK_SEQPACKET} socket, without native code, while every option CRIU has is on its command line, each run
+ * writes a log we keep with the images, and there is no daemon to keep alive. What RPC adds (notifications between
+ * dump steps) is done here by ordering the steps around the call: CUDA is locked and checkpointed before the dump.
+ *
+ * <p>Images directories are created owner-only: they hold process memory, secrets included.
+ */
+public final class Criu {
+  private static final Pattern VERSION = Pattern.compile("Version:\\s*(\\d+)\\.(\\d+)(?:\\.(\\d+))?");
+  private static final int LOG_TAIL_LINES = 12;
+
+  private final Path binary;
+
+  private Criu(Path binary) {
+    this.binary = binary;
+  }
+
+  /**
+   * Finds a CRIU of at least 4.0: {@code $THAW_CRIU}, then {@code /usr/local/sbin/criu} (where
+   * {@code scripts/install-criu.sh} puts one), then the {@code PATH}.
+   *
+   * @throws CriuException naming the places looked at, and how to install one
+   */
+  public static Criu locate() throws CriuException {
+    List<Path> candidates = new ArrayList<>();
+    String env = System.getenv("THAW_CRIU");
+    if (env != null && !env.isBlank()) {
+      candidates.add(Path.of(env));
+    }
+    candidates.add(Path.of("/usr/local/sbin/criu"));
+    for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
+      if (!dir.isEmpty()) {
+        candidates.add(Path.of(dir, "criu"));
+      }
+    }
+    candidates.add(Path.of("/usr/sbin/criu"));
+    List<String> refused = new ArrayList<>();
+    for (Path p : candidates) {
+      if (!Files.isExecutable(p)) {
+        continue;
+      }
+      Criu c = new Criu(p);
+      try {
+        int[] v = c.version();
+        if (v[0] >= 4) {
+          return c;
+        }
+        refused.add(p + " is version " + v[0] + "." + v[1]);
+      } catch (CriuException e) {
+        refused.add(p + ": " + e.getMessage());
+      }
+    }
+    throw new CriuException("no CRIU >= 4.0 found" + (refused.isEmpty() ? "" : " (" + String.join("; ", refused) + ")")
+        + "; run scripts/install-criu.sh (as root) to install one");
+  }
+
+  public Path binary() {
+    return binary;
+  }
+
+  /** Major, minor and patch version, from {@code criu --version}. */
+  public int[] version() throws CriuException {
+    Result r = run(List.of(binary.toString(), "--version"), null, 30);
+    Matcher m = VERSION.matcher(r.output());
+    if (r.exit() != 0 || !m.find()) {
+      throw new CriuException(binary + " --version failed (exit " + r.exit() + "): " + r.output().strip());
+    }
+    return new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
+        m.group(3) == null ? 0 : Integer.parseInt(m.group(3))};
+  }
+
+  /** {@code criu check}: the kernel supports what CRIU needs. */
+  public void check() throws CriuException {
+    Result r = run(List.of(binary.toString(), "check"), null, 60);
+    if (r.exit() != 0) {
+      throw new CriuException("criu check failed (exit " + r.exit() + "): " + r.output().strip());
+    }
+  }
+
+  /** What a dump or restore must handle besides memory and ordinary files; see CRIU's options of the same names. */
+  public record Options(boolean tcpEstablished, boolean shellJob, boolean extUnixSockets, boolean fileLocks) {
+    /** What a server needs: its open TCP connections, connections to outside unix sockets, file locks. */
+    public static final Options SERVER = new Options(true, false, true, true);
+
+    List<String> flags() {
+      List<String> f = new ArrayList<>();
+      if (tcpEstablished) {
+        f.add("--tcp-established");
+      }
+      if (shellJob) {
+        f.add("--shell-job");
+      }
+      if (extUnixSockets) {
+        f.add("--ext-unix-sk");
+      }
+      if (fileLocks) {
+        f.add("--file-locks");
+      }
+      return f;
+    }
+  }
+
+  /**
+   * Dumps the tree rooted at {@code pid} into {@code images} (created owner-only; it must not hold images already).
+   * Unless {@code leaveRunning}, CRIU kills the tree once dumped.
+   *
+   * @throws CriuException with the tail of {@code images/dump.log}
+   */
+  public void dump(long pid, Path images, Options options, boolean leaveRunning) throws CriuException {
+    createOwnerOnly(images);
+    List<String> cmd = new ArrayList<>(List.of(binary.toString(), "dump", "-t", Long.toString(pid), "-D", images.toString(),
+        "-o", "dump.log", "-v4"));
+    cmd.addAll(options.flags());
+    if (leaveRunning) {
+      cmd.add("--leave-running");
+    }
+    Result r = run(cmd, null, 600);
+    if (r.exit() != 0) {
+      throw new CriuException("criu dump of process " + pid + " into " + images + " failed (exit " + r.exit() + ")"
+          + logTail(images.resolve("dump.log"), r.output()));
+    }
+  }
+
+  /**
+   * Restores the tree dumped in {@code images}, detached: it runs on after this call, no child of this JVM.
+   *
+   * @return the host PID of the restored tree's root
+   * @throws CriuException with the tail of {@code images/restore.log}
+   */
+  public long restore(Path images, Options options) throws CriuException {
+    Path pidFile = images.resolve("restored.pid");
+    try {
+      Files.deleteIfExists(pidFile);
+    } catch (IOException e) {
+      throw new CriuException("cannot clear " + pidFile + ": " + e.getMessage(), e);
+    }
+    // --root /: a tree dumped from its own PID namespace restores into a new one; without a root CRIU 4.1 crashed
+    // while restoring its mounts here.
+    List<String> cmd = new ArrayList<>(List.of(binary.toString(), "restore", "-D", images.toString(), "-o", "restore.log",
+        "-v4", "-d", "--root", "/", "--pidfile", pidFile.toString()));
+    cmd.addAll(options.flags());
+    Result r = run(cmd, null, 600);
+    if (r.exit() != 0) {
+      throw new CriuException("criu restore from " + images + " failed (exit " + r.exit() + ")"
+          + logTail(images.resolve("restore.log"), r.output()));
+    }
+    try {
+      return Long.parseLong(Files.readString(pidFile).strip());
+    } catch (IOException | NumberFormatException e) {
+      throw new CriuException("criu restore from " + images + " wrote no readable " + pidFile + ": " + e.getMessage(), e);
+    }
+  }
+
+  static void createOwnerOnly(Path dir) throws CriuException {
+    try {
+      if (Files.exists(dir)) {
+        try (var entries = Files.list(dir)) {
+          if (entries.findAny().isPresent()) {
+            throw new CriuException(dir + " is not empty: images are never written over");
+          }
+        }
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+      } else {
+        Files.createDirectories(dir.getParent());
+        Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      }
+    } catch (CriuException e) {
+      throw e;
+    } catch (IOException e) {
+      throw new CriuException("cannot create the images directory " + dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** The last lines of a CRIU log, errors first, for an exception message. */
+  static String logTail(Path log, String output) {
+    List<String> lines;
+    try {
+      lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      return output.isBlank() ? "; no log at " + log : ": " + output.strip();
+    }
+    List<String> errors = lines.stream().filter(l -> l.contains("Error") || l.contains("error")).toList();
+    List<String> tail = lines.subList(Math.max(0, lines.size() - LOG_TAIL_LINES), lines.size());
+    StringBuilder s = new StringBuilder("; log ").append(log).append(':');
+    for (String e : errors.subList(Math.max(0, errors.size() - 4), errors.size())) {
+      s.append("\n  ").append(e.strip());
+    }
+    s.append("\n  ...");
+    for (String t : tail) {
+      s.append("\n  ").append(t.strip());
+    }
+    return s.toString();
+  }
+
+  record Result(int exit, String output) {}
+
+  static Result run(List<String> cmd, Path dir, long timeoutSeconds) throws CriuException {
+    try {
+      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+      if (dir != null) {
+        pb.directory(dir.toFile());
+      }
+      Process p = pb.start();
+      // CRIU's own output is small (its log goes to a file); read it whole
+      byte[] out = p.getInputStream().readAllBytes();
+      if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new CriuException(String.join(" ", cmd) + " did not finish within " + timeoutSeconds + " s");
+      }
+      return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new CriuException("cannot run " + cmd.getFirst() + ": " + e.getMessage(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CriuException("interrupted while running " + String.join(" ", cmd), e);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return String.format(Locale.ROOT, "criu at %s", binary);
+  }
+
+}
