@@ -82,6 +82,28 @@ public final class PidNamespaceProcess implements AutoCloseable {
     return Files.exists(Path.of("/proc", Long.toString(pid)));
   }
 
+  /**
+   * Waits until the command exits; {@code unshare} returns its exit status (128 + the signal when one killed it).
+   */
+  public int waitFor() throws InterruptedException {
+    return unshare.waitFor();
+  }
+
+  /**
+   * Asks the command to stop with SIGTERM, waits up to {@code graceMs}, then kills the namespace.
+   *
+   * @return the exit status, or -1 when it had to be killed
+   */
+  public int stop(long graceMs) throws InterruptedException {
+    // SIGTERM reaches a namespace's first process only when it handles it (a JVM does; a bare shell does not)
+    ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy);
+    if (unshare.waitFor(graceMs, TimeUnit.MILLISECONDS)) {
+      return unshare.exitValue();
+    }
+    close();
+    return -1;
+  }
+
   /** Kills the namespace (its first process taking every other with it) and waits for it to be gone. */
   @Override
   public void close() {

@@ -33,6 +33,7 @@ public final class ThawCommand implements Runnable {
     m.put("profile", ProfileCommand.class);
     m.put("gc", GcCommand.class);
     m.put("model", ModelCommand.class);
+    m.put("run", RunCommand.class);
     m.put("demo", DemoCommand.class);
     m.put("bench", BenchCommand.class);
     return java.util.Collections.unmodifiableMap(m);

@@ -116,7 +116,7 @@ class CommandLineTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"push", "ls", "cat", "gc", "mount", "unmount", "profile", "model", "demo", "bench"})
+  @ValueSource(strings = {"push", "ls", "cat", "gc", "mount", "unmount", "profile", "model", "run", "demo", "bench"})
   void everyCommandExplainsItsOptions(String command) {
     assertThat(run(command, "--help")).isZero();
     assertThat(out.toString(StandardCharsets.UTF_8)).contains("Usage: thaw " + command);
