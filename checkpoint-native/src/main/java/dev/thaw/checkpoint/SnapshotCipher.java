@@ -1,0 +1,181 @@
+package dev.thaw.checkpoint;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.GeneralSecurityException;
+import java.security.SecureRandom;
+import java.util.Arrays;
+import java.util.Base64;
+import javax.crypto.AEADBadTagException;
+import javax.crypto.Cipher;
+import javax.crypto.SecretKey;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
+
+/**
+ * Encrypts snapshot image files before they leave the node: process memory holds secrets. AES-256-GCM over segments
+ * of {@link #SEGMENT} bytes, so files of any size stream through in bounded memory (a single GCM message would have
+ * to be held whole to be authenticated). Each segment has its own nonce (a random per-file prefix and the segment's
+ * number) and its own tag, and authenticates the file header, its number and whether it is the last: segments cannot
+ * be reordered, swapped between files or cut off without decryption failing.
+ *
+ * <p>Format: {@code "THAWENC1"}, the segment size (4 bytes, big-endian), the nonce prefix (8 bytes); then each
+ * segment's ciphertext followed by its 16-byte tag. An empty file is one empty final segment.
+ */
+public final class SnapshotCipher {
+  static final byte[] MAGIC = "THAWENC1".getBytes(StandardCharsets.US_ASCII);
+  static final int SEGMENT = 4 << 20;
+  static final int TAG = 16;
+  static final int HEADER = MAGIC.length + 4 + 8;
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final SecretKey key;
+
+  public SnapshotCipher(byte[] key) {
+    if (key.length != 32) {
+      throw new IllegalArgumentException("an AES-256 key is 32 bytes, not " + key.length);
+    }
+    this.key = new SecretKeySpec(key.clone(), "AES");
+  }
+
+  /** The key from a file holding 32 raw bytes or their base64 (which must be owner-only: it opens every snapshot). */
+  public static SnapshotCipher fromKeyFile(Path file) throws IOException {
+    var perms = Files.getPosixFilePermissions(file);
+    if (perms.stream().anyMatch(p -> p.name().startsWith("GROUP") || p.name().startsWith("OTHERS"))) {
+      throw new IOException("the snapshot key file " + file + " is readable by others (" +
+          java.nio.file.attribute.PosixFilePermissions.toString(perms) + "); make it owner-only (chmod 600)");
+    }
+    byte[] raw = Files.readAllBytes(file);
+    return new SnapshotCipher(raw.length == 32 ? raw : decode(new String(raw, StandardCharsets.US_ASCII).strip(), file.toString()));
+  }
+
+  /** The key from an environment variable holding its base64. */
+  public static SnapshotCipher fromBase64(String base64, String where) throws IOException {
+    return new SnapshotCipher(decode(base64.strip(), where));
+  }
+
+  private static byte[] decode(String base64, String where) throws IOException {
+    try {
+      byte[] k = Base64.getDecoder().decode(base64);
+      if (k.length != 32) {
+        throw new IOException("the snapshot key in " + where + " is " + k.length + " bytes; AES-256 needs 32");
+      }
+      return k;
+    } catch (IllegalArgumentException e) {
+      throw new IOException("the snapshot key in " + where + " is neither 32 raw bytes nor base64", e);
+    }
+  }
+
+  /** Writes {@code plain} encrypted to {@code sealed}. */
+  public void encrypt(Path plain, Path sealed) throws IOException {
+    byte[] header = new byte[HEADER];
+    System.arraycopy(MAGIC, 0, header, 0, MAGIC.length);
+    ByteBuffer.wrap(header, MAGIC.length, 4).putInt(SEGMENT);
+    byte[] prefix = new byte[8];
+    RANDOM.nextBytes(prefix);
+    System.arraycopy(prefix, 0, header, MAGIC.length + 4, 8);
+    try (FileChannel in = FileChannel.open(plain, StandardOpenOption.READ);
+        FileChannel out = FileChannel.open(sealed, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      writeFully(out, ByteBuffer.wrap(header));
+      long size = in.size();
+      long segments = Math.max(1, (size + SEGMENT - 1) / SEGMENT);
+      ByteBuffer buf = ByteBuffer.allocate(SEGMENT);
+      for (long i = 0; i < segments; i++) {
+        buf.clear().limit((int) Math.min(SEGMENT, size - i * SEGMENT));
+        readFully(in, buf, i * SEGMENT);
+        Cipher c = cipher(Cipher.ENCRYPT_MODE, header, prefix, i, i == segments - 1);
+        byte[] sealedSegment = c.doFinal(buf.array(), 0, buf.limit());
+        writeFully(out, ByteBuffer.wrap(sealedSegment));
+      }
+    } catch (GeneralSecurityException e) {
+      throw new IOException("cannot encrypt " + plain + ": " + e, e);
+    }
+  }
+
+  /**
+   * Writes {@code sealed} decrypted to {@code plain}.
+   *
+   * @throws IOException naming the file and segment when the key is wrong or the file was changed or cut short
+   */
+  public void decrypt(Path sealed, Path plain) throws IOException {
+    if (Files.exists(plain)) {
+      throw new java.nio.file.FileAlreadyExistsException(plain.toString(), null, "decrypting never writes over a file");
+    }
+    try (FileChannel in = FileChannel.open(sealed, StandardOpenOption.READ);
+        FileChannel out = FileChannel.open(plain, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      long size = in.size();
+      byte[] header = new byte[HEADER];
+      if (size < HEADER + TAG || readFully(in, ByteBuffer.wrap(header), 0) != HEADER
+          || !Arrays.equals(Arrays.copyOf(header, MAGIC.length), MAGIC)) {
+        throw new IOException(sealed + " is not an encrypted snapshot file (no THAWENC1 header)");
+      }
+      int segment = ByteBuffer.wrap(header, MAGIC.length, 4).getInt();
+      if (segment <= 0 || segment > (64 << 20)) {
+        throw new IOException(sealed + " has an impossible segment size " + segment);
+      }
+      byte[] prefix = Arrays.copyOfRange(header, MAGIC.length + 4, HEADER);
+      long body = size - HEADER;
+      long sealedSegment = (long) segment + TAG;
+      long segments = Math.max(1, (body + sealedSegment - 1) / sealedSegment);
+      ByteBuffer buf = ByteBuffer.allocate((int) sealedSegment);
+      for (long i = 0; i < segments; i++) {
+        long offset = HEADER + i * sealedSegment;
+        buf.clear().limit((int) Math.min(sealedSegment, size - offset));
+        readFully(in, buf, offset);
+        if (buf.limit() < TAG) {
+          throw new IOException(sealed + " is cut short in segment " + i);
+        }
+        Cipher c = cipher(Cipher.DECRYPT_MODE, header, prefix, i, i == segments - 1);
+        byte[] clear;
+        try {
+          clear = c.doFinal(buf.array(), 0, buf.limit());
+        } catch (AEADBadTagException e) {
+          throw new IOException(sealed + ": segment " + i + " does not authenticate (wrong key, or the file was changed"
+              + " or cut short)", e);
+        }
+        writeFully(out, ByteBuffer.wrap(clear));
+      }
+    } catch (GeneralSecurityException e) {
+      throw new IOException("cannot decrypt " + sealed + ": " + e, e);
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      throw e; // someone created it meanwhile: theirs, not ours to delete
+    } catch (IOException e) {
+      Files.deleteIfExists(plain); // never leave a partial plaintext behind
+      throw e;
+    }
+  }
+
+  private Cipher cipher(int mode, byte[] header, byte[] prefix, long index, boolean last) throws GeneralSecurityException {
+    byte[] nonce = new byte[12];
+    System.arraycopy(prefix, 0, nonce, 0, 8);
+    ByteBuffer.wrap(nonce, 8, 4).putInt(Math.toIntExact(index));
+    Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
+    c.init(mode, key, new GCMParameterSpec(TAG * 8, nonce));
+    c.updateAAD(header);
+    c.updateAAD(ByteBuffer.allocate(9).putLong(index).put((byte) (last ? 1 : 0)).array());
+    return c;
+  }
+
+  private static int readFully(FileChannel in, ByteBuffer dst, long position) throws IOException {
+    int total = 0;
+    while (dst.hasRemaining()) {
+      int n = in.read(dst, position + total);
+      if (n < 0) {
+        break;
+      }
+      total += n;
+    }
+    return total;
+  }
+
+  private static void writeFully(FileChannel out, ByteBuffer src) throws IOException {
+    while (src.hasRemaining()) {
+      out.write(src);
+    }
+  }
+}
