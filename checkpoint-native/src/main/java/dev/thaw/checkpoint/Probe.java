@@ -35,6 +35,11 @@ public record Probe(String url, String body) {
 
   /** Polls {@code url} until it answers 200 (a readiness endpoint such as Triton's /v2/health/ready). */
   public static void awaitReady(String url, Duration timeout) throws IOException {
+    awaitReady(url, timeout, -1);
+  }
+
+  /** As {@link #awaitReady(String, Duration)}, failing at once when process {@code pid} (if not -1) has exited. */
+  public static void awaitReady(String url, Duration timeout, long pid) throws IOException {
     long deadline = System.nanoTime() + timeout.toNanos();
     Probe p = new Probe(url, null);
     IOException last = null;
@@ -45,6 +50,10 @@ public record Probe(String url, String body) {
       } catch (IOException e) {
         last = e;
       }
+      if (pid > 0 && !java.nio.file.Files.exists(java.nio.file.Path.of("/proc", Long.toString(pid)))) {
+        throw new IOException("the server (process " + pid + ") exited before " + url + " answered"
+            + (last == null ? "" : ": " + describe(last)));
+      }
       try {
         Thread.sleep(20);
       } catch (InterruptedException e) {
@@ -53,6 +62,10 @@ public record Probe(String url, String body) {
       }
     }
     throw new IOException(url + " not ready within " + timeout.toMillis() + " ms"
-        + (last == null ? "" : ": " + last.getMessage()));
+        + (last == null ? "" : ": " + describe(last)));
+  }
+
+  private static String describe(IOException e) {
+    return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
   }
 }

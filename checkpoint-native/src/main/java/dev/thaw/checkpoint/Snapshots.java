@@ -43,7 +43,7 @@ public final class Snapshots {
 
   /** Snapshots the warm server whose tree is rooted at {@code pid} into {@code images}. */
   public static Metadata take(Criu criu, long pid, Path images, TakeRequest r) throws IOException {
-    Probe.awaitReady(r.readyUrl(), r.warmTimeout());
+    Probe.awaitReady(r.readyUrl(), r.warmTimeout(), pid);
     String answer = r.probe() == null ? null : r.probe().ask(Duration.ofMinutes(1));
     List<String> command = commandLine(pid);
     SnapshotKey key = SnapshotKey.ofThisNode(criu, r.modelDigest(), command, r.thawVersion());
@@ -100,7 +100,7 @@ public final class Snapshots {
             + " neither libcuda's checkpoint API nor cuda-checkpoint"));
         new GpuCheckpointer(c, Duration.ofSeconds(30)).resume(m.cudaPids(), List.of());
       }
-      Probe.awaitReady(m.readyUrl(), readyTimeout);
+      Probe.awaitReady(m.readyUrl(), readyTimeout, restored);
       if (m.probe() != null) {
         String again = m.probe().ask(Duration.ofMinutes(1));
         if (!again.equals(m.answer())) {

@@ -111,10 +111,27 @@ class CriuTest {
     return p.pid();
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
+  /** Free ports, distinct: each socket stays bound until all are picked. */
+  private static int[] freePorts(int n) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        sockets[i] = new ServerSocket(0);
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket s : sockets) {
+        if (s != null) {
+          s.close();
+        }
+      }
     }
+  }
+
+  private static int freePort() throws IOException {
+    return freePorts(1)[0];
   }
 
   private static void awaitListening(int port) throws InterruptedException {

@@ -51,8 +51,9 @@ class OrtServerSnapshotTest {
   void aWarmServerRestoredFromItsSnapshotGivesTheSameAnswersOverGrpcAndHttp() throws Exception {
     MlpSpec spec = MlpSpec.forSize(2L << 20, 7);
     MlpGenerator.generate(tmp.resolve("models"), MODEL, spec);
-    int http = freePort();
-    int grpc = freePort();
+    int[] ports = freePorts(2);
+    int http = ports[0];
+    int grpc = ports[1];
     long restored = -1;
     ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", grpc, InsecureChannelCredentials.create())
         .build();
@@ -89,8 +90,9 @@ class OrtServerSnapshotTest {
   void withLeaveRunningTheServerKeepsAnsweringWhileTheSnapshotIsTaken() throws Exception {
     MlpSpec spec = MlpSpec.forSize(2L << 20, 8);
     MlpGenerator.generate(tmp.resolve("models"), MODEL, spec);
-    int http = freePort();
-    int grpc = freePort();
+    int[] ports = freePorts(2);
+    int http = ports[0];
+    int grpc = ports[1];
     try (PidNamespaceProcess server = startServer(http, grpc)) {
       awaitReady(http, server);
       String before = inferHttp(http, spec);
@@ -171,9 +173,22 @@ class OrtServerSnapshotTest {
     return f;
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
+  /** Free ports, distinct: each socket stays bound until all are picked. */
+  private static int[] freePorts(int n) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        sockets[i] = new ServerSocket(0);
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket s : sockets) {
+        if (s != null) {
+          s.close();
+        }
+      }
     }
   }
 }

@@ -89,7 +89,8 @@ class SnapshotsTest {
   private Path snapshot() throws Exception {
     MlpSpec spec = MlpSpec.forSize(1L << 20, 3);
     MlpGenerator.generate(tmp.resolve("models"), "mlp", spec);
-    http = freePort();
+    int[] ports = freePorts(2);
+    http = ports[0];
     StringBuilder data = new StringBuilder();
     for (float f : spec.sampleInput(1)) {
       data.append(data.isEmpty() ? "" : ",").append(f);
@@ -100,7 +101,7 @@ class SnapshotsTest {
     PidNamespaceProcess server = PidNamespaceProcess.start(List.of(java, "-XX:-UsePerfData",
         "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-cp", System.getProperty("java.class.path"),
         "dev.thaw.examples.ortserver.OrtServer", "--model-repository=" + tmp.resolve("models"), "--http-port=" + http,
-        "--grpc-port=" + freePort(), "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()),
+        "--grpc-port=" + ports[1], "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()),
         tmp.resolve("first.out"), tmp.resolve("first.err"));
     try {
       Path images = tmp.resolve("images");
@@ -111,6 +112,8 @@ class SnapshotsTest {
       assertThat(m.command()).contains("dev.thaw.examples.ortserver.OrtServer");
       assertThat(PidNamespaceProcess.awaitGone(server.pid(), 10_000)).isTrue();
       return images;
+    } catch (IOException e) {
+      throw new IOException(e.getMessage() + "; the server's log: " + Files.readString(tmp.resolve("first.err")), e);
     } finally {
       server.close();
     }
@@ -128,9 +131,22 @@ class SnapshotsTest {
     }
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
+  /** Free ports, distinct: each socket stays bound until all are picked. */
+  private static int[] freePorts(int n) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        sockets[i] = new ServerSocket(0);
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket s : sockets) {
+        if (s != null) {
+          s.close();
+        }
+      }
     }
   }
 }
