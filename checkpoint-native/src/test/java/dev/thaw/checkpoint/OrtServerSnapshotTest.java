@@ -14,7 +14,6 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -51,7 +50,7 @@ class OrtServerSnapshotTest {
   void aWarmServerRestoredFromItsSnapshotGivesTheSameAnswersOverGrpcAndHttp() throws Exception {
     MlpSpec spec = MlpSpec.forSize(2L << 20, 7);
     MlpGenerator.generate(tmp.resolve("models"), MODEL, spec);
-    int[] ports = freePorts(2);
+    int[] ports = TestServers.freePorts(2);
     int http = ports[0];
     int grpc = ports[1];
     long restored = -1;
@@ -90,7 +89,7 @@ class OrtServerSnapshotTest {
   void withLeaveRunningTheServerKeepsAnsweringWhileTheSnapshotIsTaken() throws Exception {
     MlpSpec spec = MlpSpec.forSize(2L << 20, 8);
     MlpGenerator.generate(tmp.resolve("models"), MODEL, spec);
-    int[] ports = freePorts(2);
+    int[] ports = TestServers.freePorts(2);
     int http = ports[0];
     int grpc = ports[1];
     try (PidNamespaceProcess server = startServer(http, grpc)) {
@@ -105,14 +104,7 @@ class OrtServerSnapshotTest {
   }
 
   private PidNamespaceProcess startServer(int http, int grpc) throws IOException {
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    // ONNX Runtime's natives in a folder that outlives the process (its default is a temp folder deleted at exit,
-    // which a restore would then miss); -XX:-UsePerfData: the JVM is PID 1 of its namespace
-    return PidNamespaceProcess.start(List.of(java, "-XX:-UsePerfData", "--enable-native-access=ALL-UNNAMED", "-Xmx256m",
-        "-cp", System.getProperty("java.class.path"), "dev.thaw.examples.ortserver.OrtServer",
-        "--model-repository=" + tmp.resolve("models"), "--http-port=" + http, "--grpc-port=" + grpc, "--warmup",
-        "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()),
-        tmp.resolve("server.out"), tmp.resolve("server.err"));
+    return TestServers.ortServer(tmp.resolve("models"), http, grpc, true, tmp.resolve("server"));
   }
 
   private void awaitReady(int http, PidNamespaceProcess server) throws Exception {
@@ -173,22 +165,4 @@ class OrtServerSnapshotTest {
     return f;
   }
 
-  /** Free ports, distinct: each socket stays bound until all are picked. */
-  private static int[] freePorts(int n) throws IOException {
-    ServerSocket[] sockets = new ServerSocket[n];
-    try {
-      int[] ports = new int[n];
-      for (int i = 0; i < n; i++) {
-        sockets[i] = new ServerSocket(0);
-        ports[i] = sockets[i].getLocalPort();
-      }
-      return ports;
-    } finally {
-      for (ServerSocket s : sockets) {
-        if (s != null) {
-          s.close();
-        }
-      }
-    }
-  }
 }

@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -89,7 +88,7 @@ class SnapshotsTest {
   private Path snapshot() throws Exception {
     MlpSpec spec = MlpSpec.forSize(1L << 20, 3);
     MlpGenerator.generate(tmp.resolve("models"), "mlp", spec);
-    int[] ports = freePorts(2);
+    int[] ports = TestServers.freePorts(2);
     http = ports[0];
     StringBuilder data = new StringBuilder();
     for (float f : spec.sampleInput(1)) {
@@ -97,12 +96,7 @@ class SnapshotsTest {
     }
     probe = new Probe("http://127.0.0.1:" + http + "/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,"
         + spec.inputDim() + "],\"datatype\":\"FP32\",\"data\":[" + data + "]}]}");
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    PidNamespaceProcess server = PidNamespaceProcess.start(List.of(java, "-XX:-UsePerfData",
-        "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-cp", System.getProperty("java.class.path"),
-        "dev.thaw.examples.ortserver.OrtServer", "--model-repository=" + tmp.resolve("models"), "--http-port=" + http,
-        "--grpc-port=" + ports[1], "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()),
-        tmp.resolve("first.out"), tmp.resolve("first.err"));
+    PidNamespaceProcess server = TestServers.ortServer(tmp.resolve("models"), http, ports[1], false, tmp.resolve("first"));
     try {
       Path images = tmp.resolve("images");
       Snapshots.Metadata m = Snapshots.take(criu, server.pid(), images, new Snapshots.TakeRequest(
@@ -131,22 +125,4 @@ class SnapshotsTest {
     }
   }
 
-  /** Free ports, distinct: each socket stays bound until all are picked. */
-  private static int[] freePorts(int n) throws IOException {
-    ServerSocket[] sockets = new ServerSocket[n];
-    try {
-      int[] ports = new int[n];
-      for (int i = 0; i < n; i++) {
-        sockets[i] = new ServerSocket(0);
-        ports[i] = sockets[i].getLocalPort();
-      }
-      return ports;
-    } finally {
-      for (ServerSocket s : sockets) {
-        if (s != null) {
-          s.close();
-        }
-      }
-    }
-  }
 }
