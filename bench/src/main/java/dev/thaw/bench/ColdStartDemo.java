@@ -137,7 +137,7 @@ public final class ColdStartDemo {
           Throttle.BURST_BYTES)) {
         log.printf(Locale.ROOT, "demo: the origin is S3Proxy behind a throttle of %s (burst %d KiB), an emulated cloud"
             + " object store%n", rate, Throttle.BURST_BYTES >> 10);
-        d = new Demo(o, log, work, repo, runs, logs, mnt, s3, proxy, client, input, expected);
+        d = new Demo(o, log, work, repo, modelBytes, runs, logs, mnt, s3, proxy, client, input, expected);
         dropped = Machine.dropPageCache(log);
         if (!dropped) {
           log.println("demo: the page cache cannot be dropped (not root), so every run after the first may read the"
@@ -232,8 +232,8 @@ public final class ColdStartDemo {
   }
 
   /** Everything one demo needs at hand while it runs its four paths. */
-  private record Demo(Options o, PrintStream log, Path work, Path repo, Path runs, Path logs, Path mnt, S3ProxyServer s3,
-      ThrottlingProxy proxy, InferenceClient client, float[] input, float[] expected) {
+  private record Demo(Options o, PrintStream log, Path work, Path repo, long modelBytes, Path runs, Path logs, Path mnt,
+      S3ProxyServer s3, ThrottlingProxy proxy, InferenceClient client, float[] input, float[] expected) {
 
     List<Downloader> downloaders() throws IOException {
       List<Downloader> list = new ArrayList<>();
@@ -276,7 +276,7 @@ public final class ColdStartDemo {
       download(dl, dest);
       double s = (System.nanoTime() - t0) / 1e9;
       ModelGenerator.deleteTree(dest);
-      log.printf(Locale.ROOT, "demo: download alone, %s: %.2f s (%.2f GB/s)%n", dl.name(), s, treeBytes(repo) / 1e9 / s);
+      log.printf(Locale.ROOT, "demo: download alone, %s: %.2f s (%.2f GB/s)%n", dl.name(), s, modelBytes / 1e9 / s);
       return s;
     }
 
@@ -292,10 +292,9 @@ public final class ColdStartDemo {
         throw new IOException(dl.name() + " failed with exit " + p.exitValue() + ": "
             + String.join(" | ", Files.readAllLines(logs.resolve("download.log"))));
       }
-      long want = treeBytes(repo);
       long got = treeBytes(dest);
-      if (got != want) {
-        throw new IOException(dl.name() + " wrote " + got + " bytes into " + dest + ", expected " + want);
+      if (got != modelBytes) {
+        throw new IOException(dl.name() + " wrote " + got + " bytes into " + dest + ", expected " + modelBytes);
       }
     }
 
@@ -312,11 +311,11 @@ public final class ColdStartDemo {
       Path dest = runs.resolve("parts");
       Machine.dropPageCache(log);
       long t0 = System.nanoTime();
-      CurlDownload.run(gets, streams, runs.resolve("tmp"), treeBytes(repo), log, dest);
+      CurlDownload.run(gets, streams, runs.resolve("tmp"), modelBytes, log, dest);
       double s = (System.nanoTime() - t0) / 1e9;
       ModelGenerator.deleteTree(dest);
       log.printf(Locale.ROOT, "demo: download alone, curl with %d streams of 8 MiB ranges: %.2f s (%.2f GB/s)%n", streams,
-          s, treeBytes(repo) / 1e9 / s);
+          s, modelBytes / 1e9 / s);
       return s;
     }
 
@@ -428,15 +427,8 @@ public final class ColdStartDemo {
   /** CPU seconds of this JVM and of its reaped children, and the machine's counters, at one moment. */
   record Cpu(double self, double children, Machine.Counters machine) {
     static Cpu now() {
-      try {
-        String stat = Files.readString(Path.of("/proc/self/stat"));
-        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-        // after the command: utime(14) stime(15) cutime(16) cstime(17) are indexes 11 to 14 here; 100 ticks a second
-        return new Cpu((Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0,
-            (Long.parseLong(f[13]) + Long.parseLong(f[14])) / 100.0, Machine.Counters.now());
-      } catch (IOException | RuntimeException e) {
-        return new Cpu(0, 0, Machine.Counters.now());
-      }
+      double[] t = MountProcess.cpuTimes(ProcessHandle.current().pid());
+      return new Cpu(t[0] + t[1], t[2] + t[3], Machine.Counters.now());
     }
   }
 
@@ -547,7 +539,7 @@ public final class ColdStartDemo {
   }
 
   static double round(double v) {
-    return Math.round(v * 1000) / 1000.0;
+    return StoreBench.round(v);
   }
 
   private static Map<String, Double> roundAll(Map<String, Double> m) {

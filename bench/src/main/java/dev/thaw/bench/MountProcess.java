@@ -94,13 +94,26 @@ final class MountProcess implements AutoCloseable {
 
   /** CPU time of any process from {@code /proc/PID/stat} (utime + stime, 100 ticks per second). */
   static double cpuSeconds(long pid) {
+    double[] t = cpuTimes(pid);
+    return t[0] + t[1];
+  }
+
+  /**
+   * utime, stime, cutime and cstime of a process in seconds (the last two: its children already waited for), from
+   * {@code /proc/PID/stat}; zeros when it cannot be read.
+   */
+  static double[] cpuTimes(long pid) {
     try {
       String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
       String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-      // fields after the command: state(3) ... utime(14) stime(15): index 11 and 12 here
-      return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;
+      // fields after the command: state(3) ... utime(14) stime(15) cutime(16) cstime(17): index 11 to 14 here
+      double[] t = new double[4];
+      for (int i = 0; i < 4; i++) {
+        t[i] = Long.parseLong(f[11 + i]) / 100.0;
+      }
+      return t;
     } catch (IOException | RuntimeException e) {
-      return 0;
+      return new double[4];
     }
   }
 

@@ -78,7 +78,7 @@ public final class Criu {
 
   /** Major, minor and patch version, from {@code criu --version}. */
   public int[] version() throws CriuException {
-    Result r = run(List.of(binary.toString(), "--version"), null, 30);
+    Result r = run(List.of(binary.toString(), "--version"), 30);
     Matcher m = VERSION.matcher(r.output());
     if (r.exit() != 0 || !m.find()) {
       throw new CriuException(binary + " --version failed (exit " + r.exit() + "): " + r.output().strip());
@@ -89,7 +89,7 @@ public final class Criu {
 
   /** {@code criu check}: the kernel supports what CRIU needs. */
   public void check() throws CriuException {
-    Result r = run(List.of(binary.toString(), "check"), null, 60);
+    Result r = run(List.of(binary.toString(), "check"), 60);
     if (r.exit() != 0) {
       throw new CriuException("criu check failed (exit " + r.exit() + "): " + r.output().strip());
     }
@@ -132,7 +132,7 @@ public final class Criu {
     if (leaveRunning) {
       cmd.add("--leave-running");
     }
-    Result r = run(cmd, null, 600);
+    Result r = run(cmd, 600);
     if (r.exit() != 0) {
       throw new CriuException("criu dump of process " + pid + " into " + images + " failed (exit " + r.exit() + ")"
           + logTail(images.resolve("dump.log"), r.output()));
@@ -157,7 +157,7 @@ public final class Criu {
     List<String> cmd = new ArrayList<>(List.of(binary.toString(), "restore", "-D", images.toString(), "-o", "restore.log",
         "-v4", "-d", "--root", "/", "--pidfile", pidFile.toString()));
     cmd.addAll(options.flags());
-    Result r = run(cmd, null, 600);
+    Result r = run(cmd, 600);
     if (r.exit() != 0) {
       throw new CriuException("criu restore from " + images + " failed (exit " + r.exit() + ")"
           + logTail(images.resolve("restore.log"), r.output()));
@@ -212,13 +212,9 @@ public final class Criu {
 
   record Result(int exit, String output) {}
 
-  static Result run(List<String> cmd, Path dir, long timeoutSeconds) throws CriuException {
+  static Result run(List<String> cmd, long timeoutSeconds) throws CriuException {
     try {
-      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-      if (dir != null) {
-        pb.directory(dir.toFile());
-      }
-      Process p = pb.start();
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
       // CRIU's own output is small (its log goes to a file); read it whole
       byte[] out = p.getInputStream().readAllBytes();
       if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {

@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -170,20 +169,20 @@ public final class Snapshots {
     return out;
   }
 
+  /** {@code root} and its descendants, parents before children. */
   static List<Long> tree(long root) {
     List<Long> all = new ArrayList<>(List.of(root));
-    Map<Long, Boolean> seen = new LinkedHashMap<>();
     for (int i = 0; i < all.size(); i++) {
       long p = all.get(i);
-      if (seen.put(p, true) != null) {
-        continue;
-      }
       try (var tasks = Files.list(Path.of("/proc", Long.toString(p), "task"))) {
         for (Path t : tasks.toList()) {
           String c = Files.readString(t.resolve("children")).strip();
           if (!c.isEmpty()) {
             for (String child : c.split(" ")) {
-              all.add(Long.parseLong(child));
+              long pid = Long.parseLong(child);
+              if (!all.contains(pid)) {
+                all.add(pid);
+              }
             }
           }
         }

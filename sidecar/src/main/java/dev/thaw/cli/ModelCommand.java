@@ -33,11 +33,9 @@ final class ModelCommand implements Runnable {
         "metadata. The model appears complete or not at all: it is written aside and renamed into place."
       })
   static final class Generate implements Callable<Integer> {
-    // Parsed in call(), not by a picocli converter: a conversion error would print the whole usage, and a bad size
-    // should be one error line like every other failure.
-    @Option(names = "--size", required = true, paramLabel = "SIZE",
+    @Option(names = "--size", required = true, paramLabel = "SIZE", converter = Units.SizeConverter.class,
         description = "About this many bytes of weights, e.g. 1GiB, 512m, 64m.")
-    String size;
+    long size;
 
     @Option(names = "--out", required = true, paramLabel = "DIR",
         description = "The model repository; the model goes in DIR/NAME, which must not exist yet.")
@@ -54,7 +52,7 @@ final class ModelCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      MlpSpec mlp = MlpSpec.forSize(Units.parseSize(size), seed);
+      MlpSpec mlp = MlpSpec.forSize(size, seed);
       Path modelDir = out.resolve(name);
       if (Files.exists(modelDir)) { // MlpGenerator refuses too; here before the log line, and naming the option
         throw new IllegalArgumentException(modelDir + " already exists; choose another --name or delete it first");

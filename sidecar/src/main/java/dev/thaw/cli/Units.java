@@ -68,17 +68,27 @@ final class Units {
     return bytes / 1e6 / Math.max(seconds, 1e-9);
   }
 
+  // TypeConversionException: picocli then says "Invalid value for option '--x': <our message>", without wrapping
+  // it in "cannot convert ... (java.lang.IllegalArgumentException: ...)".
   static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
     @Override
     public Long convert(String value) {
-      return parseSize(value);
+      try {
+        return parseSize(value);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
     }
   }
 
   static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
     @Override
     public Duration convert(String value) {
-      return parseDuration(value);
+      try {
+        return parseDuration(value);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
 package dev.thaw.store;
 
+import com.sun.nio.file.ExtendedOpenOption;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
@@ -54,6 +55,7 @@ public final class ChunkCache implements AutoCloseable {
   private final Map<String, Integer> reservations = new java.util.HashMap<>();
   private long usedBytes;
   private long evictions;
+  private final boolean directWrites;
 
   private static final class CacheEntry {
     final long size;
@@ -74,6 +76,7 @@ public final class ChunkCache implements AutoCloseable {
     Files.createDirectories(chunks);
     Files.createDirectories(tmp);
     rescan();
+    this.directWrites = supportsDirectWrites(tmp);
     Path log = dir.resolve("hashes.log");
     if (Files.exists(log)) {
       for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
@@ -325,46 +328,57 @@ public final class ChunkCache implements AutoCloseable {
 
   private static final int ALIGN = 4096;
   private static final ThreadLocal<ByteBuffer> ALIGNED = new ThreadLocal<>();
-  private volatile boolean directWrites = !Boolean.getBoolean("thaw.cache.buffered");
 
   /**
-   * Writes a chunk file bypassing the page cache (O_DIRECT) where the file system allows: a chunk just fetched is
-   * read from memory by whoever waits for it, and copying it into the page cache as well costs more CPU than the
-   * fetch itself on small machines. Falls back to ordinary writes (tmpfs has no O_DIRECT).
+   * Writes a chunk file around the page cache (O_DIRECT) where the file system allows: a chunk just fetched is read
+   * by whoever waits for it right away, and copying it into the page cache as well cost more CPU than the fetch
+   * itself on small machines. The length is padded to the block size for the write, then cut back.
    */
   private void writeChunkFile(Path t, ByteBuffer d) throws IOException {
-    int len = d.remaining();
-    if (directWrites) {
-      int padded = (len + ALIGN - 1) & -ALIGN;
-      ByteBuffer a = ALIGNED.get();
-      if (a == null || a.capacity() < padded) {
-        a = ByteBuffer.allocateDirect(Math.max(padded, 8 << 20) + ALIGN).alignedSlice(ALIGN);
-        ALIGNED.set(a);
-      }
-      a.clear();
-      a.put(d);
-      while (a.position() < padded) {
-        a.put((byte) 0);
-      }
-      a.flip();
-      try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-          com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
-        long pos = 0;
-        while (a.hasRemaining()) {
-          pos += ch.write(a, pos);
+    if (!directWrites) {
+      try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        while (d.hasRemaining()) {
+          ch.write(d);
         }
-        ch.truncate(len);
-        return;
-      } catch (IOException | UnsupportedOperationException e) {
-        LOG.fine(() -> "cache " + dir + ": no O_DIRECT writes (" + e + "); writing through the page cache");
-        directWrites = false;
-        Files.deleteIfExists(t);
-        d.position(d.limit() - len);
       }
+      return;
     }
-    try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      while (d.hasRemaining()) {
-        ch.write(d);
+    int len = d.remaining();
+    int padded = (len + ALIGN - 1) & -ALIGN;
+    ByteBuffer a = ALIGNED.get();
+    if (a == null || a.capacity() < padded) {
+      a = ByteBuffer.allocateDirect(Math.max(padded, 8 << 20) + ALIGN).alignedSlice(ALIGN);
+      ALIGNED.set(a);
+    }
+    a.clear().put(d);
+    a.put(a.position(), ZEROS, 0, padded - a.position()).limit(padded).position(0);
+    try (FileChannel ch = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+        ExtendedOpenOption.DIRECT)) {
+      long pos = 0;
+      while (a.hasRemaining()) {
+        pos += ch.write(a, pos);
+      }
+      ch.truncate(len);
+    }
+  }
+
+  private static final byte[] ZEROS = new byte[ALIGN];
+
+  /** Whether files in {@code dir} can be written with O_DIRECT (tmpfs, for one, refuses it): found out once, at open. */
+  static boolean supportsDirectWrites(Path dir) {
+    Path probe = dir.resolve("direct-io-probe." + ProcessHandle.current().pid());
+    try (FileChannel ch = FileChannel.open(probe, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        ExtendedOpenOption.DIRECT)) {
+      ch.write(ByteBuffer.allocateDirect(2 * ALIGN).alignedSlice(ALIGN).limit(ALIGN), 0);
+      return true;
+    } catch (IOException | UnsupportedOperationException e) {
+      LOG.fine(() -> "cache " + dir + ": no O_DIRECT writes (" + e + "); writing through the page cache");
+      return false;
+    } finally {
+      try {
+        Files.deleteIfExists(probe);
+      } catch (IOException e) {
+        LOG.fine(() -> "cannot delete " + probe + ": " + e);
       }
     }
   }
