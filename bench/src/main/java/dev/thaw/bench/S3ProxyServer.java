@@ -13,10 +13,10 @@ import org.jclouds.blobstore.BlobStore;
 import org.jclouds.blobstore.BlobStoreContext;
 
 /**
- * S3Proxy in this JVM over jclouds' filesystem backend, on 127.0.0.1, authentication off (the SDK still signs).
+ * S3Proxy (a real S3 protocol server) in this JVM over jclouds' filesystem backend, on 127.0.0.1, authentication off (the SDK still signs).
  * Logging is turned down to WARN first: S3Proxy's default DEBUG logging slows every request.
  */
-final class S3ProxyServer implements AutoCloseable {
+public final class S3ProxyServer implements AutoCloseable {
   static final String BUCKET = "thaw-bench";
 
   private final S3Proxy proxy;
@@ -27,7 +27,7 @@ final class S3ProxyServer implements AutoCloseable {
     this.context = context;
   }
 
-  static S3ProxyServer start(Path baseDir) throws Exception {
+  public static S3ProxyServer start(Path baseDir) throws Exception {
     quietLogging();
     Files.createDirectories(baseDir);
     Properties props = new Properties();
@@ -53,12 +53,12 @@ final class S3ProxyServer implements AutoCloseable {
     return new S3ProxyServer(proxy, context);
   }
 
-  int port() {
+  public int port() {
     return proxy.getPort();
   }
 
   /** The origin URI for a prefix in the bucket. */
-  String originUri(String prefix) {
+  public String originUri(String prefix) {
     return originUri(prefix, port());
   }
 

@@ -6,8 +6,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -29,7 +31,7 @@ public final class Criu {
 
   private final Path binary;
 
-  private Criu(Path binary) {
+  Criu(Path binary) {
     this.binary = binary;
   }
 
@@ -157,15 +159,131 @@ public final class Criu {
     List<String> cmd = new ArrayList<>(List.of(binary.toString(), "restore", "-D", images.toString(), "-o", "restore.log",
         "-v4", "-d", "--root", "/", "--pidfile", pidFile.toString()));
     cmd.addAll(options.flags());
-    Result r = run(cmd, 600);
+    Set<Long> namespacesBefore = pidNamespaces();
+    long ticksBefore = uptimeTicks();
+    Result r;
+    try {
+      r = run(cmd, 600);
+    } catch (CriuException e) {
+      List<Long> killed = killLeftovers(namespacesBefore, ticksBefore);
+      throw killed.isEmpty() ? e : new CriuException(e.getMessage() + "; killed the half-restored processes " + killed, e);
+    }
     if (r.exit() != 0) {
+      List<Long> killed = killLeftovers(namespacesBefore, ticksBefore);
       throw new CriuException("criu restore from " + images + " failed (exit " + r.exit() + ")"
+          + (killed.isEmpty() ? "" : "; killed the half-restored processes " + killed)
           + logTail(images.resolve("restore.log"), r.output()));
     }
     try {
       return Long.parseLong(Files.readString(pidFile).strip());
     } catch (IOException | NumberFormatException e) {
       throw new CriuException("criu restore from " + images + " wrote no readable " + pidFile + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * After a restore that failed (CRIU killed, or stopped by an error after creating tasks): kills what it had restored,
+   * so nothing is left half-alive. The restored tree is the only thing CRIU puts in a new PID namespace: its root is
+   * PID 1 there, started during the restore, and not the child of {@code unshare} (a server that {@code thaw run}
+   * started meanwhile). Killing a namespace's PID 1 kills all of it.
+   */
+  static List<Long> killLeftovers(Set<Long> namespacesBefore, long ticksBefore) {
+    List<Long> killed = new ArrayList<>();
+    try (var procs = Files.list(Path.of("/proc"))) {
+      for (Path p : procs.toList()) {
+        String name = p.getFileName().toString();
+        if (!name.chars().allMatch(Character::isDigit)) {
+          continue;
+        }
+        try {
+          long pid = Long.parseLong(name);
+          long ns = pidNamespace(pid);
+          if (ns < 0 || namespacesBefore.contains(ns) || !isNamespaceInit(p) || startTicks(p) < ticksBefore
+              || "unshare".equals(comm(parentOf(p)))) {
+            continue;
+          }
+          ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+          killed.add(pid);
+        } catch (IOException | RuntimeException gone) {
+          // exited meanwhile
+        }
+      }
+    } catch (IOException e) {
+      // /proc unreadable: nothing more can be found
+    }
+    for (long pid : killed) {
+      PidNamespaceProcess.awaitGone(pid, 10_000);
+    }
+    return killed;
+  }
+
+  /** The PID namespaces processes are in now (inode numbers). */
+  static Set<Long> pidNamespaces() {
+    Set<Long> out = new HashSet<>();
+    try (var procs = Files.list(Path.of("/proc"))) {
+      for (Path p : procs.toList()) {
+        String name = p.getFileName().toString();
+        if (name.chars().allMatch(Character::isDigit)) {
+          long ns = pidNamespace(Long.parseLong(name));
+          if (ns >= 0) {
+            out.add(ns);
+          }
+        }
+      }
+    } catch (IOException e) {
+      // an empty set only makes the clean-up look at more processes; each is still checked
+    }
+    return out;
+  }
+
+  private static long pidNamespace(long pid) {
+    try {
+      String link = Files.readSymbolicLink(Path.of("/proc", Long.toString(pid), "ns", "pid")).toString();
+      return Long.parseLong(link.substring(link.indexOf('[') + 1, link.indexOf(']')));
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    }
+  }
+
+  /** Whether the process is PID 1 of its own namespace (the last number of NSpid). */
+  private static boolean isNamespaceInit(Path proc) throws IOException {
+    for (String line : Files.readAllLines(proc.resolve("status"))) {
+      if (line.startsWith("NSpid:")) {
+        String[] f = line.substring(6).strip().split("\\s+");
+        return f.length > 1 && f[f.length - 1].equals("1");
+      }
+    }
+    return false;
+  }
+
+  private static String[] statFields(Path proc) throws IOException {
+    String stat = Files.readString(proc.resolve("stat"));
+    return stat.substring(stat.lastIndexOf(')') + 2).split(" "); // after the command name, which may hold spaces
+  }
+
+  private static long startTicks(Path proc) throws IOException {
+    return Long.parseLong(statFields(proc)[19]); // field 22 of stat: start time in clock ticks since boot
+  }
+
+  private static Path parentOf(Path proc) throws IOException {
+    return Path.of("/proc", statFields(proc)[1]);
+  }
+
+  private static String comm(Path proc) {
+    try {
+      return Files.readString(proc.resolve("comm")).strip();
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  /** Now, in clock ticks since boot (USER_HZ is 100 on Linux), one tick early so a process started now counts. */
+  static long uptimeTicks() {
+    try {
+      String s = Files.readString(Path.of("/proc/uptime")).split(" ")[0];
+      return (long) (Double.parseDouble(s) * 100) - 1;
+    } catch (IOException | RuntimeException e) {
+      return 0;
     }
   }
 

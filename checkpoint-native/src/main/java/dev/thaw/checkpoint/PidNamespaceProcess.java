@@ -117,10 +117,21 @@ public final class PidNamespaceProcess implements AutoCloseable {
     awaitGone(pid, 10_000);
   }
 
+  /** Whether a process {@code pid} exists and has not exited (a zombie whose parent does not reap it has). */
+  public static boolean exists(long pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      int close = stat.lastIndexOf(')');
+      return close < 0 || close + 2 >= stat.length() || stat.charAt(close + 2) != 'Z';
+    } catch (IOException gone) {
+      return false;
+    }
+  }
+
   /** Waits until no process has {@code pid} (a restore needs the dumped PIDs free); false on timeout. */
   public static boolean awaitGone(long pid, long timeoutMs) {
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-    while (Files.exists(Path.of("/proc", Long.toString(pid)))) {
+    while (exists(pid)) {
       if (System.nanoTime() > deadline) {
         return false;
       }

@@ -50,7 +50,7 @@ public record Probe(String url, String body) {
       } catch (IOException e) {
         last = e;
       }
-      if (pid > 0 && !java.nio.file.Files.exists(java.nio.file.Path.of("/proc", Long.toString(pid)))) {
+      if (pid > 0 && !PidNamespaceProcess.exists(pid)) {
         throw new IOException("the server (process " + pid + ") exited before " + url + " answered"
             + (last == null ? "" : ": " + describe(last)));
       }

@@ -24,12 +24,16 @@ import javax.crypto.spec.SecretKeySpec;
  * number) and its own tag, and authenticates the file header, its number and whether it is the last: segments cannot
  * be reordered, swapped between files or cut off without decryption failing.
  *
+ * <p>Segments are small (64 KiB) for speed: the JDK's AES-GCM intrinsics run only in compiled code, and with a few
+ * large segments the cipher stays interpreted at about 50 MB/s here; with many small ones it is compiled at once and
+ * runs at about 1.2 GB/s per core. The tags cost 0.02 %.
+ *
  * <p>Format: {@code "THAWENC1"}, the segment size (4 bytes, big-endian), the nonce prefix (8 bytes); then each
  * segment's ciphertext followed by its 16-byte tag. An empty file is one empty final segment.
  */
 public final class SnapshotCipher {
   static final byte[] MAGIC = "THAWENC1".getBytes(StandardCharsets.US_ASCII);
-  static final int SEGMENT = 4 << 20;
+  static final int SEGMENT = 64 << 10;
   static final int TAG = 16;
   static final int HEADER = MAGIC.length + 4 + 8;
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -97,54 +101,82 @@ public final class SnapshotCipher {
     }
   }
 
+  /** Bytes to decrypt, read by position: a local file, or a file of a manifest read through the store. */
+  public interface Source {
+    long size() throws IOException;
+
+    /** Reads from {@code position} into {@code dst}; returns the bytes read, or -1 at the end. */
+    int read(long position, ByteBuffer dst) throws IOException;
+  }
+
   /**
    * Writes {@code sealed} decrypted to {@code plain}.
    *
    * @throws IOException naming the file and segment when the key is wrong or the file was changed or cut short
    */
   public void decrypt(Path sealed, Path plain) throws IOException {
+    try (FileChannel in = FileChannel.open(sealed, StandardOpenOption.READ)) {
+      decrypt(new Source() {
+        @Override
+        public long size() throws IOException {
+          return in.size();
+        }
+
+        @Override
+        public int read(long position, ByteBuffer dst) throws IOException {
+          return in.read(dst, position);
+        }
+      }, sealed.toString(), plain);
+    }
+  }
+
+  /**
+   * Writes what {@code sealed} (named {@code name} in errors) holds, decrypted, to {@code plain}, which must not exist;
+   * on failure no partial plaintext is left.
+   */
+  public void decrypt(Source sealed, String name, Path plain) throws IOException {
     if (Files.exists(plain)) {
       throw new java.nio.file.FileAlreadyExistsException(plain.toString(), null, "decrypting never writes over a file");
     }
-    try (FileChannel in = FileChannel.open(sealed, StandardOpenOption.READ);
-        FileChannel out = FileChannel.open(plain, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      long size = in.size();
+    try (FileChannel out = FileChannel.open(plain, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      long size = sealed.size();
       byte[] header = new byte[HEADER];
-      if (size < HEADER + TAG || readFully(in, ByteBuffer.wrap(header), 0) != HEADER
+      if (size < HEADER + TAG || readFully(sealed, ByteBuffer.wrap(header), 0) != HEADER
           || !Arrays.equals(Arrays.copyOf(header, MAGIC.length), MAGIC)) {
-        throw new IOException(sealed + " is not an encrypted snapshot file (no THAWENC1 header)");
+        throw new IOException(name + " is not an encrypted snapshot file (no THAWENC1 header)");
       }
       int segment = ByteBuffer.wrap(header, MAGIC.length, 4).getInt();
       if (segment <= 0 || segment > (64 << 20)) {
-        throw new IOException(sealed + " has an impossible segment size " + segment);
+        throw new IOException(name + " has an impossible segment size " + segment);
       }
       byte[] prefix = Arrays.copyOfRange(header, MAGIC.length + 4, HEADER);
       long body = size - HEADER;
       long sealedSegment = (long) segment + TAG;
       long segments = Math.max(1, (body + sealedSegment - 1) / sealedSegment);
       ByteBuffer buf = ByteBuffer.allocate((int) sealedSegment);
+      byte[] clear = new byte[segment];
       for (long i = 0; i < segments; i++) {
         long offset = HEADER + i * sealedSegment;
         buf.clear().limit((int) Math.min(sealedSegment, size - offset));
-        readFully(in, buf, offset);
-        if (buf.limit() < TAG) {
-          throw new IOException(sealed + " is cut short in segment " + i);
+        if (readFully(sealed, buf, offset) < buf.limit() || buf.limit() < TAG) {
+          throw new IOException(name + " is cut short in segment " + i);
         }
         Cipher c = cipher(Cipher.DECRYPT_MODE, header, prefix, i, i == segments - 1);
-        byte[] clear;
+        int n;
         try {
-          clear = c.doFinal(buf.array(), 0, buf.limit());
+          n = c.doFinal(buf.array(), 0, buf.limit(), clear, 0);
         } catch (AEADBadTagException e) {
-          throw new IOException(sealed + ": segment " + i + " does not authenticate (wrong key, or the file was changed"
+          throw new IOException(name + ": segment " + i + " does not authenticate (wrong key, or the file was changed"
               + " or cut short)", e);
         }
-        writeFully(out, ByteBuffer.wrap(clear));
+        writeFully(out, ByteBuffer.wrap(clear, 0, n));
       }
     } catch (GeneralSecurityException e) {
-      throw new IOException("cannot decrypt " + sealed + ": " + e, e);
+      Files.deleteIfExists(plain);
+      throw new IOException("cannot decrypt " + name + ": " + e, e);
     } catch (java.nio.file.FileAlreadyExistsException e) {
       throw e; // someone created it meanwhile: theirs, not ours to delete
-    } catch (IOException e) {
+    } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(plain); // never leave a partial plaintext behind
       throw e;
     }
@@ -165,6 +197,18 @@ public final class SnapshotCipher {
     int total = 0;
     while (dst.hasRemaining()) {
       int n = in.read(dst, position + total);
+      if (n < 0) {
+        break;
+      }
+      total += n;
+    }
+    return total;
+  }
+
+  private static int readFully(Source in, ByteBuffer dst, long position) throws IOException {
+    int total = 0;
+    while (dst.hasRemaining()) {
+      int n = in.read(position + total, dst);
       if (n < 0) {
         break;
       }

@@ -36,6 +36,9 @@ public record SnapshotKey(Map<String, String> fields) {
   public static final String THAW = "thaw";
   static final List<String> ORDER = List.of(CPU_MODEL, CPU_FLAGS, GPU_MODEL, GPU_COUNT, DRIVER, CUDA, KERNEL, CRIU, MODEL,
       COMMAND, THAW);
+  /** The fields that describe the node and Thaw, which a restore compares with the node it runs on. */
+  public static final List<String> NODE_FIELDS = List.of(CPU_MODEL, CPU_FLAGS, GPU_MODEL, GPU_COUNT, DRIVER, CUDA, KERNEL,
+      CRIU, THAW);
 
   public SnapshotKey {
     for (String f : ORDER) {
@@ -78,13 +81,52 @@ public record SnapshotKey(Map<String, String> fields) {
 
   /** The names of the fields in which {@code other} differs from this key, in key order; empty when it matches. */
   public List<String> mismatches(SnapshotKey other) {
+    return mismatches(other, ORDER);
+  }
+
+  /** As {@link #mismatches(SnapshotKey)}, comparing only {@code compared}. */
+  public List<String> mismatches(SnapshotKey other, List<String> compared) {
     List<String> m = new ArrayList<>();
     for (String f : ORDER) {
+      if (!compared.contains(f)) {
+        continue;
+      }
       if (!fields.get(f).equals(other.fields.get(f))) {
         m.add(f);
       }
     }
     return m;
+  }
+
+  /**
+   * Says how {@code here} differs from this (a snapshot's) key in {@code fields}: "gpu_model (snapshot: A, here: B),
+   * ..."; empty when it does not.
+   */
+  public String describeMismatches(SnapshotKey here, List<String> fields) {
+    List<String> parts = new ArrayList<>();
+    for (String f : mismatches(here, fields)) {
+      parts.add(f + " (snapshot: " + abbreviate(fields().get(f)) + ", here: " + abbreviate(here.fields().get(f)) + ")");
+    }
+    return String.join(", ", parts);
+  }
+
+  static String abbreviate(String s) {
+    return s == null ? "null" : s.length() <= 80 ? s : s.substring(0, 77) + "...";
+  }
+
+  /** This key with the command replaced by its SHA-256: what may be shown where the command line should not be. */
+  public SnapshotKey withCommandDigest() {
+    Map<String, String> f = new LinkedHashMap<>(fields);
+    String c = f.get(COMMAND);
+    if (!c.startsWith("sha256:")) {
+      try {
+        f.put(COMMAND, "sha256:" + HexFormat.of().formatHex(
+            MessageDigest.getInstance("SHA-256").digest(c.getBytes(StandardCharsets.UTF_8))));
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException("the JDK has no SHA-256", e);
+      }
+    }
+    return new SnapshotKey(f);
   }
 
   /** A stable name for the key: SHA-256 over its fields in order. */
@@ -149,6 +191,24 @@ public record SnapshotKey(Map<String, String> fields) {
     rows.forEach(r -> models.add(r[0].strip()));
     return new Gpus(String.join("+", models), rows.size(), rows.getFirst().length > 1 ? rows.getFirst()[1].strip() : "unknown",
         cuda);
+  }
+
+  /** The UUIDs of this node's GPUs in nvidia-smi's order ("GPU-8f0e..."); empty without GPUs. */
+  static List<String> gpuUuids() {
+    try {
+      Process p = new ProcessBuilder("nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader")
+          .redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
+        return List.of();
+      }
+      return out.lines().map(String::strip).filter(l -> l.startsWith("GPU-")).toList();
+    } catch (IOException e) {
+      return List.of();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return List.of();
+    }
   }
 
   private static String cudaVersion() {

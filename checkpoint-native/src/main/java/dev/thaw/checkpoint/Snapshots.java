@@ -30,20 +30,51 @@ public final class Snapshots {
 
   /** What {@code snapshot.json} records. */
   public record Metadata(Map<String, String> key, List<String> command, String readyUrl, Probe probe, String answer,
-      List<Long> cudaPids) {}
+      List<Long> cudaPids, List<String> gpuUuids) {
+    public Metadata {
+      gpuUuids = gpuUuids == null ? List.of() : gpuUuids;
+    }
+
+    public SnapshotKey snapshotKey() {
+      return new SnapshotKey(key);
+    }
+
+    /** Reads {@code snapshot.json} from an images directory. */
+    public static Metadata read(Path images) throws IOException {
+      return JSON.readValue(images.resolve(METADATA).toFile(), Metadata.class);
+    }
+
+    /** Reads {@code snapshot.json}'s bytes. */
+    public static Metadata parse(byte[] json) throws IOException {
+      return JSON.readValue(json, Metadata.class);
+    }
+  }
 
   /**
    * @param readyUrl polled until it answers 200 before anything else
    * @param probe asked once ready; its answer is recorded (null: none)
+   * @param expectedAnswer what the probe must answer (compared as JSON when both are JSON); null: any answer
    * @param warmTimeout how long the server may take to become ready
    */
-  public record TakeRequest(String readyUrl, Probe probe, boolean leaveRunning, Duration warmTimeout, String modelDigest,
-      String thawVersion, Optional<CudaCheckpoint> cuda, Duration cudaLockTimeout) {}
+  public record TakeRequest(String readyUrl, Probe probe, String expectedAnswer, boolean leaveRunning,
+      Duration warmTimeout, String modelDigest, String thawVersion, Optional<CudaCheckpoint> cuda,
+      Duration cudaLockTimeout) {
+    /** Without an expected answer: whatever the warm server answers is recorded. */
+    public TakeRequest(String readyUrl, Probe probe, boolean leaveRunning, Duration warmTimeout, String modelDigest,
+        String thawVersion, Optional<CudaCheckpoint> cuda, Duration cudaLockTimeout) {
+      this(readyUrl, probe, null, leaveRunning, warmTimeout, modelDigest, thawVersion, cuda, cudaLockTimeout);
+    }
+  }
 
   /** Snapshots the warm server whose tree is rooted at {@code pid} into {@code images}. */
   public static Metadata take(Criu criu, long pid, Path images, TakeRequest r) throws IOException {
     Probe.awaitReady(r.readyUrl(), r.warmTimeout(), pid);
     String answer = r.probe() == null ? null : r.probe().ask(Duration.ofMinutes(1));
+    if (r.expectedAnswer() != null && !sameAnswer(answer, r.expectedAnswer())) {
+      throw new IOException("the server is not warm yet or answers wrongly: the probe " + r.probe().url() + " answered "
+          + SnapshotKey.abbreviate(answer) + ", expected " + SnapshotKey.abbreviate(r.expectedAnswer())
+          + "; no snapshot was taken");
+    }
     List<String> command = commandLine(pid);
     SnapshotKey key = SnapshotKey.ofThisNode(criu, r.modelDigest(), command, r.thawVersion());
     List<Long> cudaPids = cudaProcesses(pid);
@@ -65,10 +96,23 @@ public final class Snapshots {
     if (gpus != null && r.leaveRunning()) {
       gpus.resume(cudaPids, List.of());
     }
-    Metadata m = new Metadata(key.fields(), command, r.readyUrl(), r.probe(), answer, cudaPids);
+    Metadata m = new Metadata(key.fields(), command, r.readyUrl(), r.probe(), answer, cudaPids,
+        cudaPids.isEmpty() ? List.of() : SnapshotKey.gpuUuids());
     Path file = images.resolve(METADATA);
     JSON.writeValue(file.toFile(), m);
     return m;
+  }
+
+  /** Equal as JSON values when both are JSON (key order and spacing aside), else as strings. */
+  static boolean sameAnswer(String got, String expected) {
+    if (got == null) {
+      return false;
+    }
+    try {
+      return JSON.readTree(got).equals(JSON.readTree(expected));
+    } catch (IOException notJson) {
+      return got.strip().equals(expected.strip());
+    }
   }
 
   /** The result of a restore: the server's host PID, and why it was booted instead of restored (null if it was not). */
@@ -79,32 +123,47 @@ public final class Snapshots {
   }
 
   /**
+   * How to restore.
+   *
+   * @param expectedModelDigest the model manifest digest the restored server must serve; null: not compared
+   * @param fallbackCommand booted when the snapshot cannot be restored; null: the snapshot's own command
+   */
+  public record RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
+      String expectedModelDigest, List<String> fallbackCommand) {}
+
+  /**
    * Restores the snapshot in {@code images} and verifies it; on any failure boots the recorded command under a new
    * PID namespace instead (its output in {@code logDir}) and reports why in {@link Restored#fallbackReason()}.
    */
   public static Restored restore(Criu criu, Path images, Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda,
       Duration readyTimeout) throws IOException {
-    Metadata m = JSON.readValue(images.resolve(METADATA).toFile(), Metadata.class);
+    return restore(criu, images, new RestoreRequest(logDir, thawVersion, cuda, readyTimeout, null, null));
+  }
+
+  /** As {@link #restore(Criu, Path, Path, String, Optional, Duration)}, with every choice in {@code r}. */
+  public static Restored restore(Criu criu, Path images, RestoreRequest r) throws IOException {
+    Metadata m = Metadata.read(images);
     long restored = -1;
     try {
-      SnapshotKey recorded = new SnapshotKey(m.key());
-      SnapshotKey here = SnapshotKey.ofThisNode(criu, m.key().get(SnapshotKey.MODEL), m.command(), thawVersion);
-      List<String> differ = recorded.mismatches(here);
-      if (!differ.isEmpty()) {
-        throw new IOException("the snapshot does not match this node: " + describe(differ, recorded, here));
-      }
+      checkKey(criu, m, r.thawVersion(), r.expectedModelDigest());
       restored = criu.restore(images, Criu.Options.SERVER);
       if (!m.cudaPids().isEmpty()) {
-        CudaCheckpoint c = cuda.orElseThrow(() -> new IOException("the snapshot holds CUDA processes, but this node has"
-            + " neither libcuda's checkpoint API nor cuda-checkpoint"));
-        new GpuCheckpointer(c, Duration.ofSeconds(30)).resume(m.cudaPids(), List.of());
+        CudaCheckpoint c = r.cuda().orElseThrow(() -> new IOException("the snapshot holds CUDA processes, but this node"
+            + " has neither libcuda's checkpoint API nor cuda-checkpoint"));
+        // the restored tree has new host PIDs: find its CUDA processes again
+        List<Long> now = cudaProcesses(restored);
+        if (now.size() != m.cudaPids().size()) {
+          throw new IOException("the snapshot held " + m.cudaPids().size() + " CUDA processes, the restored tree has "
+              + now.size());
+        }
+        new GpuCheckpointer(c, Duration.ofSeconds(30)).resume(now, gpuPairs(m.gpuUuids(), SnapshotKey.gpuUuids()));
       }
-      Probe.awaitReady(m.readyUrl(), readyTimeout, restored);
+      Probe.awaitReady(m.readyUrl(), r.readyTimeout(), restored);
       if (m.probe() != null) {
         String again = m.probe().ask(Duration.ofMinutes(1));
         if (!again.equals(m.answer())) {
-          throw new IOException("the restored server answered the probe differently: " + abbreviate(again)
-              + " instead of " + abbreviate(m.answer()));
+          throw new IOException("the restored server answered the probe differently: " + SnapshotKey.abbreviate(again)
+              + " instead of " + SnapshotKey.abbreviate(m.answer()));
         }
       }
       return new Restored(restored, null, null);
@@ -112,23 +171,60 @@ public final class Snapshots {
       if (restored > 0) {
         kill(restored); // never leave a half-restored server running
       }
-      String reason = e.getMessage();
-      PidNamespaceProcess booted = PidNamespaceProcess.start(m.command(), logDir.resolve("server.out"),
-          logDir.resolve("server.err"));
-      return new Restored(booted.pid(), reason, booted);
+      return coldBoot(m.command(), r, e.getMessage());
     }
   }
 
-  private static String describe(List<String> fields, SnapshotKey a, SnapshotKey b) {
-    List<String> parts = new ArrayList<>();
-    for (String f : fields) {
-      parts.add(f + " (snapshot: " + abbreviate(a.fields().get(f)) + ", here: " + abbreviate(b.fields().get(f)) + ")");
-    }
-    return String.join(", ", parts);
+  /** Boots {@code r}'s fallback command (else {@code command}) under a new PID namespace, saying why. */
+  public static Restored coldBoot(List<String> command, RestoreRequest r, String reason) throws IOException {
+    List<String> boot = r.fallbackCommand() != null && !r.fallbackCommand().isEmpty() ? r.fallbackCommand() : command;
+    Files.createDirectories(r.logDir());
+    PidNamespaceProcess booted = PidNamespaceProcess.start(boot, r.logDir().resolve("server.out"),
+        r.logDir().resolve("server.err"));
+    return new Restored(booted.pid(), reason, booted);
   }
 
-  private static String abbreviate(String s) {
-    return s == null ? "null" : s.length() <= 80 ? s : s.substring(0, 77) + "...";
+  /** Refuses a snapshot taken on a different kind of node, or of another model, naming the fields that differ. */
+  static void checkKey(Criu criu, Metadata m, String thawVersion, String expectedModelDigest) throws IOException {
+    SnapshotKey recorded = m.snapshotKey();
+    String model = expectedModelDigest != null ? expectedModelDigest : recorded.fields().get(SnapshotKey.MODEL);
+    SnapshotKey here = SnapshotKey.ofThisNode(criu, model, m.command(), thawVersion);
+    String differ = recorded.describeMismatches(here, SnapshotKey.ORDER);
+    if (!differ.isEmpty()) {
+      throw new IOException("the snapshot does not match this node: " + differ);
+    }
+  }
+
+  /**
+   * How the GPUs a snapshot used map onto this node's: none when they are the same; else pairs in nvidia-smi order
+   * (same model and count are already part of the key).
+   */
+  static List<CudaCheckpoint.GpuPair> gpuPairs(List<String> recorded, List<String> here) throws IOException {
+    if (recorded.isEmpty() || recorded.equals(here)) {
+      return List.of();
+    }
+    if (recorded.size() != here.size()) {
+      throw new IOException("the snapshot used " + recorded.size() + " GPUs, this node has " + here.size());
+    }
+    List<CudaCheckpoint.GpuPair> pairs = new ArrayList<>();
+    for (int i = 0; i < recorded.size(); i++) {
+      pairs.add(new CudaCheckpoint.GpuPair(uuidBytes(recorded.get(i)), uuidBytes(here.get(i))));
+    }
+    return pairs;
+  }
+
+  /** "GPU-8f0e4c2a-..." as the 16 bytes of a {@code CUuuid}. */
+  static byte[] uuidBytes(String uuid) throws IOException {
+    String hex = uuid.strip().replaceFirst("^GPU-", "").replace("-", "");
+    try {
+      byte[] b = java.util.HexFormat.of().parseHex(hex);
+      if (b.length == 16) {
+        return b;
+      }
+    } catch (IllegalArgumentException e) {
+      // reported below
+    }
+    throw new IOException("not a GPU UUID: " + uuid);
   }
 
   private static void resumeQuietly(GpuCheckpointer gpus, List<Long> pids, Exception cause) {

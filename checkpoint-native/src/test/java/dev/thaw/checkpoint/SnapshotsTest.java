@@ -1,6 +1,7 @@
 package dev.thaw.checkpoint;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -10,6 +11,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.stream.Stream;
@@ -65,6 +67,33 @@ class SnapshotsTest {
   }
 
   @Test
+  void aSnapshotOfAnotherModelIsRefusedNamingTheModelDigest() throws Exception {
+    Path images = snapshot();
+    Snapshots.Restored r = Snapshots.restore(criu, images, new Snapshots.RestoreRequest(tmp.resolve("logs"), "test",
+        Optional.empty(), Duration.ofSeconds(60), "sha256:another-model", null));
+    try {
+      assertThat(r.fromSnapshot()).isFalse();
+      assertThat(r.fallbackReason()).contains("model_digest (snapshot: sha256:model, here: sha256:another-model)");
+    } finally {
+      stop(r);
+    }
+  }
+
+  @Test
+  void gpusThatDifferAreRemappedByUuidInTheirOrderAndTheSameGpusNeedNoPairs() throws Exception {
+    String a = "GPU-8f0e4c2a-1b2c-3d4e-5f60-718293a4b5c6";
+    String b = "GPU-00112233-4455-6677-8899-aabbccddeeff";
+    assertThat(Snapshots.gpuPairs(List.of(a), List.of(a))).isEmpty();
+    List<CudaCheckpoint.GpuPair> pairs = Snapshots.gpuPairs(List.of(a), List.of(b));
+    assertThat(pairs).hasSize(1);
+    assertThat(HexFormat.of().formatHex(pairs.getFirst().oldUuid())).isEqualTo("8f0e4c2a1b2c3d4e5f60718293a4b5c6");
+    assertThat(HexFormat.of().formatHex(pairs.getFirst().newUuid())).isEqualTo("00112233445566778899aabbccddeeff");
+    assertThatThrownBy(() -> Snapshots.gpuPairs(List.of(a, b), List.of(b))).hasMessageContaining("used 2 GPUs")
+        .hasMessageContaining("has 1");
+    assertThatThrownBy(() -> Snapshots.uuidBytes("GPU-nothex")).hasMessageContaining("not a GPU UUID");
+  }
+
+  @Test
   void aRestoreThatFailsLeavesNothingHalfAliveAndBootsTheServerSayingWhy() throws Exception {
     Path images = snapshot();
     try (Stream<Path> files = Files.list(images)) {
@@ -81,6 +110,58 @@ class SnapshotsTest {
       assertThat(probe.ask(Duration.ofSeconds(30))).isEqualTo(metadata(images).get("answer").asText());
     } finally {
       stop(r);
+    }
+  }
+
+  @Test
+  void aRestoreWhoseCriuIsKilledMidwayLeavesNothingHalfAliveAndBootsTheServer() throws Exception {
+    Path images = snapshot();
+    // CRIU runs this at each stage; at post-restore (the tree restored, not yet resumed) it kills CRIU
+    Path killer = tmp.resolve("kill-criu.sh");
+    Files.writeString(killer, """
+        #!/bin/sh
+        [ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0
+        p=$PPID
+        while [ "$(cat /proc/$p/comm)" != criu ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done
+        kill -9 $p
+        """);
+    Path wrapper = tmp.resolve("criu");
+    Files.writeString(wrapper, "#!/bin/sh\n[ \"$1\" = restore ] && exec " + criu.binary() + " \"$@\" --action-script "
+        + killer + "\nexec " + criu.binary() + " \"$@\"\n");
+    for (Path script : List.of(killer, wrapper)) {
+      Files.setPosixFilePermissions(script, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+    }
+    Snapshots.Restored r = Snapshots.restore(new Criu(wrapper), images, tmp.resolve("logs"), "test", Optional.empty(),
+        Duration.ofSeconds(60));
+    try {
+      assertThat(r.fromSnapshot()).isFalse();
+      assertThat(r.fallbackReason()).contains("criu restore from " + images + " failed")
+          .contains("killed the half-restored processes");
+      Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
+      assertThat(probe.ask(Duration.ofSeconds(30))).isEqualTo(metadata(images).get("answer").asText());
+      long unshare = ProcessHandle.of(r.pid()).flatMap(ProcessHandle::parent).map(ProcessHandle::pid).orElse(-1L);
+      assertThat(serversOf(tmp.resolve("models"))).as("only the booted server (and the unshare that started it) runs")
+          .containsExactlyInAnyOrder(r.pid(), unshare);
+    } finally {
+      stop(r);
+    }
+  }
+
+  /** Live ort-server processes whose command line names {@code repository}. */
+  static List<Long> serversOf(Path repository) throws IOException {
+    try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
+      return procs.filter(p -> p.getFileName().toString().chars().allMatch(Character::isDigit))
+          .filter(p -> {
+            try {
+              String cmd = Files.readString(p.resolve("cmdline")).replace('\0', ' ');
+              return cmd.contains("OrtServer") && cmd.contains(repository.toString());
+            } catch (IOException gone) {
+              return false;
+            }
+          })
+          .map(p -> Long.parseLong(p.getFileName().toString()))
+          .filter(PidNamespaceProcess::exists)
+          .toList();
     }
   }
 

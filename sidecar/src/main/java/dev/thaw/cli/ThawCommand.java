@@ -34,6 +34,8 @@ public final class ThawCommand implements Runnable {
     m.put("gc", GcCommand.class);
     m.put("model", ModelCommand.class);
     m.put("run", RunCommand.class);
+    m.put("checkpoint", CheckpointCommand.class);
+    m.put("restore", RestoreCommand.class);
     m.put("demo", DemoCommand.class);
     m.put("bench", BenchCommand.class);
     return java.util.Collections.unmodifiableMap(m);
@@ -46,11 +48,16 @@ public final class ThawCommand implements Runnable {
     throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (see thaw --help)");
   }
 
+  /** Thaw's version, from the jar's manifest (the build's version when run from classes). */
+  static String version() {
+    String v = ThawCommand.class.getPackage().getImplementationVersion();
+    return v == null ? "0.1.0-SNAPSHOT" : v;
+  }
+
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
-      String v = ThawCommand.class.getPackage().getImplementationVersion();
-      return new String[] {"thaw " + (v == null ? "0.1.0-SNAPSHOT" : v), "Java " + Runtime.version()};
+      return new String[] {"thaw " + version(), "Java " + Runtime.version()};
     }
   }
 }

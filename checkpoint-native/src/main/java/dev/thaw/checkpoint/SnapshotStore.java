@@ -1,0 +1,449 @@
+package dev.thaw.checkpoint;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.thaw.store.AccessProfile;
+import dev.thaw.store.ChunkCache;
+import dev.thaw.store.FileEntry;
+import dev.thaw.store.Manifest;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelReader;
+import dev.thaw.store.ModelStore;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
+import dev.thaw.store.ReaderOptions;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Snapshots by name, on this node and in the store.
+ *
+ * <p>On this node a snapshot is a directory {@code ROOT/NAME/KEYTAG/} of CRIU images and {@code snapshot.json},
+ * owner-only; KEYTAG is the start of its {@link SnapshotKey#digest()}, so one name holds one snapshot per kind of node.
+ * Directories appear only complete: images are dumped or fetched into a hidden sibling and renamed into place.
+ *
+ * <p>In the store a snapshot is a manifest tagged {@code snapshots/NAME:KEYTAG} holding {@code key.json} (its key,
+ * the command line replaced by its digest, and whether the images are encrypted) and {@code images/}: every file of
+ * the directory, each sealed by {@link SnapshotCipher} unless pushed with encryption off. Restoring finds the tag whose
+ * key matches this node, fetches the images through the chunk cache (every chunk checked against its hash, refetched
+ * when corrupt) and decrypts them as they arrive.
+ */
+public final class SnapshotStore {
+  static final String KEY_FILE = "key.json";
+  static final String IMAGES = "images/";
+  private static final int KEY_TAG_HEX = 32;
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  /** Written by CRIU at restore: never part of a snapshot. */
+  private static final List<String> LOCAL_ONLY = List.of("restore.log", "restored.pid");
+
+  private final Path root;
+  private final ModelStore store;
+  private final ChunkCache cache;
+  private final Optional<SnapshotCipher> cipher;
+  private final ReaderOptions readerOptions;
+
+  /**
+   * @param root where this node keeps snapshots (created owner-only)
+   * @param store the origin snapshots are pushed to and fetched from
+   * @param cipher seals images before they are pushed and opens them when fetched; empty: images travel in clear
+   */
+  public SnapshotStore(Path root, ModelStore store, ChunkCache cache, Optional<SnapshotCipher> cipher, int parallelism)
+      throws IOException {
+    this.root = root;
+    this.store = store;
+    this.cache = cache;
+    this.cipher = cipher;
+    this.readerOptions = new ReaderOptions(parallelism, 8, false);
+    createOwnerOnly(root);
+  }
+
+  /** Told of a fetch's images as they are written on this node. */
+  public interface FetchProgress {
+    FetchProgress NONE = bytes -> {};
+
+    default void started(long totalBytes) {}
+
+    void wrote(long bytes);
+  }
+
+  /** What {@code key.json} holds. */
+  public record KeyFile(String name, Map<String, String> key, boolean encrypted) {}
+
+  public Path root() {
+    return root;
+  }
+
+  /** A new, empty, owner-only directory to dump a snapshot of {@code name} into; see {@link #keep}. */
+  public Path newDumpDirectory(String name) throws IOException {
+    createOwnerOnly(nameDir(name));
+    Path dir = nameDir(name).resolve(".dump-" + System.nanoTime());
+    return dir;
+  }
+
+  /** Moves a finished dump into place as this node's snapshot of {@code name} for its key; returns where. */
+  public Path keep(String name, Path dumped) throws IOException {
+    SnapshotKey key = Snapshots.Metadata.read(dumped).snapshotKey();
+    return replace(dumped, nameDir(name).resolve(keyTag(key)));
+  }
+
+  /** What a push did. */
+  public record Pushed(ModelName tag, Pusher.Result result, boolean encrypted) {}
+
+  /**
+   * Pushes the snapshot in {@code images} to the store under {@code snapshots/NAME:KEYTAG}, sealed when this store has a
+   * cipher. The tag appears only once every chunk is stored.
+   */
+  public Pushed push(String name, Path images, int chunkSize, int concurrency, PushProgress progress)
+      throws IOException {
+    Snapshots.Metadata m = Snapshots.Metadata.read(images);
+    SnapshotKey key = m.snapshotKey();
+    ModelName tag = tag(name, key);
+    Path staging = nameDir(name).resolve(".push-" + System.nanoTime());
+    createOwnerOnly(staging);
+    try {
+      Path out = staging.resolve("images");
+      createOwnerOnly(out);
+      try (var files = Files.list(images)) {
+        for (Path f : files.sorted().toList()) {
+          String n = f.getFileName().toString();
+          if (!Files.isRegularFile(f) || LOCAL_ONLY.contains(n)) {
+            continue;
+          }
+          if (cipher.isPresent()) {
+            cipher.get().encrypt(f, out.resolve(n));
+          } else {
+            Files.createLink(out.resolve(n), f); // same file system: no copy
+          }
+        }
+      }
+      JSON.writeValue(staging.resolve(KEY_FILE).toFile(),
+          new KeyFile(name, key.withCommandDigest().fields(), cipher.isPresent()));
+      Pusher.Result r = new Pusher(store.origin(), chunkSize, concurrency, progress).push(staging, tag);
+      return new Pushed(tag, r, cipher.isPresent());
+    } finally {
+      deleteTree(staging);
+    }
+  }
+
+  /** A snapshot of a name that matches this node, in a local directory ready for CRIU. */
+  public record Found(Path images, Snapshots.Metadata metadata, String source, long bytesFetched, Duration fetchTime) {
+    public boolean fetched() {
+      return bytesFetched > 0 || !fetchTime.isZero();
+    }
+  }
+
+  /**
+   * No snapshot of a name can be restored here: none matches this node, or its images could not be fetched.
+   * {@link #metadata} is one that could not be used, when one was read.
+   */
+  public static final class UnavailableException extends IOException {
+    private final transient Snapshots.Metadata metadata;
+
+    UnavailableException(String message, Snapshots.Metadata metadata, Throwable cause) {
+      super(message, cause);
+      this.metadata = metadata;
+    }
+
+    /** A snapshot of the name that does not match: its command is what a cold boot runs. Null when none was read. */
+    public Snapshots.Metadata metadata() {
+      return metadata;
+    }
+  }
+
+  /**
+   * Finds the snapshot of {@code name} whose key matches {@code here} in {@link SnapshotKey#NODE_FIELDS} (and in the
+   * model digest, when {@code modelDigest} is not null): on this node first, unless {@code fromOrigin}, then in the
+   * store, whose images are then fetched here.
+   *
+   * @param progress told of the bytes of images written as they are fetched
+   * @throws UnavailableException naming, for each snapshot of the name, the fields that differ
+   */
+  public Found find(String name, SnapshotKey here, String modelDigest, boolean fromOrigin, FetchProgress progress)
+      throws IOException {
+    List<String> compared = new ArrayList<>(SnapshotKey.NODE_FIELDS);
+    if (modelDigest != null) {
+      compared.add(SnapshotKey.MODEL);
+    }
+    SnapshotKey wanted = withModel(here, modelDigest);
+    List<String> refusals = new ArrayList<>();
+    Snapshots.Metadata refused = null;
+    if (!fromOrigin) {
+      for (Path dir : localSnapshots(name)) {
+        Snapshots.Metadata m;
+        try {
+          m = Snapshots.Metadata.read(dir);
+        } catch (IOException | RuntimeException e) {
+          continue; // damaged: the store's copy, if any, is tried next
+        }
+        String differ = m.snapshotKey().describeMismatches(wanted, compared);
+        if (differ.isEmpty()) {
+          return new Found(dir, m, dir.toString(), 0, Duration.ZERO);
+        }
+        refusals.add(dir + ": " + differ);
+        refused = refused == null ? m : refused;
+      }
+    }
+    List<ModelName> tags = new ArrayList<>();
+    for (ModelName t : store.tags()) {
+      if (t.name().equals(storeName(name))) {
+        tags.add(t);
+      }
+    }
+    for (ModelName t : tags) {
+      Manifest manifest = store.resolve(t);
+      try (ModelReader reader = ModelReader.open(manifest, store.origin(), cache, readerOptions)) {
+        KeyFile kf = JSON.readValue(readAll(reader, KEY_FILE), KeyFile.class);
+        String differ = new SnapshotKey(kf.key()).describeMismatches(wanted, compared);
+        if (!differ.isEmpty()) {
+          refusals.add(t + " at " + store.origin().uri() + ": " + differ);
+          if (refused == null) {
+            refused = readMetadata(reader, kf);
+          }
+          continue;
+        }
+        return fetch(name, t, reader, kf, progress);
+      }
+    }
+    if (refusals.isEmpty()) {
+      throw new UnavailableException("no snapshot named " + name + (fromOrigin ? "" : " in " + nameDir(name) + " or")
+          + " at " + store.origin().uri(), null, null);
+    }
+    throw new UnavailableException("no snapshot named " + name + " matches this node: " + String.join("; ", refusals),
+        refused, null);
+  }
+
+  private Found fetch(String name, ModelName tag, ModelReader reader, KeyFile kf, FetchProgress progress)
+      throws IOException {
+    long start = System.nanoTime();
+    if (kf.encrypted() && cipher.isEmpty()) {
+      throw new IOException("snapshot " + tag + " is encrypted and no snapshot key is configured");
+    }
+    createOwnerOnly(nameDir(name));
+    Path dir = nameDir(name).resolve(".fetch-" + System.nanoTime());
+    createOwnerOnly(dir);
+    // Fill the cache in parallel (in the order of a recorded profile, if there is one); the sequential reads below
+    // wait only for chunks not there yet, which then go first.
+    Optional<AccessProfile> profile = store.profile(reader.manifest(), null);
+    CompletableFuture<Void> fill = profile.isPresent()
+        ? CompletableFuture.allOf(reader.prefetch(profile.get()), reader.fillAll()) : reader.fillAll();
+    try {
+      List<FileEntry> files = new ArrayList<>();
+      for (FileEntry f : reader.manifest().files()) {
+        if (f.path().startsWith(IMAGES) && f.path().indexOf('/', IMAGES.length()) < 0) {
+          files.add(f);
+        }
+      }
+      files.sort(Comparator.comparing(FileEntry::path));
+      progress.started(files.stream().mapToLong(FileEntry::size).sum());
+      for (FileEntry f : files) {
+        Path dst = dir.resolve(f.path().substring(IMAGES.length()));
+        try (ModelReader.ModelFile in = reader.open(f.path())) {
+          if (kf.encrypted()) {
+            cipher.get().decrypt(new SnapshotCipher.Source() {
+              @Override
+              public long size() {
+                return in.size();
+              }
+
+              @Override
+              public int read(long position, ByteBuffer b) throws IOException {
+                return in.read(position, b);
+              }
+            }, tag + " " + f.path(), dst);
+            progress.wrote(Files.size(dst));
+          } else {
+            copy(in, dst, progress);
+          }
+        }
+      }
+      fill.join();
+      Snapshots.Metadata m = Snapshots.Metadata.read(dir);
+      Path kept = replace(dir, nameDir(name).resolve(tag.tag()));
+      return new Found(kept, m, tag + " at " + store.origin().uri(), reader.bytesFetched(),
+          Duration.ofNanos(System.nanoTime() - start));
+    } catch (IOException | RuntimeException e) {
+      fill.cancel(true);
+      deleteTree(dir); // never leave half a snapshot
+      Throwable cause = e instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
+          ? ce.getCause() : e;
+      throw new UnavailableException("the images of snapshot " + tag + " could not be fetched: " + cause.getMessage(),
+          readMetadata(reader, kf), cause);
+    }
+  }
+
+  private Snapshots.Metadata readMetadata(ModelReader reader, KeyFile kf) {
+    try {
+      byte[] raw = readAll(reader, IMAGES + Snapshots.METADATA);
+      if (kf.encrypted()) {
+        if (cipher.isEmpty()) {
+          return null;
+        }
+        Path tmp = Files.createTempFile(root, ".metadata", ".json");
+        Files.delete(tmp);
+        try {
+          cipher.get().decrypt(new SnapshotCipher.Source() {
+            @Override
+            public long size() {
+              return raw.length;
+            }
+
+            @Override
+            public int read(long position, ByteBuffer b) {
+              if (position >= raw.length) {
+                return -1;
+              }
+              int n = (int) Math.min(b.remaining(), raw.length - position);
+              b.put(raw, (int) position, n);
+              return n;
+            }
+          }, Snapshots.METADATA, tmp);
+          return Snapshots.Metadata.parse(Files.readAllBytes(tmp));
+        } finally {
+          Files.deleteIfExists(tmp);
+        }
+      }
+      return Snapshots.Metadata.parse(raw);
+    } catch (IOException | RuntimeException e) {
+      return null; // only used to say what a cold boot would run
+    }
+  }
+
+  private static byte[] readAll(ModelReader reader, String path) throws IOException {
+    try (ModelReader.ModelFile f = reader.open(path)) {
+      if (f.size() > (64 << 20)) {
+        throw new IOException(path + " is too large to be snapshot metadata");
+      }
+      ByteBuffer b = ByteBuffer.allocate((int) f.size());
+      while (b.hasRemaining() && f.read(b.position(), b) >= 0) {
+        // read until full
+      }
+      return b.array();
+    }
+  }
+
+  private static void copy(ModelReader.ModelFile in, Path dst, FetchProgress progress) throws IOException {
+    try (FileChannel out = FileChannel.open(dst, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      ByteBuffer b = ByteBuffer.allocateDirect(4 << 20);
+      long pos = 0;
+      while (pos < in.size()) {
+        b.clear();
+        int n = in.read(pos, b);
+        if (n < 0) {
+          break;
+        }
+        b.flip();
+        while (b.hasRemaining()) {
+          out.write(b);
+        }
+        pos += n;
+        progress.wrote(n);
+      }
+    }
+  }
+
+  /** The snapshots of {@code name} kept on this node, newest first. */
+  List<Path> localSnapshots(String name) throws IOException {
+    Path dir = nameDir(name);
+    if (!Files.isDirectory(dir)) {
+      return List.of();
+    }
+    try (var s = Files.list(dir)) {
+      return s.filter(p -> !p.getFileName().toString().startsWith(".") && Files.isRegularFile(p.resolve(Snapshots.METADATA)))
+          .sorted(Comparator.comparing((Path p) -> p.resolve(Snapshots.METADATA).toFile().lastModified()).reversed())
+          .toList();
+    }
+  }
+
+  /** Removes this node's copies of {@code name}; the store's are kept. */
+  public void forgetLocal(String name) throws IOException {
+    deleteTree(nameDir(name));
+  }
+
+  static ModelName tag(String name, SnapshotKey key) {
+    return new ModelName(storeName(name), keyTag(key));
+  }
+
+  static String storeName(String name) {
+    return "snapshots/" + name;
+  }
+
+  static String keyTag(SnapshotKey key) {
+    return key.digest().substring("sha256:".length(), "sha256:".length() + KEY_TAG_HEX);
+  }
+
+  private Path nameDir(String name) {
+    ModelName.parse(storeName(name) + ":x"); // refuses names that could escape the root
+    return root.resolve(name);
+  }
+
+  private static SnapshotKey withModel(SnapshotKey here, String modelDigest) {
+    if (modelDigest == null) {
+      return here;
+    }
+    Map<String, String> f = new LinkedHashMap<>(here.fields());
+    f.put(SnapshotKey.MODEL, modelDigest);
+    return new SnapshotKey(f);
+  }
+
+  /** Renames {@code from} to {@code to}, replacing what was there; {@code to} never holds a mix of both. */
+  private static Path replace(Path from, Path to) throws IOException {
+    Path old = null;
+    if (Files.exists(to)) {
+      old = to.resolveSibling(".old-" + System.nanoTime());
+      Files.move(to, old, StandardCopyOption.ATOMIC_MOVE);
+    }
+    Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+    if (old != null) {
+      deleteTree(old);
+    }
+    return to;
+  }
+
+  static void createOwnerOnly(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      Files.createDirectories(dir.getParent());
+      try {
+        Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      } catch (java.nio.file.FileAlreadyExistsException raced) {
+        // made meanwhile: set its permissions below
+      }
+    }
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+  }
+
+  static void deleteTree(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    Files.walkFileTree(dir, new SimpleFileVisitor<>() {
+      @Override
+      public FileVisitResult visitFile(Path f, BasicFileAttributes a) throws IOException {
+        Files.delete(f);
+        return FileVisitResult.CONTINUE;
+      }
+
+      @Override
+      public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+        Files.delete(d);
+        return FileVisitResult.CONTINUE;
+      }
+    });
+  }
+}

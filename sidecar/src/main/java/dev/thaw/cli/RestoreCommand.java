@@ -1,0 +1,203 @@
+package dev.thaw.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.checkpoint.Criu;
+import dev.thaw.checkpoint.CudaCheckpoint;
+import dev.thaw.checkpoint.Probe;
+import dev.thaw.checkpoint.SnapshotCipher;
+import dev.thaw.checkpoint.SnapshotKey;
+import dev.thaw.checkpoint.SnapshotStore;
+import dev.thaw.checkpoint.Snapshots;
+import dev.thaw.store.ChunkCache;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelStore;
+import dev.thaw.store.Origin;
+import dev.thaw.store.Origins;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "restore", mixinStandardHelpOptions = true,
+    description = {
+      "Restore a server from its snapshot instead of booting it: find the snapshot NAME whose key matches this node (on",
+      "this node first, else at the origin, whose images are fetched in parallel, checked chunk by chunk against their",
+      "hashes and decrypted), restore it with CRIU into a new PID namespace, restore its CUDA state (remapping GPUs by",
+      "UUID when they differ) and check it answers its readiness URL and the snapshot's probe as it did when taken.",
+      "On any failure the half-restored tree is killed and the server is booted from its command line (or CMD after",
+      "--) instead, saying why, unless --no-fallback. Needs root.",
+      "Example: thaw restore mlp-server --wait"
+    })
+final class RestoreCommand implements Callable<Integer> {
+  @Parameters(index = "0", paramLabel = "NAME", description = "The snapshot's name, as given to thaw checkpoint.")
+  String name;
+
+  @Parameters(index = "1..*", paramLabel = "CMD", arity = "0..*",
+      description = "Booted (after --) when no snapshot can be restored; default: the snapshot's own command line.")
+  List<String> fallbackCommand;
+
+  @Option(names = "--model", paramLabel = "MODEL",
+      description = "Restore only a snapshot of this model (NAME[:TAG] at the origin, or a sha256: digest).")
+  String model;
+
+  @Option(names = "--from-origin", description = "Fetch the images from the origin even when this node has them.")
+  boolean fromOrigin;
+
+  @Option(names = "--no-fallback", description = "Fail (exit 1) instead of booting the server when restoring fails.")
+  boolean noFallback;
+
+  @Option(names = "--ready-timeout", paramLabel = "DURATION", defaultValue = "5m", converter = Units.DurationConverter.class,
+      description = "How long the restored (or booted) server may take to answer. Default: ${DEFAULT-VALUE}.")
+  Duration readyTimeout;
+
+  @Option(names = "--log-dir", paramLabel = "DIR", defaultValue = ".",
+      description = "Where a booted server's server.out and server.err go. Default: the current directory.")
+  Path logDir;
+
+  @Option(names = "--wait", description = "Stay in the foreground until the server exits (for a container's main process).")
+  boolean waitForExit;
+
+  @Option(names = "--json", description = "Print one JSON object with the result on stdout.")
+  boolean json;
+
+  @Mixin StoreOptions store;
+  @Mixin SnapshotOptions snapshots;
+
+  @Override
+  public Integer call() throws Exception {
+    long t0 = System.nanoTime();
+    Criu criu = Criu.locate();
+    Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
+    Optional<SnapshotCipher> cipher;
+    String noKey = null;
+    try {
+      cipher = Optional.of(snapshots.cipher(false));
+    } catch (IOException e) {
+      cipher = Optional.empty(); // enough for snapshots pushed with --no-encrypt
+      noKey = e.getMessage();
+    }
+    try (Origin o = Origins.open(store.originUri()); ChunkCache cache = store.openCache()) {
+      ModelStore models = new ModelStore(o);
+      String modelDigest = model == null ? null : model.startsWith("sha256:") ? model : models.digestOf(ModelName.parse(model));
+      SnapshotStore snaps = snapshots.open(models, cache, cipher, store.parallelism);
+      SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
+      Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
+          modelDigest, fallbackCommand);
+      SnapshotStore.Found found = null;
+      Snapshots.Restored r;
+      String readyUrl;
+      Progress[] bar = new Progress[1];
+      try {
+        found = snaps.find(name, here, modelDigest, fromOrigin, new SnapshotStore.FetchProgress() {
+          @Override
+          public void started(long totalBytes) {
+            System.err.println("restore: fetching " + Units.bytes(totalBytes) + " of images of " + name + " from " + o.uri());
+            bar[0] = new Progress("fetch", totalBytes, false);
+          }
+
+          @Override
+          public void wrote(long bytes) {
+            bar[0].add(bytes);
+          }
+        });
+      } catch (IOException e) {
+        String reason = e.getMessage() + (noKey != null && e.getMessage().contains("no snapshot key") ? "; " + noKey : "");
+        Snapshots.Metadata refused = e instanceof SnapshotStore.UnavailableException nm ? nm.metadata() : null;
+        if (noFallback) {
+          throw new IOException(reason, e);
+        }
+        List<String> command = fallbackCommand != null && !fallbackCommand.isEmpty() ? fallbackCommand
+            : refused != null ? refused.command() : null;
+        if (command == null) {
+          throw new IOException(reason + "; and there is no command to boot instead: give one after --", e);
+        }
+        System.err.println("restore: " + reason + "; booting " + String.join(" ", command) + " instead");
+        r = Snapshots.coldBoot(command, request, reason);
+        found = null;
+        readyUrl = refused != null ? refused.readyUrl() : null;
+        return finish(r, null, readyUrl, t0, o.uri());
+      } finally {
+        if (bar[0] != null) {
+          bar[0].close();
+        }
+      }
+      if (found.fetched()) {
+        double s = found.fetchTime().toNanos() / 1e9;
+        System.err.printf(Locale.ROOT, "restore: fetched %s from the origin in %.2f s (%.0f MB/s)%n",
+            Units.bytes(found.bytesFetched()), s, Units.mbps(found.bytesFetched(), s));
+      }
+      r = Snapshots.restore(criu, found.images(), request);
+      if (!r.fromSnapshot() && noFallback) {
+        r.booted().close();
+        throw new IOException(r.fallbackReason());
+      }
+      return finish(r, found, found.metadata().readyUrl(), t0, o.uri());
+    }
+  }
+
+  private int finish(Snapshots.Restored r, SnapshotStore.Found found, String readyUrl, long t0, String origin)
+      throws Exception {
+    if (!r.fromSnapshot() && readyUrl != null) {
+      try {
+        Probe.awaitReady(readyUrl, readyTimeout, r.pid());
+      } catch (IOException e) {
+        throw new IOException("the snapshot could not be restored (" + r.fallbackReason() + ") and the booted server"
+            + " did not become ready: " + e.getMessage() + "; see " + logDir.resolve("server.err"), e);
+      }
+    }
+    double total = (System.nanoTime() - t0) / 1e9;
+    if (r.fromSnapshot()) {
+      System.err.printf(Locale.ROOT, "restore: %s restored from %s as process %d, answering in %.2f s%n", name,
+          found.source(), r.pid(), total);
+    } else {
+      System.err.printf(Locale.ROOT, "restore: %s could not be restored (%s); booted as process %d in %.2f s%n", name,
+          r.fallbackReason(), r.pid(), total);
+    }
+    if (json) {
+      ObjectNode n = JsonOut.object();
+      n.put("name", name);
+      n.put("pid", r.pid());
+      n.put("restored", r.fromSnapshot());
+      if (r.fallbackReason() != null) {
+        n.put("fallback_reason", r.fallbackReason());
+      }
+      if (found != null) {
+        n.put("source", found.source());
+        n.put("images", found.images().toString());
+        n.put("bytes_fetched", found.bytesFetched());
+        n.put("fetch_s", found.fetchTime().toNanos() / 1e9);
+      }
+      n.put("origin", origin);
+      n.put("total_s", total);
+      JsonOut.print(System.out, n);
+    } else {
+      System.out.println(r.fromSnapshot() ? name + ": restored, process " + r.pid()
+          : name + ": booted instead of restored (" + r.fallbackReason() + "), process " + r.pid());
+    }
+    if (!waitForExit) {
+      return 0;
+    }
+    return waitFor(r);
+  }
+
+  /** In the foreground: passes SIGTERM on to the server and returns its status (restored trees: 0 once gone). */
+  private static int waitFor(Snapshots.Restored r) throws InterruptedException {
+    Thread hook = new Thread(() -> ProcessHandle.of(r.pid()).ifPresent(ProcessHandle::destroy), "thaw-restore-stop");
+    Runtime.getRuntime().addShutdownHook(hook);
+    if (r.booted() != null) {
+      return r.booted().waitFor();
+    }
+    Optional<ProcessHandle> h = ProcessHandle.of(r.pid());
+    while (h.isPresent() && h.get().isAlive()) {
+      Thread.sleep(500); // not our child: no exit status to collect, only its going
+    }
+    return 0;
+  }
+}

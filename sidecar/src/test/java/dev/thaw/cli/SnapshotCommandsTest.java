@@ -1,0 +1,333 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.bench.S3ProxyServer;
+import dev.thaw.checkpoint.PidNamespaceProcess;
+import dev.thaw.checkpoint.Probe;
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.ServerSocket;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code thaw checkpoint} and {@code thaw restore} end to end, with real CRIU and an S3 origin (S3Proxy): the warm
+ * example server is snapshotted, its images pushed encrypted, and restored on a "new node" (empty cache and snapshot
+ * directory) from the origin alone; damaged images and snapshots of another kind of node fall back to a cold boot that
+ * answers, saying why.
+ */
+class SnapshotCommandsTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  @TempDir static Path shared;
+  static S3ProxyServer s3;
+  static Path s3Dir;
+  static Path models;
+  static MlpSpec spec;
+  @TempDir Path tmp;
+  private final List<Long> started = new ArrayList<>();
+  private int http;
+  private String origin;
+  private Path keyFile;
+  private Path probeFile;
+  private String expectedAnswer;
+
+  @BeforeAll
+  static void startOriginAndMakeModel() throws Exception {
+    s3Dir = shared.resolve("s3");
+    s3 = S3ProxyServer.start(s3Dir);
+    models = shared.resolve("models");
+    spec = MlpSpec.forSize(2L << 20, 11);
+    MlpGenerator.generate(models, "mlp", spec);
+  }
+
+  @AfterAll
+  static void stopOrigin() throws IOException {
+    s3.close();
+  }
+
+  @BeforeEach
+  void keyAndProbe() throws IOException {
+    origin = s3.originUri("t" + System.nanoTime() + "/");
+    keyFile = tmp.resolve("snapshot.key");
+    Files.writeString(Files.createFile(keyFile, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),
+        java.util.Base64.getEncoder().encodeToString(new java.security.SecureRandom().generateSeed(32)) + "\n");
+  }
+
+  @AfterEach
+  void stopServers() {
+    for (long pid : started) {
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      PidNamespaceProcess.awaitGone(pid, 10_000);
+    }
+  }
+
+  @Test
+  void aWarmServerIsCheckpointedPushedEncryptedAndRestoredOnANewNodeFromTheOriginAlone() throws Exception {
+    JsonNode taken = checkpoint();
+    assertThat(taken.get("encrypted").asBoolean()).isTrue();
+    assertThat(taken.get("image_bytes").asLong()).isGreaterThan(spec.weightBytes());
+    assertThat(taken.get("tag").asText()).startsWith("snapshots/mlp-server:");
+    assertThat(ortServers()).as("CRIU stopped the server once dumped").isEmpty();
+    assertThat(originHolds("dev.thaw.examples.ortserver.OrtServer")).as("the origin holds no plaintext of the snapshot")
+        .isFalse();
+
+    JsonNode restored = cli(0, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
+        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(),
+        "--log-dir", tmp.toString(), "--json");
+    started.add(restored.get("pid").asLong());
+    assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+    assertThat(restored.get("source").asText()).startsWith("snapshots/mlp-server:").contains(" at s3://");
+    assertThat(restored.get("bytes_fetched").asLong()).isGreaterThanOrEqualTo(taken.get("image_bytes").asLong());
+    assertThat(answer()).as("the restored server answers as the warm one did").isEqualTo(expectedAnswer);
+    assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(Path.of(restored.get("images").asText()))))
+        .isEqualTo("rwx------");
+  }
+
+  @Test
+  void withLeaveRunningTheServerKeepsServingAndTheLocalSnapshotRestoresWithoutTheOrigin() throws Exception {
+    JsonNode taken = checkpoint("--leave-running", "--no-push");
+    assertThat(taken.has("tag")).isFalse();
+    assertThat(answer()).as("the original still answers").isEqualTo(expectedAnswer);
+    for (long pid : ortServers()) {
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      PidNamespaceProcess.awaitGone(pid, 10_000);
+    }
+    JsonNode restored = cli(0, "restore", "mlp-server", "--origin", "file://" + tmp.resolve("no-origin"),
+        "--cache", tmp.resolve("cache").toString(), "--snapshots", tmp.resolve("snapshots").toString(),
+        "--log-dir", tmp.toString(), "--json");
+    started.add(restored.get("pid").asLong());
+    assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+    assertThat(restored.get("bytes_fetched").asLong()).isZero();
+    assertThat(answer()).isEqualTo(expectedAnswer);
+  }
+
+  @Test
+  void aCorruptImageChunkAtTheOriginIsDetectedByItsHashAndTheServerBootsInsteadSayingWhy() throws Exception {
+    checkpoint();
+    corruptLargestObject();
+    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
+        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(),
+        "--log-dir", tmp.toString(), "--json");
+    started.add(r.get("pid").asLong());
+    assertThat(r.get("restored").asBoolean()).isFalse();
+    assertThat(r.get("fallback_reason").asText()).contains("corrupt");
+    assertThat(answer()).as("the booted server answers").isEqualTo(expectedAnswer);
+    try (Stream<Path> left = Files.list(tmp.resolve("node2-snapshots").resolve("mlp-server"))) {
+      assertThat(left.toList()).as("no half-fetched snapshot is left").isEmpty();
+    }
+  }
+
+  @Test
+  void aSnapshotOfAnotherModelIsRefusedNamingTheFieldAndWithNoFallbackItIsAnError() throws Exception {
+    checkpoint();
+    String other = "sha256:" + "ab".repeat(32);
+    cli(1, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
+        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--model", other,
+        "--no-fallback");
+    assertThat(lastErr).contains("no snapshot named mlp-server matches this node").contains("model_digest")
+        .contains(other.substring(0, 20));
+    assertThat(ortServers()).isEmpty();
+
+    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
+        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--model", other,
+        "--log-dir", tmp.toString(), "--json");
+    started.add(r.get("pid").asLong());
+    assertThat(r.get("restored").asBoolean()).isFalse();
+    assertThat(r.get("fallback_reason").asText()).contains("model_digest");
+    assertThat(answer()).as("booted from the snapshot's command line").isEqualTo(expectedAnswer);
+  }
+
+  @Test
+  void aProbeThatDoesNotGetItsExpectedAnswerTakesNoSnapshot() throws Exception {
+    startServer();
+    ObjectNode p = probe();
+    p.set("expect", JSON.readTree("{\"outputs\": []}"));
+    JSON.writeValue(probeFile.toFile(), p);
+    Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
+    long pid = ortServers().getFirst();
+    cli(1, "checkpoint", "--pid", Long.toString(pid), "--name", "mlp-server", "--probe", probeFile.toString(),
+        "--origin", origin, "--cache", tmp.resolve("cache").toString(), "--snapshots", tmp.resolve("snapshots").toString(),
+        "--key-file", keyFile.toString());
+    assertThat(lastErr).contains("answers wrongly").contains("no snapshot was taken");
+    assertThat(answer()).as("the server keeps running").isNotEmpty();
+    try (Stream<Path> left = Files.list(tmp.resolve("snapshots").resolve("mlp-server"))) {
+      assertThat(left.toList()).as("no partial images are kept").isEmpty();
+    }
+  }
+
+  // --- helpers ---
+
+  private String lastErr = "";
+
+  /** Starts the server under `thaw run`'s PID namespace, waits for its first answer, and checkpoints it. */
+  private JsonNode checkpoint(String... extra) throws Exception {
+    startServer();
+    JSON.writeValue(probeFile.toFile(), probe());
+    Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
+    expectedAnswer = answer();
+    ObjectNode withExpect = probe();
+    withExpect.set("expect", JSON.readTree(expectedAnswer));
+    JSON.writeValue(probeFile.toFile(), withExpect);
+    long pid = ortServers().getFirst();
+    List<String> args = new ArrayList<>(List.of("checkpoint", "--pid", Long.toString(pid), "--name", "mlp-server",
+        "--probe", probeFile.toString(), "--origin", origin, "--cache", tmp.resolve("cache").toString(),
+        "--snapshots", tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--json"));
+    args.addAll(List.of(extra));
+    return cli(0, args.toArray(String[]::new));
+  }
+
+  private void startServer() throws IOException {
+    int[] ports = freePorts(2);
+    http = ports[0];
+    probeFile = tmp.resolve("probe.json");
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    PidNamespaceProcess p = PidNamespaceProcess.start(List.of(java, "-XX:-UsePerfData", "--enable-native-access=ALL-UNNAMED",
+        "-Xmx256m", "-cp", System.getProperty("java.class.path"), "dev.thaw.examples.ortserver.OrtServer",
+        "--model-repository=" + models, "--http-port=" + http, "--grpc-port=" + ports[1], "--warmup",
+        "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()), tmp.resolve("server.out"),
+        tmp.resolve("server.err"));
+    started.add(p.pid());
+  }
+
+  private ObjectNode probe() {
+    ObjectNode p = JSON.createObjectNode();
+    p.put("url", "http://127.0.0.1:" + http + "/v2/models/mlp/infer");
+    ObjectNode input = p.putObject("request").putArray("inputs").addObject();
+    input.put("name", MlpGenerator.INPUT).put("datatype", "FP32");
+    input.putArray("shape").add(1).add(spec.inputDim());
+    ArrayNode data = input.putArray("data");
+    for (float f : spec.sampleInput(1)) {
+      data.add(f);
+    }
+    return p;
+  }
+
+  private String answer() throws Exception {
+    Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
+    JsonNode p = probe();
+    return new Probe(p.get("url").asText(), JSON.writeValueAsString(p.get("request"))).ask(Duration.ofSeconds(30));
+  }
+
+  /** Live ort-server JVMs serving this test's models (the java processes, not the unshare that started them). */
+  private static List<Long> ortServers() throws IOException {
+    List<Long> out = new ArrayList<>();
+    try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
+      for (Path p : procs.filter(q -> q.getFileName().toString().chars().allMatch(Character::isDigit)).toList()) {
+        try {
+          String[] argv = Files.readString(p.resolve("cmdline")).split("\0");
+          long pid = Long.parseLong(p.getFileName().toString());
+          if (argv.length > 0 && argv[0].endsWith("/java") && String.join(" ", argv).contains("--model-repository=" + models)
+              && PidNamespaceProcess.exists(pid)) {
+            out.add(pid);
+          }
+        } catch (IOException gone) {
+          // exited meanwhile
+        }
+      }
+    }
+    return out;
+  }
+
+  private static boolean originHolds(String text) throws IOException {
+    byte[] needle = text.getBytes(StandardCharsets.UTF_8);
+    try (Stream<Path> files = Files.walk(s3Dir)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        if (indexOf(Files.readAllBytes(f), needle) >= 0) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  private static int indexOf(byte[] hay, byte[] needle) {
+    outer:
+    for (int i = 0; i + needle.length <= hay.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (hay[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
+  }
+
+  /** Flips a byte in the middle of the origin's largest chunk object (the process memory's). */
+  private static void corruptLargestObject() throws IOException {
+    Path largest;
+    try (Stream<Path> files = Files.walk(s3Dir)) {
+      largest = files.filter(Files::isRegularFile).filter(f -> f.toString().contains("chunks"))
+          .max(Comparator.comparingLong(f -> f.toFile().length())).orElseThrow();
+    }
+    try (FileChannel ch = FileChannel.open(largest, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      ByteBuffer b = ByteBuffer.allocate(1);
+      long at = ch.size() / 2;
+      ch.read(b, at);
+      b.put(0, (byte) (b.get(0) ^ 0xff)).rewind();
+      ch.write(b, at);
+    }
+  }
+
+  private JsonNode cli(int expectedStatus, String... args) throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream realOut = System.out;
+    PrintStream realErr = System.err;
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    int status;
+    try {
+      status = Main.run(args);
+    } finally {
+      System.setOut(realOut);
+      System.setErr(realErr);
+    }
+    lastErr = err.toString(StandardCharsets.UTF_8);
+    assertThat(status).as("thaw " + String.join(" ", args) + "\n" + lastErr).isEqualTo(expectedStatus);
+    String o = out.toString(StandardCharsets.UTF_8);
+    return o.isBlank() ? null : JSON.readTree(o);
+  }
+
+  private static int[] freePorts(int n) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        sockets[i] = new ServerSocket(0);
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket s : sockets) {
+        if (s != null) {
+          s.close();
+        }
+      }
+    }
+  }
+}
