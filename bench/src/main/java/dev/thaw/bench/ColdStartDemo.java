@@ -49,6 +49,7 @@ public final class ColdStartDemo {
   static final ModelName NAME = ModelName.parse("demo/mlp:v1");
   static final String RAW_PREFIX = "raw/";
   static final String STORE_PREFIX = "store/";
+  static final String SNAPSHOT_PREFIX = "snapshots/";
   static final long TIMEOUT_MS = 600_000;
   private static final int[] CURL_STREAMS = {8, 16, 32};
   private static final int RANGE = 8 << 20;
@@ -127,6 +128,7 @@ public final class ColdStartDemo {
     client.warmUp(freePort());
     Map<String, Object> downloads = new LinkedHashMap<>();
     List<RunTimeline> timelines = new ArrayList<>();
+    Map<String, Object> snapshotFacts = new LinkedHashMap<>();
     boolean dropped;
     String rate = String.format(Locale.ROOT, "%.0f MB/s per connection", Throttle.RATE_BYTES / 1e6);
     Demo d;
@@ -164,6 +166,18 @@ public final class ColdStartDemo {
         timelines.add(d.lazy("lazy", "lazy mount, cold cache", true));
         timelines.add(d.lazy("lazy_profile", "lazy mount + profile, cold cache", false));
         timelines.add(d.localDiskBoot());
+        // the server snapshotted warm (images pushed sealed to the same origin), then restored instead of booted
+        try (SnapshotRuns snap = new SnapshotRuns(work.resolve("snapshot"), repo, serverCommand(o),
+            MountBench.thawCommand(o.thawCommand()), CREDENTIALS, log, client, input, expected)) {
+          snap.checkpoint(s3.originUri(SNAPSHOT_PREFIX));
+          snapshotFacts.put("dump_s", round(snap.dumpS()));
+          snapshotFacts.put("image_bytes", snap.imageBytes());
+          proxy.resetCounters();
+          timelines.add(d.finish(snapshotRow("restore_origin", "restore, images from the origin",
+              snap.restoreFromOrigin(s3.originUri(SNAPSHOT_PREFIX, proxy.port()), proxy::bytesToClients))));
+          timelines.add(d.finish(snapshotRow("restore_local", "restore, images on local disk",
+              snap.restoreLocal(s3.originUri(SNAPSHOT_PREFIX)))));
+        }
       }
     } finally {
       MountProcess.clear(mnt);
@@ -179,7 +193,10 @@ public final class ColdStartDemo {
     summary.put("lazy_s", round(byKey.get("lazy").firstInferenceS()));
     summary.put("lazy_profile_s", round(byKey.get("lazy_profile").firstInferenceS()));
     summary.put("local_disk_boot_s", round(byKey.get("local_disk_boot").firstInferenceS()));
+    summary.put("restore_origin_s", round(byKey.get("restore_origin").firstInferenceS()));
+    summary.put("restore_local_s", round(byKey.get("restore_local").firstInferenceS()));
     summary.put("best_parallel_download_s", round(bestDownloadS));
+    summary.put("snapshot", snapshotFacts);
     summary.put("model_bytes", modelBytes);
     double goal = 1.2 * Math.max(bestDownloadS, byKey.get("local_disk_boot").firstInferenceS());
     summary.put("goal_lazy_profile_s", round(goal));
@@ -417,11 +434,15 @@ public final class ColdStartDemo {
       }
     }
 
-    private RunTimeline finish(RunTimeline t) {
+    RunTimeline finish(RunTimeline t) {
       log.printf(Locale.ROOT, "demo: %-34s first inference after %6.2f s, %s fetched%n", t.label() + ":",
           t.firstInferenceS(), human(t.bytesFetched()));
       return t;
     }
+  }
+
+  private static RunTimeline snapshotRow(String key, String label, SnapshotRuns.Timed t) {
+    return new RunTimeline(key, label, t.events(), t.bytesFetched(), t.how(), t.cpuSeconds(), -1);
   }
 
   /** CPU seconds of this JVM and of its reaped children, and the machine's counters, at one moment. */

@@ -19,6 +19,8 @@ final class Waterfall {
       "server_exec", "#bab0ac",
       "model_loaded", "#f28e2b",
       "ready", "#59a14f",
+      "images_fetched", "#9c755f",
+      "restored_and_verified", "#b07aa1",
       "first_inference", "#e15759");
   private static final Map<String, String> PHASES = Map.of(
       "downloaded", "download",
@@ -26,6 +28,8 @@ final class Waterfall {
       "server_exec", "exec server",
       "model_loaded", "server start + model load",
       "ready", "ready",
+      "images_fetched", "snapshot images fetched",
+      "restored_and_verified", "restored (CRIU) and verified",
       "first_inference", "first inference");
 
   static String html(String title, List<ColdStartDemo.RunTimeline> runs) {
@@ -81,7 +85,8 @@ final class Waterfall {
     // legend
     int lx = labelW;
     y += 20;
-    for (String k : List.of("downloaded", "mounted", "model_loaded", "ready", "first_inference")) {
+    for (String k : List.of("downloaded", "mounted", "model_loaded", "ready", "images_fetched", "restored_and_verified",
+        "first_inference")) {
       svg.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
           + "<text x=\"%d\" y=\"%d\">%s</text>%n", lx, y, COLORS.get(k), lx + 16, y + 11, PHASES.get(k)));
       lx += 30 + PHASES.get(k).length() * 7;
@@ -93,7 +98,8 @@ final class Waterfall {
     StringBuilder rows = new StringBuilder();
     for (ColdStartDemo.RunTimeline r : runs) {
       rows.append("<tr><td>").append(escape(r.label())).append("</td>");
-      for (String k : List.of("mounted", "downloaded", "first_byte", "model_loaded", "ready", "first_inference")) {
+      for (String k : List.of("mounted", "downloaded", "first_byte", "model_loaded", "ready", "images_fetched",
+          "restored_and_verified", "first_inference")) {
         Double v = r.events().get(k);
         rows.append("<td>").append(v == null ? "" : String.format(Locale.ROOT, "%.0f", v)).append("</td>");
       }
@@ -107,11 +113,12 @@ final class Waterfall {
         padding:4px 8px;text-align:right}td:first-child,td:last-child{text-align:left}</style></head>
         <body><h1>%1$s</h1>
         <p>Each run is timed from the exec of its first command (the downloader, <code>thaw mount</code>, or the
-        server) to the first correct inference answer. The page cache was dropped before every run.</p>
+        server, or <code>thaw restore</code>) to the first correct inference answer. The page cache was dropped before every run.</p>
         %2$s
         <h2>Events (ms from exec)</h2>
         <table><tr><th>run</th><th>mounted</th><th>downloaded</th><th>first byte</th><th>model loaded</th>
-        <th>ready</th><th>first inference</th><th>fetched</th><th>how</th></tr>
+        <th>ready</th><th>images fetched</th><th>restored and verified</th><th>first inference</th><th>fetched</th>
+        <th>how</th></tr>
         %3$s</table></body></html>
         """.formatted(escape(title), svg, rows);
   }

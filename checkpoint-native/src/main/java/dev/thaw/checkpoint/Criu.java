@@ -97,14 +97,26 @@ public final class Criu {
     }
   }
 
-  /** What a dump or restore must handle besides memory and ordinary files; see CRIU's options of the same names. */
-  public record Options(boolean tcpEstablished, boolean shellJob, boolean extUnixSockets, boolean fileLocks) {
-    /** What a server needs: its open TCP connections, connections to outside unix sockets, file locks. */
-    public static final Options SERVER = new Options(true, false, true, true);
+  /**
+   * What a dump or restore must handle besides memory and ordinary files; see CRIU's options of the same names.
+   *
+   * @param tcpEstablished dump established TCP connections and restore them: only where their peers still are (the
+   *     same node), and CRIU keeps the network locked for them from the dump until the restore
+   * @param tcpClose instead, dump established connections as closed and restore them closed: the server sees its
+   *     clients hang up, and they reconnect; nothing is locked, so the snapshot restores anywhere
+   */
+  public record Options(boolean tcpEstablished, boolean tcpClose, boolean shellJob, boolean extUnixSockets,
+      boolean fileLocks) {
+    /** A server restored where it ran, its connections kept; outside unix sockets and file locks too. */
+    public static final Options SERVER = new Options(true, false, false, true, true);
+    /** A server restored on any node: connections closed; outside unix sockets and file locks kept. */
+    public static final Options SERVER_ELSEWHERE = new Options(false, true, false, true, true);
 
     List<String> flags() {
       List<String> f = new ArrayList<>();
-      if (tcpEstablished) {
+      if (tcpClose) {
+        f.add("--tcp-close");
+      } else if (tcpEstablished) {
         f.add("--tcp-established");
       }
       if (shellJob) {

@@ -86,7 +86,7 @@ public final class Snapshots {
       gpus.suspend(cudaPids);
     }
     try {
-      criu.dump(pid, images, Criu.Options.SERVER, r.leaveRunning());
+      criu.dump(pid, images, Criu.Options.SERVER_ELSEWHERE, r.leaveRunning());
     } catch (IOException e) {
       if (gpus != null) {
         resumeQuietly(gpus, cudaPids, e); // the dump failed: the server keeps running as it was
@@ -115,8 +115,11 @@ public final class Snapshots {
     }
   }
 
-  /** The result of a restore: the server's host PID, and why it was booted instead of restored (null if it was not). */
-  public record Restored(long pid, String fallbackReason, PidNamespaceProcess booted) {
+  /**
+   * The result of a restore: the server's host PID, why it was booted instead of restored (null if it was not), and
+   * how long each step took (ms: key, criu_restore, cuda, ready, probe).
+   */
+  public record Restored(long pid, String fallbackReason, PidNamespaceProcess booted, Map<String, Double> stepsMs) {
     public boolean fromSnapshot() {
       return fallbackReason == null;
     }
@@ -144,9 +147,13 @@ public final class Snapshots {
   public static Restored restore(Criu criu, Path images, RestoreRequest r) throws IOException {
     Metadata m = Metadata.read(images);
     long restored = -1;
+    Map<String, Double> steps = new java.util.LinkedHashMap<>();
+    long t = System.nanoTime();
     try {
       checkKey(criu, m, r.thawVersion(), r.expectedModelDigest());
-      restored = criu.restore(images, Criu.Options.SERVER);
+      t = step(steps, "key", t);
+      restored = criu.restore(images, Criu.Options.SERVER_ELSEWHERE);
+      t = step(steps, "criu_restore", t);
       if (!m.cudaPids().isEmpty()) {
         CudaCheckpoint c = r.cuda().orElseThrow(() -> new IOException("the snapshot holds CUDA processes, but this node"
             + " has neither libcuda's checkpoint API nor cuda-checkpoint"));
@@ -157,16 +164,19 @@ public final class Snapshots {
               + now.size());
         }
         new GpuCheckpointer(c, Duration.ofSeconds(30)).resume(now, gpuPairs(m.gpuUuids(), SnapshotKey.gpuUuids()));
+        t = step(steps, "cuda", t);
       }
       Probe.awaitReady(m.readyUrl(), r.readyTimeout(), restored);
+      t = step(steps, "ready", t);
       if (m.probe() != null) {
         String again = m.probe().ask(Duration.ofMinutes(1));
         if (!again.equals(m.answer())) {
           throw new IOException("the restored server answered the probe differently: " + SnapshotKey.abbreviate(again)
               + " instead of " + SnapshotKey.abbreviate(m.answer()));
         }
+        step(steps, "probe", t);
       }
-      return new Restored(restored, null, null);
+      return new Restored(restored, null, null, steps);
     } catch (IOException | RuntimeException e) {
       if (restored > 0) {
         kill(restored); // never leave a half-restored server running
@@ -175,13 +185,19 @@ public final class Snapshots {
     }
   }
 
+  private static long step(Map<String, Double> steps, String name, long since) {
+    long now = System.nanoTime();
+    steps.put(name, (now - since) / 1e6);
+    return now;
+  }
+
   /** Boots {@code r}'s fallback command (else {@code command}) under a new PID namespace, saying why. */
   public static Restored coldBoot(List<String> command, RestoreRequest r, String reason) throws IOException {
     List<String> boot = r.fallbackCommand() != null && !r.fallbackCommand().isEmpty() ? r.fallbackCommand() : command;
     Files.createDirectories(r.logDir());
     PidNamespaceProcess booted = PidNamespaceProcess.start(boot, r.logDir().resolve("server.out"),
         r.logDir().resolve("server.err"));
-    return new Restored(booted.pid(), reason, booted);
+    return new Restored(booted.pid(), reason, booted, Map.of());
   }
 
   /** Refuses a snapshot taken on a different kind of node, or of another model, naming the fields that differ. */

@@ -50,8 +50,39 @@ public final class AotTraining {
         }
       }
       trainS3Client();
+      trainRestore(dir);
     } finally {
       dev.thaw.bench.ModelGenerator.deleteTree(dir);
+    }
+  }
+
+  /**
+   * What {@code thaw restore} runs before CRIU and after it (reading the snapshot's metadata, polling the
+   * restored server over HTTP), so a restore does not spend its first second loading classes.
+   */
+  private static void trainRestore(Path dir) throws Exception {
+    Main.run("restore", "--help");
+    Main.run("checkpoint", "--help");
+    // Not the snapshot cipher: AES-GCM trained into the cache ran three times slower afterwards (JDK 25), its
+    // intrinsics apparently not applied to methods the cache had profiled.
+    com.sun.net.httpserver.HttpServer http = com.sun.net.httpserver.HttpServer.create(
+        new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+    http.createContext("/", x -> {
+      byte[] body = "{\"outputs\":[]}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      x.sendResponseHeaders(200, body.length);
+      x.getResponseBody().write(body);
+      x.close();
+    });
+    http.start();
+    try {
+      String url = "http://127.0.0.1:" + http.getAddress().getPort();
+      dev.thaw.checkpoint.Probe.awaitReady(url + "/v2/health/ready", java.time.Duration.ofSeconds(10));
+      new dev.thaw.checkpoint.Probe(url + "/v2/models/m/infer", "{}").ask(java.time.Duration.ofSeconds(10));
+      dev.thaw.checkpoint.Snapshots.Metadata.parse(JsonOut.MAPPER.writeValueAsBytes(new dev.thaw.checkpoint.Snapshots.Metadata(
+          java.util.Map.of(), java.util.List.of("server"), url, new dev.thaw.checkpoint.Probe(url, "{}"), "{}",
+          java.util.List.of(), java.util.List.of())));
+    } finally {
+      http.stop(0);
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import dev.thaw.bench.CheckpointBench;
 import dev.thaw.bench.MountBench;
 import dev.thaw.bench.StoreBench;
 import java.nio.file.Path;
@@ -17,7 +18,7 @@ import picocli.CommandLine.Option;
       "Needs root (drops the page cache, sets up loopback throttling, mounts FUSE file systems) and installs what it",
       "drives (nginx, curl, rclone, s3fs) when missing."
     },
-    subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class})
+    subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class, BenchCommand.Checkpoint.class})
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -120,6 +121,45 @@ final class BenchCommand implements Runnable {
       if (json) {
         System.out.println(r.toJson());
         System.out.flush();
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "checkpoint", mixinStandardHelpOptions = true,
+      description = {
+        "Benchmark restoring ort-server from its snapshot against booting it, on a generated ONNX model, each time from",
+        "the exec of the first command to the first correct answer with the page cache dropped: a cold boot with the",
+        "model on local disk; thaw restore with the images on local disk; thaw restore on a new node with the images",
+        "at S3Proxy behind a 100 MB/s-per-connection throttle; the dump time and image bytes; and the floors (every",
+        "byte a restore must read, from local disk with the page cache dropped, and over the best parallel download",
+        "rate of that origin). Twice: the server as it is, and with ONNX Runtime's prepacking off so the weights stay",
+        "mapped from the model files instead of being carried in the image. Needs root and CRIU. Progress and the",
+        "table go to stderr; with --json stdout gets exactly one JSON object. About 5 minutes for 1 GiB."
+      })
+  static final class Checkpoint implements Callable<Integer> {
+    @Option(names = "--size", paramLabel = "SIZE", defaultValue = "1g", converter = Units.SizeConverter.class,
+        description = "Model size. Default: ${DEFAULT-VALUE}.")
+    long size;
+
+    @Option(names = "--runs", paramLabel = "N", defaultValue = "3",
+        description = "Runs of each path (the median is reported). Default: ${DEFAULT-VALUE}.")
+    int runs;
+
+    @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "target/bench-checkpoint",
+        description = "Model, S3Proxy objects, snapshots and logs (the model is kept and reused). Default: ${DEFAULT-VALUE}.")
+    Path workDir;
+
+    @Option(names = "--json", description = "Print exactly one JSON object with every figure on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      CheckpointBench.Result r = CheckpointBench.run(new CheckpointBench.Options(size, 42, runs, workDir, null),
+          System.err);
+      System.err.println(r.table());
+      if (json) {
+        JsonOut.print(System.out, (com.fasterxml.jackson.databind.node.ObjectNode) JsonOut.MAPPER.valueToTree(r.summary()));
       }
       return 0;
     }

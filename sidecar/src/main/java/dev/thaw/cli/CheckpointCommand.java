@@ -33,7 +33,8 @@ import picocli.CommandLine.Option;
       "expected answer), checkpoint its CUDA processes, dump its process tree with CRIU, keep the images on this node",
       "(owner-only) and push them to the origin as snapshots/NAME, keyed by what must match to restore them (CPU, GPUs,",
       "driver, CUDA, kernel, CRIU, model, command line, Thaw). Images leave the node sealed with AES-256-GCM unless",
-      "--no-encrypt. The server should run under `thaw run` so that it restores on any node. Needs root.",
+      "--no-encrypt. Open TCP connections are closed in the snapshot (the restored server's clients reconnect), so it",
+      "restores on any node; the server should run under `thaw run` for the same reason. Needs root.",
       "Example: thaw checkpoint --pid 4242 --name mlp-server --probe probe.json"
     })
 final class CheckpointCommand implements Callable<Integer> {

@@ -174,6 +174,9 @@ final class RestoreCommand implements Callable<Integer> {
         n.put("bytes_fetched", found.bytesFetched());
         n.put("fetch_s", found.fetchTime().toNanos() / 1e9);
       }
+      if (!r.stepsMs().isEmpty()) {
+        n.putPOJO("steps_ms", r.stepsMs());
+      }
       n.put("origin", origin);
       n.put("total_s", total);
       JsonOut.print(System.out, n);

@@ -44,27 +44,40 @@ class DemoCommandTest {
     long modelBytes = j.get("model_bytes").asLong();
     assertThat(modelBytes).as("about the asked 6 MiB").isBetween(4L << 20, 8L << 20);
     for (String key : new String[] {"download_then_boot_s", "lazy_s", "lazy_profile_s", "local_disk_boot_s",
-        "best_parallel_download_s"}) {
+        "restore_origin_s", "restore_local_s", "best_parallel_download_s"}) {
       assertThat(j.get(key).asDouble()).as(key).isPositive();
     }
     JsonNode fetched = j.get("bytes_fetched_at_first_inference");
     assertThat(fetched.get("download_then_boot").asLong()).isGreaterThanOrEqualTo(modelBytes);
     assertThat(fetched.get("lazy").asLong()).isPositive();
     assertThat(fetched.get("local_disk_boot").asLong()).isZero();
+    long image = j.get("snapshot").get("image_bytes").asLong();
+    assertThat(image).as("the snapshot holds the server's memory").isGreaterThan(modelBytes);
+    assertThat(fetched.get("restore_origin").asLong()).as("a new node fetches every (sealed) image byte")
+        .isGreaterThanOrEqualTo(image);
+    assertThat(fetched.get("restore_local").asLong()).isZero();
     assertThat(log).contains("first inference after").contains("best parallel download alone");
 
     JsonNode timeline = new ObjectMapper().readTree(work.resolve("timeline.json").toFile());
-    assertThat(timeline.get("runs")).hasSize(4);
+    assertThat(timeline.get("runs")).hasSize(6);
     for (JsonNode run : timeline.get("runs")) {
       JsonNode ev = run.get("events_ms");
+      if (run.get("run").asText().startsWith("restore_")) {
+        // no boot: the restored server was ready when it was dumped
+        assertThat(ev.get("restored_and_verified").asDouble()).as(run.get("run").asText())
+            .isLessThanOrEqualTo(ev.get("first_inference").asDouble());
+        continue;
+      }
       assertThat(ev.get("model_loaded").asDouble()).as(run.get("run").asText())
           .isLessThanOrEqualTo(ev.get("ready").asDouble());
       assertThat(ev.get("ready").asDouble()).isLessThanOrEqualTo(ev.get("first_inference").asDouble());
     }
+    assertThat(timeline.get("runs").get(4).get("events_ms").has("images_fetched")).isTrue();
     assertThat(timeline.get("runs").get(1).get("events_ms").has("mounted")).isTrue();
     assertThat(timeline.get("runs").get(1).get("events_ms").has("first_byte")).isTrue();
     String html = Files.readString(work.resolve("timeline.html"));
-    assertThat(html).contains("<svg").contains("lazy mount + profile, cold cache");
+    assertThat(html).contains("<svg").contains("lazy mount + profile, cold cache")
+        .contains("restore, images from the origin");
     assertThat(Files.readString(Path.of("/proc/mounts"))).as("no mount left behind").doesNotContain(work.toString());
   }
 }

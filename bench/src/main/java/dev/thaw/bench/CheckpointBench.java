@@ -1,0 +1,174 @@
+package dev.thaw.bench;
+
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code thaw bench checkpoint}: ort-server on a generated model, each time from the exec of the first command to the
+ * first correct answer, page cache dropped: a cold boot with the model on local disk; {@code thaw restore} with the
+ * images on local disk; {@code thaw restore} on a new node with the images at the emulated origin (S3Proxy behind
+ * the 100 MB/s-per-connection throttle of {@code thaw bench store}); the dump time and image bytes; and the floors:
+ * reading from local disk every byte a restore must read before it answers (its images, and what the restored server
+ * reads from mapped files: its resident file-backed pages when it first answered), and those image bytes over the
+ * best parallel download rate of that origin.
+ *
+ * <p>Twice: the server as it is (ONNX Runtime copies and repacks every weight into its heap, so the weights are in the
+ * image) and with {@code session.disable_prepacking=1} (weights stay mapped from the model files, which the restored
+ * process maps again instead of carrying them in the image).
+ */
+public final class CheckpointBench {
+  static final String PREFIX = "snapshots/";
+  private static final Map<String, String> CREDENTIALS = Map.of("AWS_ACCESS_KEY_ID", "thaw-bench",
+      "AWS_SECRET_ACCESS_KEY", "thaw-bench-secret", "AWS_REGION", "us-east-1");
+
+  private CheckpointBench() {}
+
+  public record Options(long modelBytes, long seed, int runs, Path workDir, List<String> thawCommand) {
+    public Options {
+      if (runs < 1) {
+        throw new IllegalArgumentException("--runs must be at least 1");
+      }
+    }
+  }
+
+  public record Result(Map<String, Object> summary, String table) {}
+
+  public static Result run(Options o, PrintStream log) throws Exception {
+    Path work = o.workDir().toAbsolutePath();
+    Files.createDirectories(work);
+    Tools.require("curl", "curl", log);
+    ColdStartDemo.Options demo = new ColdStartDemo.Options(o.modelBytes(), o.seed(), work, o.thawCommand(), null);
+    Path repo = ColdStartDemo.ensureModel(work, demo, log);
+    MlpSpec spec = MlpGenerator.readSpec(repo.resolve(ColdStartDemo.MODEL));
+    float[] input = spec.sampleInput(1);
+    float[] expected = spec.reference(input, 1);
+    long modelBytes = ColdStartDemo.treeBytes(repo);
+    List<String> thaw = MountBench.thawCommand(o.thawCommand());
+    InferenceClient client = new InferenceClient();
+    client.warmUp(SnapshotRuns.freePorts(1)[0]);
+    boolean dropped = Machine.dropPageCache(log);
+    Map<String, Object> summary = new LinkedHashMap<>();
+    Map<String, Object> small;
+    StringBuilder table = new StringBuilder();
+    try (S3ProxyServer s3 = S3ProxyServer.start(work.resolve("s3"));
+        ThrottlingProxy proxy = new ThrottlingProxy(new InetSocketAddress("127.0.0.1", s3.port()), Throttle.RATE_BYTES,
+            Throttle.BURST_BYTES)) {
+      List<String> server = ColdStartDemo.serverCommand(demo);
+      summary.putAll(variant("as is", work.resolve("as-is"), repo, server, thaw, o, s3, proxy, client, input, expected,
+          log, table));
+      List<String> mapped = new ArrayList<>(server);
+      mapped.add("--ort-session-config=session.disable_prepacking=1");
+      small = variant("weights mapped", work.resolve("mapped"), repo, mapped, thaw, o, s3, proxy, client, input,
+          expected, log, table);
+    }
+    summary.put("weights_mapped", small);
+    summary.put("model_bytes", modelBytes);
+    summary.put("runs", o.runs());
+    summary.put("origin", String.format(Locale.ROOT, "S3Proxy 3.0.0 behind a per-connection throttle of %.0f MB/s",
+        Throttle.RATE_BYTES / 1e6));
+    summary.put("page_cache_dropped", dropped);
+    summary.put("machine", Machine.description());
+    return new Result(summary, table.toString());
+  }
+
+  private static Map<String, Object> variant(String label, Path work, Path repo, List<String> server, List<String> thaw,
+      Options o, S3ProxyServer s3, ThrottlingProxy proxy, InferenceClient client, float[] input, float[] expected,
+      PrintStream log, StringBuilder table) throws Exception {
+    String prefix = PREFIX + work.getFileName() + "-" + System.currentTimeMillis() + "/";
+    String direct = s3.originUri(prefix);
+    String throttled = s3.originUri(prefix, proxy.port());
+    log.printf("checkpoint bench: ort-server %s%n", label);
+    try (SnapshotRuns runs = new SnapshotRuns(work, repo, server, thaw, CREDENTIALS, log, client, input, expected)) {
+      List<Double> boots = new ArrayList<>();
+      for (int i = 0; i < o.runs(); i++) {
+        boots.add(runs.boot().firstInferenceS());
+        log.printf(Locale.ROOT, "  cold boot: %.2f s%n", boots.getLast());
+      }
+      runs.checkpoint(direct);
+      List<Double> local = new ArrayList<>();
+      List<Long> mappedBytes = new ArrayList<>();
+      for (int i = 0; i < o.runs(); i++) {
+        local.add(runs.restoreLocal(direct).firstInferenceS());
+        mappedBytes.add(runs.lastFileBackedBytes());
+        log.printf(Locale.ROOT, "  restore, images on local disk: %.2f s (%s resident from mapped files)%n",
+            local.getLast(), ColdStartDemo.human(runs.lastFileBackedBytes()));
+      }
+      List<Double> remote = new ArrayList<>();
+      long fetched = 0;
+      for (int i = 0; i < o.runs(); i++) {
+        proxy.resetCounters();
+        SnapshotRuns.Timed t = runs.restoreFromOrigin(throttled, proxy::bytesToClients);
+        remote.add(t.firstInferenceS());
+        fetched = t.bytesFetched();
+        log.printf(Locale.ROOT, "  restore, images from the origin (new node): %.2f s, %s from the origin%n",
+            remote.getLast(), ColdStartDemo.human(fetched));
+      }
+      long mustRead = runs.imageBytes() + medianBytes(mappedBytes);
+      double floor = runs.localReadFloorS(mustRead);
+      long pushedBytes = runs.pushedBytes(direct);
+      double rate = runs.bestDownloadRate(throttled, key -> s3.httpUrl(prefix, key, proxy.port()));
+      double originFloor = pushedBytes / rate;
+      Map<String, Object> r = new LinkedHashMap<>();
+      double boot = median(boots);
+      double restoreLocal = median(local);
+      double restoreOrigin = median(remote);
+      r.put("boot_s", round(boot));
+      r.put("restore_local_s", round(restoreLocal));
+      r.put("restore_origin_s", round(restoreOrigin));
+      r.put("dump_s", round(runs.dumpS()));
+      r.put("image_bytes", runs.imageBytes());
+      r.put("floor_s", round(floor));
+      r.put("origin_floor_s", round(originFloor));
+      r.put("floor_bytes", mustRead);
+      r.put("mapped_file_bytes", medianBytes(mappedBytes));
+      r.put("pushed_bytes", pushedBytes);
+      r.put("origin_bytes_per_restore", fetched);
+      r.put("best_download_gbps", round(rate / 1e9));
+      r.put("boot_over_restore_local", round(boot / restoreLocal));
+      r.put("restore_local_over_floor", round(restoreLocal / floor));
+      r.put("restore_origin_over_origin_floor", round(restoreOrigin / originFloor));
+      Map<String, Object> goals = new LinkedHashMap<>();
+      goals.put("restore_local_s <= 1.5 x floor_s", restoreLocal <= 1.5 * floor);
+      goals.put("restore_origin_s <= 1.3 x origin_floor_s", restoreOrigin <= 1.3 * originFloor);
+      goals.put("boot_s / restore_local_s >= 3", boot / restoreLocal >= 3);
+      r.put("goals", goals);
+      r.put("runs_s", Map.of("boot", boots, "restore_local", local, "restore_origin", remote));
+      table.append(String.format(Locale.ROOT, "%n%s: image %s, dump %.2f s%n", "ort-server " + label,
+          ColdStartDemo.human(runs.imageBytes()), runs.dumpS()));
+      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s%n", "cold boot, model on local disk", boot));
+      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (floor %.2f s: %s from local disk; x%.2f)%n",
+          "restore, images on local disk", restoreLocal, floor, ColdStartDemo.human(mustRead), restoreLocal / floor));
+      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (floor %.2f s: %s at %.2f GB/s; x%.2f)%n",
+          "restore on a new node, images from the origin", restoreOrigin, originFloor, ColdStartDemo.human(pushedBytes),
+          rate / 1e9, restoreOrigin / originFloor));
+      table.append(String.format(Locale.ROOT, "  boot / restore (local): %.1fx%n", boot / restoreLocal));
+      return r;
+    }
+  }
+
+  static double median(List<Double> v) {
+    List<Double> s = new ArrayList<>(v);
+    s.sort(null);
+    int n = s.size();
+    return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+  }
+
+  private static long medianBytes(List<Long> v) {
+    List<Long> s = new ArrayList<>(v);
+    s.sort(null);
+    return s.get(s.size() / 2);
+  }
+
+  private static double round(double v) {
+    return ColdStartDemo.round(v);
+  }
+}

@@ -1,0 +1,391 @@
+package dev.thaw.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.checkpoint.PidNamespaceProcess;
+import dev.thaw.checkpoint.Probe;
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.store.ChunkRef;
+import dev.thaw.store.FileEntry;
+import dev.thaw.store.Manifest;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelStore;
+import dev.thaw.store.Origin;
+import dev.thaw.store.Origins;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.ServerSocket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.Stream;
+
+/**
+ * The snapshot paths of a cold start, each timed from the exec of its first command to the first correct answer:
+ * ort-server booted under {@code thaw run}'s PID namespace, then snapshotted warm with {@code thaw checkpoint}
+ * (images pushed, sealed, to the origin), then brought back with {@code thaw restore} from images on local disk and,
+ * as a new node would (empty chunk cache and snapshot directory), from the origin. The page cache is dropped before
+ * each run. Used by {@code thaw bench checkpoint} and by the demo's last two rows.
+ */
+final class SnapshotRuns implements AutoCloseable {
+  static final String NAME = "bench-ort-server";
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final long TIMEOUT_MS = 600_000;
+
+  private final Path work;
+  private final Path repo;
+  private final List<String> serverCommand;
+  private final List<String> thawCommand;
+  private final Map<String, String> env;
+  private final PrintStream log;
+  private final InferenceClient client;
+  private final float[] input;
+  private final float[] expected;
+  private final Path keyFile;
+  private final Path localSnapshots;
+  private final Path cache;
+  private final List<Long> servers = new ArrayList<>();
+  private int httpPort;
+  private long imageBytes;
+  private double dumpS;
+  private JsonNode pushed;
+
+  /**
+   * @param serverCommand ort-server's command line, without repository and ports
+   * @param thawCommand how to run the thaw CLI
+   * @param env for the thaw CLI (origin credentials)
+   */
+  SnapshotRuns(Path work, Path repo, List<String> serverCommand, List<String> thawCommand, Map<String, String> env,
+      PrintStream log, InferenceClient client, float[] input, float[] expected) throws IOException {
+    this.work = work;
+    this.repo = repo;
+    this.serverCommand = serverCommand;
+    this.thawCommand = thawCommand;
+    this.env = env;
+    this.log = log;
+    this.client = client;
+    this.input = input;
+    this.expected = expected;
+    Files.createDirectories(work);
+    this.keyFile = work.resolve("snapshot.key");
+    if (!Files.exists(keyFile)) {
+      byte[] key = new byte[32];
+      new java.security.SecureRandom().nextBytes(key);
+      Files.writeString(Files.createFile(keyFile, PosixFilePermissions.asFileAttribute(
+          PosixFilePermissions.fromString("rw-------"))), java.util.Base64.getEncoder().encodeToString(key) + "\n");
+    }
+    this.localSnapshots = work.resolve("snapshots");
+    this.cache = work.resolve("cache");
+  }
+
+  /** The server's command on the repository, as {@code thaw run} starts it and the snapshot records it. */
+  List<String> serverArgs(int http, int grpc) {
+    List<String> cmd = new ArrayList<>(serverCommand);
+    // PID 1 of its namespace: its perf-data file would be /tmp/hsperfdata_USER/1 on every node, so none is kept
+    cmd.add(1, "-XX:-UsePerfData");
+    cmd.addAll(List.of("--model-repository", repo.toString(), "--http-port", Integer.toString(http), "--grpc-port",
+        Integer.toString(grpc), "--warmup"));
+    return cmd;
+  }
+
+  /** A timed run: events in ms from the exec, bytes from the origin, and how it was done. */
+  record Timed(Map<String, Double> events, long bytesFetched, String how, Map<String, Double> cpuSeconds) {
+    double firstInferenceS() {
+      return events.get("first_inference") / 1000;
+    }
+  }
+
+  /** Boots the server in its own PID namespace with the page cache dropped; the run ends with its first answer. */
+  Timed boot() throws Exception {
+    int[] ports = freePorts(2);
+    Machine.dropPageCache(log);
+    Map<String, Double> ev = new LinkedHashMap<>();
+    long t0 = System.nanoTime();
+    ev.put("exec", 0.0);
+    try (PidNamespaceProcess p = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("boot.out"),
+        work.resolve("boot.err"))) {
+      Probe.awaitReady(readyUrl(ports[0]), Duration.ofMillis(TIMEOUT_MS), p.pid());
+      ev.put("ready", ms(t0));
+      inferChecked(ports[0], "boot");
+      ev.put("first_inference", ms(t0));
+    }
+    return new Timed(ev, 0, "ort-server under a new PID namespace, the model on local disk", Map.of());
+  }
+
+  /**
+   * Boots the server, warms it, and takes its snapshot with {@code thaw checkpoint}, pushing the sealed images to
+   * {@code pushOrigin}. Records the dump time and the image bytes.
+   */
+  void checkpoint(String pushOrigin) throws Exception {
+    int[] ports = freePorts(2);
+    httpPort = ports[0];
+    PidNamespaceProcess server = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("server.out"),
+        work.resolve("server.err"));
+    try {
+      Probe.awaitReady(readyUrl(httpPort), Duration.ofMillis(TIMEOUT_MS), server.pid());
+      inferChecked(httpPort, "warm-up");
+      Path probe = work.resolve("probe.json");
+      Files.writeString(probe, probeJson(httpPort));
+      deleteTree(localSnapshots);
+      JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", NAME,
+          "--probe", probe.toString(), "--origin", pushOrigin, "--cache", cache.toString(), "--snapshots",
+          localSnapshots.toString(), "--key-file", keyFile.toString(), "--json"));
+      imageBytes = r.get("image_bytes").asLong();
+      dumpS = r.get("dump_s").asDouble();
+      pushed = r;
+      log.printf(Locale.ROOT, "snapshot: dumped in %.2f s, %s of images, pushed sealed in %.2f s%n", dumpS,
+          ColdStartDemo.human(imageBytes), r.get("push_s").asDouble());
+    } finally {
+      server.close();
+    }
+  }
+
+  long imageBytes() {
+    return imageBytes;
+  }
+
+  double dumpS() {
+    return dumpS;
+  }
+
+  /** {@code thaw restore} from the images this node kept, page cache dropped. */
+  Timed restoreLocal(String origin) throws Exception {
+    return restore("local", List.of("--origin", origin, "--cache", cache.toString(), "--snapshots",
+        localSnapshots.toString()), null);
+  }
+
+  /**
+   * {@code thaw restore} as a new node: empty cache and snapshot directory, every image byte from {@code origin}.
+   *
+   * @param bytesFromOrigin counts what the origin sent during the run (null: not counted)
+   */
+  Timed restoreFromOrigin(String origin, java.util.function.LongSupplier bytesFromOrigin) throws Exception {
+    Path freshCache = work.resolve("node2-cache");
+    Path freshSnapshots = work.resolve("node2-snapshots");
+    deleteTree(freshCache);
+    deleteTree(freshSnapshots);
+    try {
+      return restore("origin", List.of("--origin", origin, "--cache", freshCache.toString(), "--snapshots",
+          freshSnapshots.toString(), "--from-origin"), bytesFromOrigin);
+    } finally {
+      deleteTree(freshCache);
+      deleteTree(freshSnapshots);
+    }
+  }
+
+  private Timed restore(String key, List<String> where, java.util.function.LongSupplier bytesFromOrigin)
+      throws Exception {
+    Machine.dropPageCache(log);
+    long before = bytesFromOrigin == null ? 0 : bytesFromOrigin.getAsLong();
+    List<String> args = new ArrayList<>(List.of("restore", NAME, "--key-file", keyFile.toString(), "--no-fallback",
+        "--log-dir", work.toString(), "--json"));
+    args.addAll(where);
+    Map<String, Double> ev = new LinkedHashMap<>();
+    ColdStartDemo.Cpu cpuBefore = ColdStartDemo.Cpu.now();
+    long t0 = System.nanoTime();
+    ev.put("exec", 0.0);
+    JsonNode r = thaw("restore-" + key, args);
+    long pid = r.get("pid").asLong();
+    servers.add(pid);
+    if (r.get("fetch_s").asDouble() > 0) {
+      ev.put("images_fetched", r.get("fetch_s").asDouble() * 1000);
+    }
+    ev.put("restored_and_verified", ms(t0));
+    inferChecked(httpPort, "restore-" + key);
+    ev.put("first_inference", ms(t0));
+    Map<String, Double> cpu = new LinkedHashMap<>();
+    ColdStartDemo.Cpu now = ColdStartDemo.Cpu.now();
+    cpu.put("thaw_restore", now.children() - cpuBefore.children());
+    cpu.put("ort_server", MountProcess.cpuSeconds(pid));
+    // this JVM: S3Proxy and the throttling proxy (the emulated cloud) and the inference client
+    cpu.put("origin_s3proxy_and_throttle", now.self() - cpuBefore.self());
+    long fileBytes = fileBackedResidentBytes(pid);
+    kill(pid);
+    long bytes = bytesFromOrigin == null ? 0 : bytesFromOrigin.getAsLong() - before;
+    lastFileBackedBytes = fileBytes;
+    return new Timed(ev, bytes, where.contains("--from-origin")
+        ? "thaw restore --from-origin on a new node (empty chunk cache and snapshot directory), then the first answer"
+        : "thaw restore from the images this node kept at checkpoint, then the first answer", cpu);
+  }
+
+  private long lastFileBackedBytes;
+
+  /** What the last restored server had resident from mapped files when it first answered (read from disk by it). */
+  long lastFileBackedBytes() {
+    return lastFileBackedBytes;
+  }
+
+  /**
+   * Seconds to read {@code bytes} from local disk with the page cache dropped, at the rate measured now by reading
+   * the snapshot's image files (4 readers, as a restore that reads ahead would).
+   */
+  double localReadFloorS(long bytes) throws Exception {
+    List<Path> files;
+    try (Stream<Path> s = Files.walk(localSnapshots)) {
+      files = s.filter(Files::isRegularFile).toList();
+    }
+    Machine.dropPageCache(log);
+    long t0 = System.nanoTime();
+    long total = 0;
+    try (ExecutorService pool = Executors.newFixedThreadPool(4)) {
+      List<Future<Long>> reads = new ArrayList<>();
+      for (Path f : files) {
+        reads.add(pool.submit(() -> StoreBench.readFile(f, ByteBuffer.allocateDirect(1 << 20))));
+      }
+      for (Future<Long> f : reads) {
+        total += f.get();
+      }
+    }
+    double s = (System.nanoTime() - t0) / 1e9;
+    double rate = total / s;
+    log.printf(Locale.ROOT, "snapshot: local disk, cold, 4 readers: %s in %.2f s (%.2f GB/s)%n",
+        ColdStartDemo.human(total), s, rate / 1e9);
+    return bytes / rate;
+  }
+
+  /**
+   * The best rate at which plain parallel HTTP downloads (curl, 16 and 32 streams of whole chunk objects) get the
+   * snapshot's pushed bytes from the origin, in bytes per second.
+   */
+  double bestDownloadRate(String originUri, java.util.function.Function<String, String> objectUrl) throws Exception {
+    List<CurlDownload.Get> gets = new ArrayList<>();
+    long bytes = 0;
+    try (Origin o = Origins.open(originUri)) {
+      Manifest m = new ModelStore(o).resolve(ModelName.parse(pushed.get("tag").asText()));
+      for (FileEntry f : m.files()) {
+        for (ChunkRef c : f.chunks()) {
+          gets.add(CurlDownload.Get.whole(objectUrl.apply(c.objectKey())));
+          bytes += c.length();
+        }
+      }
+    }
+    double best = 0;
+    for (int streams : new int[] {16, 32}) {
+      Machine.dropPageCache(log);
+      long t0 = System.nanoTime();
+      CurlDownload.run(gets, streams, work.resolve("curl"), bytes, log);
+      double s = (System.nanoTime() - t0) / 1e9;
+      log.printf(Locale.ROOT, "snapshot: the images alone by curl, %d streams: %.2f s (%.2f GB/s)%n", streams, s,
+          bytes / 1e9 / s);
+      best = Math.max(best, bytes / s);
+    }
+    return best;
+  }
+
+  /** The bytes of the pushed snapshot (sealed images and key file). */
+  long pushedBytes(String originUri) throws IOException {
+    try (Origin o = Origins.open(originUri)) {
+      return new ModelStore(o).resolve(ModelName.parse(pushed.get("tag").asText())).totalBytes();
+    }
+  }
+
+  private JsonNode thaw(String key, List<String> args) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(thawCommand);
+    cmd.addAll(args);
+    Path err = work.resolve("thaw-" + key + ".err");
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(err.toFile());
+    pb.environment().putAll(env);
+    Process p = pb.start();
+    p.getOutputStream().close();
+    byte[] out = p.getInputStream().readAllBytes();
+    if (p.waitFor() != 0) {
+      throw new IOException("thaw " + String.join(" ", args) + " failed (exit " + p.exitValue() + "): "
+          + Files.readString(err).strip());
+    }
+    return JSON.readTree(out);
+  }
+
+  private void inferChecked(int port, String run) throws IOException, InterruptedException {
+    float[] got = client.infer(port, ColdStartDemo.MODEL, MlpGenerator.INPUT, MlpGenerator.OUTPUT, input, 1);
+    if (!InferenceClient.matches(got, expected)) {
+      throw new IOException("ort-server answered wrongly in run " + run + ": got " + java.util.Arrays.toString(got));
+    }
+  }
+
+  private String probeJson(int port) throws IOException {
+    ObjectNode p = JSON.createObjectNode();
+    p.put("url", "http://127.0.0.1:" + port + "/v2/models/" + ColdStartDemo.MODEL + "/infer");
+    ObjectNode in = p.putObject("request").putArray("inputs").addObject();
+    in.put("name", MlpGenerator.INPUT).put("datatype", "FP32");
+    in.putArray("shape").add(1).add(input.length);
+    ArrayNode data = in.putArray("data");
+    for (float f : input) {
+      data.add(f);
+    }
+    return JSON.writeValueAsString(p);
+  }
+
+  private static String readyUrl(int port) {
+    return "http://127.0.0.1:" + port + "/v2/health/ready";
+  }
+
+  /** Resident bytes of a process backed by files (its mapped libraries, jars and any mapped weights). */
+  static long fileBackedResidentBytes(long pid) {
+    try {
+      long rss = 0;
+      long anon = 0;
+      for (String line : Files.readAllLines(Path.of("/proc", Long.toString(pid), "smaps_rollup"), StandardCharsets.UTF_8)) {
+        String[] f = line.split("\\s+");
+        if (f[0].equals("Rss:")) {
+          rss = Long.parseLong(f[1]) * 1024;
+        } else if (f[0].equals("Anonymous:")) {
+          anon = Long.parseLong(f[1]) * 1024;
+        }
+      }
+      return Math.max(0, rss - anon);
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
+  }
+
+  private static void kill(long pid) {
+    ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+    PidNamespaceProcess.awaitGone(pid, 10_000);
+  }
+
+  private static double ms(long t0) {
+    return (System.nanoTime() - t0) / 1e6;
+  }
+
+  static int[] freePorts(int n) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        sockets[i] = new ServerSocket(0);
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket s : sockets) {
+        if (s != null) {
+          s.close();
+        }
+      }
+    }
+  }
+
+  static void deleteTree(Path dir) throws IOException {
+    ModelGenerator.deleteTree(dir);
+  }
+
+  @Override
+  public void close() {
+    for (long pid : servers) {
+      kill(pid);
+    }
+  }
+}
