@@ -37,7 +37,7 @@ import java.util.stream.Stream;
  * The snapshot paths of a cold start, each timed from the exec of its first command to the first correct answer:
  * ort-server booted under {@code thaw run}'s PID namespace, then snapshotted warm with {@code thaw checkpoint}
  * (images pushed, sealed, to the origin), then brought back with {@code thaw restore} from images on local disk and,
- * as a new node would (empty chunk cache and snapshot directory), from the origin. The page cache is dropped before
+ * as a new node would (an empty snapshot directory), from the origin. The page cache is dropped before
  * each run. Used by {@code thaw bench checkpoint} and by the demo's last two rows.
  */
 final class SnapshotRuns implements AutoCloseable {
@@ -56,7 +56,6 @@ final class SnapshotRuns implements AutoCloseable {
   private final float[] expected;
   private final Path keyFile;
   private final Path localSnapshots;
-  private final Path cache;
   private final List<Long> servers = new ArrayList<>();
   private int httpPort;
   private long imageBytes;
@@ -88,7 +87,6 @@ final class SnapshotRuns implements AutoCloseable {
           PosixFilePermissions.fromString("rw-------"))), java.util.Base64.getEncoder().encodeToString(key) + "\n");
     }
     this.localSnapshots = work.resolve("snapshots");
-    this.cache = work.resolve("cache");
   }
 
   /** The server's command on the repository, as {@code thaw run} starts it and the snapshot records it. */
@@ -141,7 +139,7 @@ final class SnapshotRuns implements AutoCloseable {
       Files.writeString(probe, probeJson(httpPort));
       deleteTree(localSnapshots);
       JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", NAME,
-          "--probe", probe.toString(), "--origin", pushOrigin, "--cache", cache.toString(), "--snapshots",
+          "--probe", probe.toString(), "--origin", pushOrigin, "--snapshots",
           localSnapshots.toString(), "--key-file", keyFile.toString(), "--json"));
       imageBytes = r.get("image_bytes").asLong();
       dumpS = r.get("dump_s").asDouble();
@@ -163,25 +161,21 @@ final class SnapshotRuns implements AutoCloseable {
 
   /** {@code thaw restore} from the images this node kept, page cache dropped. */
   Timed restoreLocal(String origin) throws Exception {
-    return restore("local", List.of("--origin", origin, "--cache", cache.toString(), "--snapshots",
-        localSnapshots.toString()), null);
+    return restore("local", List.of("--origin", origin, "--snapshots", localSnapshots.toString()), null);
   }
 
   /**
-   * {@code thaw restore} as a new node: empty cache and snapshot directory, every image byte from {@code origin}.
+   * {@code thaw restore} as a new node: an empty snapshot directory, every image byte from {@code origin}.
    *
    * @param bytesFromOrigin counts what the origin sent during the run (null: not counted)
    */
   Timed restoreFromOrigin(String origin, java.util.function.LongSupplier bytesFromOrigin) throws Exception {
-    Path freshCache = work.resolve("node2-cache");
     Path freshSnapshots = work.resolve("node2-snapshots");
-    deleteTree(freshCache);
     deleteTree(freshSnapshots);
     try {
-      return restore("origin", List.of("--origin", origin, "--cache", freshCache.toString(), "--snapshots",
-          freshSnapshots.toString(), "--from-origin"), bytesFromOrigin);
+      return restore("origin", List.of("--origin", origin, "--snapshots", freshSnapshots.toString(), "--from-origin"),
+          bytesFromOrigin);
     } finally {
-      deleteTree(freshCache);
       deleteTree(freshSnapshots);
     }
   }
@@ -217,7 +211,7 @@ final class SnapshotRuns implements AutoCloseable {
     long bytes = bytesFromOrigin == null ? 0 : bytesFromOrigin.getAsLong() - before;
     lastFileBackedBytes = fileBytes;
     return new Timed(ev, bytes, where.contains("--from-origin")
-        ? "thaw restore --from-origin on a new node (empty chunk cache and snapshot directory), then the first answer"
+        ? "thaw restore --from-origin on a new node (an empty snapshot directory), then the first answer"
         : "thaw restore from the images this node kept at checkpoint, then the first answer", cpu);
   }
 

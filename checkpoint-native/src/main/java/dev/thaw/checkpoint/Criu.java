@@ -139,6 +139,7 @@ public final class Criu {
    * @throws CriuException with the tail of {@code images/dump.log}
    */
   public void dump(long pid, Path images, Options options, boolean leaveRunning) throws CriuException {
+    images = images.toAbsolutePath(); // CRIU resolves some paths (the pid file) from elsewhere than our directory
     createOwnerOnly(images);
     List<String> cmd = new ArrayList<>(List.of(binary.toString(), "dump", "-t", Long.toString(pid), "-D", images.toString(),
         "-o", "dump.log", "-v4"));
@@ -160,6 +161,7 @@ public final class Criu {
    * @throws CriuException with the tail of {@code images/restore.log}
    */
   public long restore(Path images, Options options) throws CriuException {
+    images = images.toAbsolutePath();
     Path pidFile = images.resolve("restored.pid");
     try {
       Files.deleteIfExists(pidFile);

@@ -42,8 +42,8 @@ import java.util.concurrent.CompletableFuture;
  * <p>In the store a snapshot is a manifest tagged {@code snapshots/NAME:KEYTAG} holding {@code key.json} (its key,
  * the command line replaced by its digest, and whether the images are encrypted) and {@code images/}: every file of
  * the directory, each sealed by {@link SnapshotCipher} unless pushed with encryption off. Restoring finds the tag whose
- * key matches this node, fetches the images through the chunk cache (every chunk checked against its hash, refetched
- * when corrupt) and decrypts them as they arrive.
+ * key matches this node, fetches the images through a chunk cache of its own (every chunk checked against its hash,
+ * refetched when corrupt; dropped afterwards) and decrypts them as they arrive.
  */
 public final class SnapshotStore {
   static final String KEY_FILE = "key.json";
@@ -55,7 +55,6 @@ public final class SnapshotStore {
 
   private final Path root;
   private final ModelStore store;
-  private final ChunkCache cache;
   private final Optional<SnapshotCipher> cipher;
   private final ReaderOptions readerOptions;
 
@@ -64,11 +63,10 @@ public final class SnapshotStore {
    * @param store the origin snapshots are pushed to and fetched from
    * @param cipher seals images before they are pushed and opens them when fetched; empty: images travel in clear
    */
-  public SnapshotStore(Path root, ModelStore store, ChunkCache cache, Optional<SnapshotCipher> cipher, int parallelism)
+  public SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism)
       throws IOException {
     this.root = root;
     this.store = store;
-    this.cache = cache;
     this.cipher = cipher;
     this.readerOptions = new ReaderOptions(parallelism, 8, false);
     createOwnerOnly(root);
@@ -206,20 +204,21 @@ public final class SnapshotStore {
         tags.add(t);
       }
     }
-    for (ModelName t : tags) {
-      Manifest manifest = store.resolve(t);
-      try (ModelReader reader = ModelReader.open(manifest, store.origin(), cache, readerOptions)) {
-        KeyFile kf = JSON.readValue(readAll(reader, KEY_FILE), KeyFile.class);
-        String differ = new SnapshotKey(kf.key()).describeMismatches(wanted, compared);
-        if (!differ.isEmpty()) {
-          refusals.add(t + " at " + store.origin().uri() + ": " + differ);
-          if (refused == null) {
-            refused = readMetadata(reader, kf);
-          }
-          continue;
+    // Chunks pass through a cache of their own, owner-only (they may be process memory in clear, pushed with
+    // --no-encrypt) and dropped once the images are written: the images are the copy this node keeps.
+    Path scratch = root.resolve(".chunks-" + System.nanoTime());
+    createOwnerOnly(scratch);
+    try (ChunkCache cache = ChunkCache.open(scratch, ChunkCache.defaultMaxBytes(root))) {
+      for (ModelName t : tags) {
+        Attempt a = tryTag(name, t, cache, wanted, compared, progress);
+        if (a.found() != null) {
+          return a.found();
         }
-        return fetch(name, t, reader, kf, progress);
+        refusals.add(a.refusal());
+        refused = refused == null ? a.refused() : refused;
       }
+    } finally {
+      deleteTree(scratch);
     }
     if (refusals.isEmpty()) {
       throw new UnavailableException("no snapshot named " + name + (fromOrigin ? "" : " in " + nameDir(name) + " or")
@@ -227,6 +226,22 @@ public final class SnapshotStore {
     }
     throw new UnavailableException("no snapshot named " + name + " matches this node: " + String.join("; ", refusals),
         refused, null);
+  }
+
+  /** What trying one tag gave: the fetched snapshot, or why it does not match (and its metadata, if readable). */
+  private record Attempt(Found found, String refusal, Snapshots.Metadata refused) {}
+
+  private Attempt tryTag(String name, ModelName t, ChunkCache cache, SnapshotKey wanted, List<String> compared,
+      FetchProgress progress) throws IOException {
+    Manifest manifest = store.resolve(t);
+    try (ModelReader reader = ModelReader.open(manifest, store.origin(), cache, readerOptions)) {
+      KeyFile kf = JSON.readValue(readAll(reader, KEY_FILE), KeyFile.class);
+      String differ = new SnapshotKey(kf.key()).describeMismatches(wanted, compared);
+      if (!differ.isEmpty()) {
+        return new Attempt(null, t + " at " + store.origin().uri() + ": " + differ, readMetadata(reader, kf));
+      }
+      return new Attempt(fetch(name, t, reader, kf, progress), null, null);
+    }
   }
 
   private Found fetch(String name, ModelName tag, ModelReader reader, KeyFile kf, FetchProgress progress)

@@ -8,7 +8,6 @@ import dev.thaw.checkpoint.Probe;
 import dev.thaw.checkpoint.SnapshotCipher;
 import dev.thaw.checkpoint.SnapshotStore;
 import dev.thaw.checkpoint.Snapshots;
-import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ModelStore;
 import dev.thaw.store.Origin;
 import dev.thaw.store.Origins;
@@ -80,7 +79,6 @@ final class CheckpointCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print one JSON object with the result on stdout.")
   boolean json;
 
-  @Mixin StoreOptions store;
   @Mixin SnapshotOptions snapshots;
 
   @Override
@@ -100,11 +98,11 @@ final class CheckpointCommand implements Callable<Integer> {
     Criu criu = Criu.locate();
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
     Optional<SnapshotCipher> cipher = noEncrypt || noPush ? Optional.empty() : Optional.of(snapshots.cipher(true));
-    try (Origin o = Origins.open(store.originUri()); ChunkCache cache = store.openCache()) {
+    try (Origin o = Origins.open(snapshots.originUri())) {
       ModelStore models = new ModelStore(o);
       String modelDigest = model == null ? "" : model.startsWith("sha256:") ? model
           : models.digestOf(dev.thaw.store.ModelName.parse(model));
-      SnapshotStore snaps = snapshots.open(models, cache, cipher, store.parallelism);
+      SnapshotStore snaps = snapshots.open(models, cipher, snapshots.parallelism);
       Path dir = snaps.newDumpDirectory(name);
       System.err.printf("checkpoint: waiting for %s to be ready%s, then dumping process %d%n", ready,
           probe == null ? "" : " and to answer " + probe.url(), pid);

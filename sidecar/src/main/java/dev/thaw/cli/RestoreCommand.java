@@ -8,7 +8,6 @@ import dev.thaw.checkpoint.SnapshotCipher;
 import dev.thaw.checkpoint.SnapshotKey;
 import dev.thaw.checkpoint.SnapshotStore;
 import dev.thaw.checkpoint.Snapshots;
-import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ModelName;
 import dev.thaw.store.ModelStore;
 import dev.thaw.store.Origin;
@@ -61,13 +60,16 @@ final class RestoreCommand implements Callable<Integer> {
       description = "Where a booted server's server.out and server.err go. Default: the current directory.")
   Path logDir;
 
+  @Option(names = "--pid-file", paramLabel = "FILE",
+      description = "Write the server's PID (restored or booted) here, e.g. for a later thaw checkpoint --pid.")
+  Path pidFile;
+
   @Option(names = "--wait", description = "Stay in the foreground until the server exits (for a container's main process).")
   boolean waitForExit;
 
   @Option(names = "--json", description = "Print one JSON object with the result on stdout.")
   boolean json;
 
-  @Mixin StoreOptions store;
   @Mixin SnapshotOptions snapshots;
 
   @Override
@@ -83,10 +85,10 @@ final class RestoreCommand implements Callable<Integer> {
       cipher = Optional.empty(); // enough for snapshots pushed with --no-encrypt
       noKey = e.getMessage();
     }
-    try (Origin o = Origins.open(store.originUri()); ChunkCache cache = store.openCache()) {
+    try (Origin o = Origins.open(snapshots.originUri())) {
       ModelStore models = new ModelStore(o);
       String modelDigest = model == null ? null : model.startsWith("sha256:") ? model : models.digestOf(ModelName.parse(model));
-      SnapshotStore snaps = snapshots.open(models, cache, cipher, store.parallelism);
+      SnapshotStore snaps = snapshots.open(models, cipher, snapshots.parallelism);
       SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
       Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
           modelDigest, fallbackCommand);
@@ -151,6 +153,12 @@ final class RestoreCommand implements Callable<Integer> {
         throw new IOException("the snapshot could not be restored (" + r.fallbackReason() + ") and the booted server"
             + " did not become ready: " + e.getMessage() + "; see " + logDir.resolve("server.err"), e);
       }
+    }
+    if (pidFile != null) {
+      Path tmp = pidFile.resolveSibling("." + pidFile.getFileName() + "." + ProcessHandle.current().pid());
+      java.nio.file.Files.writeString(tmp, r.pid() + "\n");
+      java.nio.file.Files.move(tmp, pidFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+          java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
     double total = (System.nanoTime() - t0) / 1e9;
     if (r.fromSnapshot()) {

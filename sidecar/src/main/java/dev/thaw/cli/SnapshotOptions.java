@@ -2,7 +2,6 @@ package dev.thaw.cli;
 
 import dev.thaw.checkpoint.SnapshotCipher;
 import dev.thaw.checkpoint.SnapshotStore;
-import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ModelStore;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,6 +19,15 @@ final class SnapshotOptions {
   static final String KEY_ENV = "THAW_SNAPSHOT_KEY";
   static final String KEY_FILE_ENV = "THAW_SNAPSHOT_KEY_FILE";
 
+  @Option(names = "--origin", paramLabel = "URI", defaultValue = "${env:THAW_ORIGIN:-~/.thaw/origin}",
+      description = "Where snapshots are pushed and fetched (and --model is resolved): file:///dir or"
+          + " s3://bucket/prefix[?endpoint=URL&path-style=true&region=R]. Default: $THAW_ORIGIN, else ~/.thaw/origin.")
+  String origin;
+
+  @Option(names = "--parallelism", paramLabel = "N", defaultValue = "16",
+      description = "Range requests in flight at once when fetching images. Default: ${DEFAULT-VALUE}.")
+  int parallelism;
+
   @Option(names = "--snapshots", paramLabel = "DIR", defaultValue = "${env:THAW_SNAPSHOTS}",
       description = "Where this node keeps snapshots (owner-only). Default: $THAW_SNAPSHOTS, else ~/.local/share/thaw/snapshots.")
   Path root;
@@ -29,8 +37,12 @@ final class SnapshotOptions {
           + " Default: $THAW_SNAPSHOT_KEY (base64), else the file $THAW_SNAPSHOT_KEY_FILE, else ~/.config/thaw/snapshot.key.")
   Path keyFile;
 
+  String originUri() {
+    return StoreOptions.expand(origin);
+  }
+
   Path root() {
-    return root != null ? root : DEFAULT_ROOT;
+    return (root != null ? root : DEFAULT_ROOT).toAbsolutePath();
   }
 
   /**
@@ -71,8 +83,7 @@ final class SnapshotOptions {
     return SnapshotCipher.fromKeyFile(DEFAULT_KEY);
   }
 
-  SnapshotStore open(ModelStore store, ChunkCache cache, Optional<SnapshotCipher> cipher, int parallelism)
-      throws IOException {
-    return new SnapshotStore(root(), store, cache, cipher, parallelism);
+  SnapshotStore open(ModelStore store, Optional<SnapshotCipher> cipher, int parallelism) throws IOException {
+    return new SnapshotStore(root(), store, cipher, parallelism);
   }
 }

@@ -36,7 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code thaw checkpoint} and {@code thaw restore} end to end, with real CRIU and an S3 origin (S3Proxy): the warm
- * example server is snapshotted, its images pushed encrypted, and restored on a "new node" (empty cache and snapshot
+ * example server is snapshotted, its images pushed encrypted, and restored on a "new node" (an empty snapshot
  * directory) from the origin alone; damaged images and snapshots of another kind of node fall back to a cold boot that
  * answers, saying why.
  */
@@ -95,8 +95,7 @@ class SnapshotCommandsTest {
     assertThat(originHolds("dev.thaw.examples.ortserver.OrtServer")).as("the origin holds no plaintext of the snapshot")
         .isFalse();
 
-    JsonNode restored = cli(0, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
-        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(),
+    JsonNode restored = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(),
         "--log-dir", tmp.toString(), "--json");
     started.add(restored.get("pid").asLong());
     assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
@@ -117,7 +116,7 @@ class SnapshotCommandsTest {
       PidNamespaceProcess.awaitGone(pid, 10_000);
     }
     JsonNode restored = cli(0, "restore", "mlp-server", "--origin", "file://" + tmp.resolve("no-origin"),
-        "--cache", tmp.resolve("cache").toString(), "--snapshots", tmp.resolve("snapshots").toString(),
+        "--snapshots", tmp.resolve("snapshots").toString(),
         "--log-dir", tmp.toString(), "--json");
     started.add(restored.get("pid").asLong());
     assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
@@ -129,8 +128,7 @@ class SnapshotCommandsTest {
   void aCorruptImageChunkAtTheOriginIsDetectedByItsHashAndTheServerBootsInsteadSayingWhy() throws Exception {
     checkpoint();
     corruptLargestObject();
-    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
-        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(),
+    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(),
         "--log-dir", tmp.toString(), "--json");
     started.add(r.get("pid").asLong());
     assertThat(r.get("restored").asBoolean()).isFalse();
@@ -145,15 +143,13 @@ class SnapshotCommandsTest {
   void aSnapshotOfAnotherModelIsRefusedNamingTheFieldAndWithNoFallbackItIsAnError() throws Exception {
     checkpoint();
     String other = "sha256:" + "ab".repeat(32);
-    cli(1, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
-        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--model", other,
+    cli(1, "restore", "mlp-server", "--origin", origin, "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--model", other,
         "--no-fallback");
     assertThat(lastErr).contains("no snapshot named mlp-server matches this node").contains("model_digest")
         .contains(other.substring(0, 20));
     assertThat(ortServers()).isEmpty();
 
-    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--cache", tmp.resolve("node2-cache").toString(),
-        "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--model", other,
+    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots", tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--model", other,
         "--log-dir", tmp.toString(), "--json");
     started.add(r.get("pid").asLong());
     assertThat(r.get("restored").asBoolean()).isFalse();
@@ -170,7 +166,7 @@ class SnapshotCommandsTest {
     Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
     long pid = ortServers().getFirst();
     cli(1, "checkpoint", "--pid", Long.toString(pid), "--name", "mlp-server", "--probe", probeFile.toString(),
-        "--origin", origin, "--cache", tmp.resolve("cache").toString(), "--snapshots", tmp.resolve("snapshots").toString(),
+        "--origin", origin, "--snapshots", tmp.resolve("snapshots").toString(),
         "--key-file", keyFile.toString());
     assertThat(lastErr).contains("answers wrongly").contains("no snapshot was taken");
     assertThat(answer()).as("the server keeps running").isNotEmpty();
@@ -194,8 +190,7 @@ class SnapshotCommandsTest {
     JSON.writeValue(probeFile.toFile(), withExpect);
     long pid = ortServers().getFirst();
     List<String> args = new ArrayList<>(List.of("checkpoint", "--pid", Long.toString(pid), "--name", "mlp-server",
-        "--probe", probeFile.toString(), "--origin", origin, "--cache", tmp.resolve("cache").toString(),
-        "--snapshots", tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--json"));
+        "--probe", probeFile.toString(), "--origin", origin, "--snapshots", tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--json"));
     args.addAll(List.of(extra));
     return cli(0, args.toArray(String[]::new));
   }
