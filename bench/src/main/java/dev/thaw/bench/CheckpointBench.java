@@ -54,7 +54,7 @@ public final class CheckpointBench {
     long modelBytes = ColdStartDemo.treeBytes(repo);
     List<String> thaw = MountBench.thawCommand(o.thawCommand());
     InferenceClient client = new InferenceClient();
-    client.warmUp(SnapshotRuns.freePorts(1)[0]);
+    client.warmUp(FreePorts.pick(1)[0]);
     boolean dropped = Machine.dropPageCache(log);
     Map<String, Object> summary = new LinkedHashMap<>();
     Map<String, Object> small;

@@ -12,7 +12,6 @@ import dev.thaw.store.Pusher;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -125,7 +124,7 @@ public final class ColdStartDemo {
     MountProcess.clear(mnt);
 
     InferenceClient client = new InferenceClient();
-    client.warmUp(freePort());
+    client.warmUp(FreePorts.pick(1)[0]);
     Map<String, Object> downloads = new LinkedHashMap<>();
     List<RunTimeline> timelines = new ArrayList<>();
     Map<String, Object> snapshotFacts = new LinkedHashMap<>();
@@ -520,12 +519,6 @@ public final class ColdStartDemo {
       n += Files.size(f);
     }
     return n;
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
   }
 
   private static double ms(long t0) {

@@ -16,7 +16,6 @@ import dev.thaw.store.Origin;
 import dev.thaw.store.Origins;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.ServerSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -108,7 +107,7 @@ final class SnapshotRuns implements AutoCloseable {
 
   /** Boots the server in its own PID namespace with the page cache dropped; the run ends with its first answer. */
   Timed boot() throws Exception {
-    int[] ports = freePorts(2);
+    int[] ports = FreePorts.pick(2);
     Machine.dropPageCache(log);
     Map<String, Double> ev = new LinkedHashMap<>();
     long t0 = System.nanoTime();
@@ -128,7 +127,7 @@ final class SnapshotRuns implements AutoCloseable {
    * {@code pushOrigin}. Records the dump time and the image bytes.
    */
   void checkpoint(String pushOrigin) throws Exception {
-    int[] ports = freePorts(2);
+    int[] ports = FreePorts.pick(2);
     httpPort = ports[0];
     PidNamespaceProcess server = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("server.out"),
         work.resolve("server.err"));
@@ -352,24 +351,6 @@ final class SnapshotRuns implements AutoCloseable {
 
   private static double ms(long t0) {
     return (System.nanoTime() - t0) / 1e6;
-  }
-
-  static int[] freePorts(int n) throws IOException {
-    ServerSocket[] sockets = new ServerSocket[n];
-    try {
-      int[] ports = new int[n];
-      for (int i = 0; i < n; i++) {
-        sockets[i] = new ServerSocket(0);
-        ports[i] = sockets[i].getLocalPort();
-      }
-      return ports;
-    } finally {
-      for (ServerSocket s : sockets) {
-        if (s != null) {
-          s.close();
-        }
-      }
-    }
   }
 
   static void deleteTree(Path dir) throws IOException {

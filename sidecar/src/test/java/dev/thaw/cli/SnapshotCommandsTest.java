@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.bench.FreePorts;
 import dev.thaw.bench.S3ProxyServer;
 import dev.thaw.checkpoint.PidNamespaceProcess;
 import dev.thaw.checkpoint.Probe;
@@ -14,7 +15,6 @@ import dev.thaw.examples.ortserver.MlpSpec;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.ServerSocket;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -196,7 +196,7 @@ class SnapshotCommandsTest {
   }
 
   private void startServer() throws IOException {
-    int[] ports = freePorts(2);
+    int[] ports = FreePorts.pick(2);
     http = ports[0];
     probeFile = tmp.resolve("probe.json");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
@@ -306,23 +306,5 @@ class SnapshotCommandsTest {
     assertThat(status).as("thaw " + String.join(" ", args) + "\n" + lastErr).isEqualTo(expectedStatus);
     String o = out.toString(StandardCharsets.UTF_8);
     return o.isBlank() ? null : JSON.readTree(o);
-  }
-
-  private static int[] freePorts(int n) throws IOException {
-    ServerSocket[] sockets = new ServerSocket[n];
-    try {
-      int[] ports = new int[n];
-      for (int i = 0; i < n; i++) {
-        sockets[i] = new ServerSocket(0);
-        ports[i] = sockets[i].getLocalPort();
-      }
-      return ports;
-    } finally {
-      for (ServerSocket s : sockets) {
-        if (s != null) {
-          s.close();
-        }
-      }
-    }
   }
 }
