@@ -65,6 +65,14 @@ final class GreedyPlacer implements PlacementPolicy {
 
   @Override
   public Plan place(Cluster c) {
+    return place(c, c.running());
+  }
+
+  /**
+   * As {@link #place(Cluster)}, keeping {@code first} (model to node to count) where the running replicas would be
+   * kept: how a rounded-down LP solution is completed.
+   */
+  Plan place(Cluster c, Map<String, Map<String, Integer>> first) {
     long t0 = System.nanoTime();
     Usage usage = new Usage(c);
     Map<String, Map<String, Integer>> plan = new LinkedHashMap<>();
@@ -79,7 +87,7 @@ final class GreedyPlacer implements PlacementPolicy {
     for (Model m : order) {
       int wanted = m.demand().replicasWanted();
       for (Node n : c.nodes()) {
-        int keep = Math.min(c.running(m.id(), n.id()), wanted - total(plan, m));
+        int keep = Math.min(first.getOrDefault(m.id(), Map.of()).getOrDefault(n.id(), 0), wanted - total(plan, m));
         while (keep > 0 && m.runsOn(n) && usage.free(n) >= m.gpusPerReplica()
             && perZone.getOrDefault(m.id(), Map.of()).getOrDefault(n.zone(), 0) < caps.get(m.id())) {
           add(plan, perZone, usage, m, n);

@@ -1,6 +1,10 @@
 package dev.thaw.placement;
 
 import com.google.ortools.Loader;
+import com.google.ortools.linearsolver.MPConstraint;
+import com.google.ortools.linearsolver.MPObjective;
+import com.google.ortools.linearsolver.MPSolver;
+import com.google.ortools.linearsolver.MPVariable;
 import com.google.ortools.sat.CpModel;
 import com.google.ortools.sat.CpSolver;
 import com.google.ortools.sat.CpSolverStatus;
@@ -8,36 +12,41 @@ import com.google.ortools.sat.IntVar;
 import com.google.ortools.sat.LinearExpr;
 import com.google.ortools.sat.LinearExprBuilder;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
- * Thaw's placement: an integer program solved with OR-Tools' CP-SAT.
- *
- * <p>Variables: {@code x[m][n]}, replicas of model m on node n, for the pairs where m runs on n; with {@code r[m][n]}
- * running now, {@code new[m][n] >= x - r} and {@code removed[m][n] >= r - x}; {@code unplaced[m]}. Minimise
- * {@code sum w_m * start(m, n) * new + movePenalty * removed + unplacedCost * w_m * unplaced} (the {@link CostModel},
- * in milliseconds so CP-SAT's integer objective loses nothing that matters) subject to: per node, the GPUs of its
- * replicas at most its GPU count; per model, {@code sum_n x + unplaced = wanted}; per model and zone, at most
- * {@link Plans#zoneCap} replicas. GPU model and memory compatibility is in which pairs get a variable.
- *
- * <p>The search starts from {@link Baselines#startupGreedy}'s plan (which keeps what runs): a hint, and the answer
- * when CP-SAT finds nothing better within the time limit or fails, with the reason in {@link Plan#note()}.
+ * Thaw's placement: the integer program of {@link Formulation} solved with OR-Tools, by CP-SAT, by SCIP, or as its LP
+ * relaxation (GLOP) rounded down and completed by the greedy rule. Every search starts from
+ * {@link Baselines#startupGreedy}'s plan (which keeps what runs): a hint, and the answer, with the reason in
+ * {@link Plan#note()}, when the solver finds nothing within its time limit, fails, or finds only worse.
  */
 public final class MipPlacement implements PlacementPolicy {
-  private static final double SCALE = 1000; // objective in milliseconds
+  private static final double SCALE = 1000; // CP-SAT's integer objective: milliseconds
+
+  /** Which OR-Tools solver. */
+  public enum Solver {
+    CP_SAT, SCIP, LP_ROUNDING
+  }
 
   /**
    * @param timeLimit the solver's wall-clock limit
-   * @param workers CP-SAT's search workers
-   * @param seed CP-SAT's random seed; with {@code workers} fixed and interleaved search, the same inputs give the same
-   *     plan
+   * @param workers search threads (CP-SAT)
+   * @param seed the solver's random seed; with interleaved search (CP-SAT) the same inputs give the same plan
    */
-  public record Options(Duration timeLimit, int workers, long seed, CostModel costs) {
-    public static final Options DEFAULT = new Options(Duration.ofSeconds(2), 4, 42, CostModel.DEFAULT);
+  public record Options(Duration timeLimit, int workers, long seed, CostModel costs, Solver solver) {
+    public static final Options DEFAULT = new Options(Duration.ofSeconds(2), 4, 42, CostModel.DEFAULT, Solver.CP_SAT);
+
+    public Options(Duration timeLimit, int workers, long seed, CostModel costs) {
+      this(timeLimit, workers, seed, costs, Solver.CP_SAT);
+    }
+
+    public Options withSolver(Solver s) {
+      return new Options(timeLimit, workers, seed, costs, s);
+    }
+
+    public Options withTimeLimit(Duration d) {
+      return new Options(d, workers, seed, costs, solver);
+    }
   }
 
   private final Options options;
@@ -51,83 +60,70 @@ public final class MipPlacement implements PlacementPolicy {
     return "thaw";
   }
 
-  private static final class NativesHolder {
+  private static final class Natives {
     static {
       Loader.loadNativeLibraries();
     }
 
     static void load() {
-      // the static initialiser ran: OR-Tools' natives are loaded once per JVM
+      // the static initialiser has run: OR-Tools' natives are loaded once per JVM
     }
   }
 
-  private record Pair(Model m, Node n, IntVar x) {}
+  /** What a solver returned: the replicas (null when it has none), its proven bound, and what happened. */
+  private record Outcome(Map<String, Map<String, Integer>> replicas, double bound, String status) {}
 
   @Override
   public Plan place(Cluster c) {
     long t0 = System.nanoTime();
-    Plan greedy = Baselines.startupGreedy(options.costs()).place(c);
-    NativesHolder.load();
-    StartCost start = new StartCost(c);
     CostModel costs = options.costs();
-    CpModel model = new CpModel();
-    LinearExprBuilder objective = LinearExpr.newBuilder();
-    List<Pair> pairs = new ArrayList<>();
-    Map<String, LinearExprBuilder> gpusPerNode = new HashMap<>();
-    long constant = 0;
-    for (Model m : c.models()) {
-      int wanted = m.demand().replicasWanted();
-      double w = m.demand().weight();
-      int cap = Plans.zoneCap(c, m);
-      LinearExprBuilder placed = LinearExpr.newBuilder();
-      Map<String, LinearExprBuilder> perZone = new LinkedHashMap<>();
-      for (Node n : c.nodes()) {
-        int running = c.running(m.id(), n.id());
-        if (!m.runsOn(n)) {
-          constant += Math.round(costs.movePenaltySeconds() * SCALE) * running; // it must go
-          continue;
-        }
-        int ub = Math.min(wanted, n.gpuCount() / m.gpusPerReplica());
-        if (ub <= 0 && running == 0) {
-          continue;
-        }
-        IntVar x = model.newIntVar(0, Math.max(0, ub), m.id() + "@" + n.id());
-        pairs.add(new Pair(m, n, x));
-        placed.add(x);
-        perZone.computeIfAbsent(n.zone(), z -> LinearExpr.newBuilder()).add(x);
-        gpusPerNode.computeIfAbsent(n.id(), k -> LinearExpr.newBuilder()).addTerm(x, m.gpusPerReplica());
-        long startCost = Math.round(w * start.seconds(m, n) * SCALE);
-        if (running == 0) {
-          objective.addTerm(x, startCost);
-        } else {
-          IntVar added = model.newIntVar(0, Math.max(0, ub), "new:" + m.id() + "@" + n.id());
-          IntVar removed = model.newIntVar(0, running, "removed:" + m.id() + "@" + n.id());
-          model.addGreaterOrEqual(LinearExpr.newBuilder().add(added).addTerm(x, -1).build(), -running);
-          model.addGreaterOrEqual(LinearExpr.newBuilder().add(removed).add(x).build(), running);
-          objective.addTerm(added, startCost);
-          objective.addTerm(removed, Math.round(costs.movePenaltySeconds() * SCALE));
-        }
-      }
-      IntVar unplaced = model.newIntVar(0, wanted, "unplaced:" + m.id());
-      placed.add(unplaced);
-      model.addEquality(placed.build(), wanted);
-      objective.addTerm(unplaced, Math.round(costs.unplacedSeconds() * w * SCALE));
-      for (LinearExprBuilder z : perZone.values()) {
-        model.addLessOrEqual(z.build(), cap);
-      }
+    GreedyPlacer greedyRule = (GreedyPlacer) Baselines.startupGreedy(costs);
+    Plan greedy = greedyRule.place(c);
+    Natives.load();
+    Formulation f = Formulation.of(c, costs);
+    Outcome o = switch (options.solver()) {
+      case CP_SAT -> cpSat(f, greedy);
+      case SCIP -> mip(f, greedy, "SCIP", true);
+      case LP_ROUNDING -> mip(f, greedy, "GLOP", false);
+    };
+    Duration took = Duration.ofNanos(System.nanoTime() - t0);
+    if (o.replicas() == null) {
+      return new Plan(name(), greedy.replicas(), greedy.cost(), 0, took, o.status() + "; the startup_greedy plan is used");
     }
-    for (Node n : c.nodes()) {
-      LinearExprBuilder used = gpusPerNode.get(n.id());
-      if (used != null) {
-        model.addLessOrEqual(used.build(), n.gpuCount());
-      }
+    Map<String, Map<String, Integer>> replicas = o.replicas();
+    if (options.solver() == Solver.LP_ROUNDING) {
+      replicas = greedyRule.place(c, replicas).replicas(); // complete the rounded-down replicas greedily
     }
-    objective.add(constant);
-    model.minimize(objective.build());
-    for (Pair p : pairs) {
-      model.addHint(p.x(), greedy.count(p.m().id(), p.n().id()));
+    double cost = Plans.cost(c, new Plan(name(), replicas, 0, 0, took, ""), costs);
+    if (cost > greedy.cost()) {
+      return new Plan(name(), greedy.replicas(), greedy.cost(), Math.min(greedy.cost(), o.bound()), took,
+          o.status() + "; the startup_greedy plan was better and is used");
     }
+    return new Plan(name(), replicas, cost, Math.min(cost, o.bound()), took, o.status());
+  }
 
+  private Outcome cpSat(Formulation f, Plan hint) {
+    CpModel model = new CpModel();
+    IntVar[] v = new IntVar[f.vars.size()];
+    LinearExprBuilder objective = LinearExpr.newBuilder();
+    for (int i = 0; i < v.length; i++) {
+      Formulation.Var var = f.vars.get(i);
+      v[i] = model.newIntVar(0, var.ub(), var.name());
+      objective.addTerm(v[i], Math.round(var.cost() * SCALE));
+    }
+    for (Formulation.Row r : f.rows) {
+      LinearExprBuilder e = LinearExpr.newBuilder();
+      for (int k = 0; k < r.vars().length; k++) {
+        e.addTerm(v[r.vars()[k]], r.coefs()[k]);
+      }
+      model.addLinearConstraint(e.build(), r.lb() == Long.MIN_VALUE ? Long.MIN_VALUE + 1 : r.lb(),
+          r.ub() == Long.MAX_VALUE ? Long.MAX_VALUE - 1 : r.ub());
+    }
+    model.minimize(objective.build());
+    long[] h = f.values(hint);
+    for (int i = 0; i < v.length; i++) {
+      model.addHint(v[i], h[i]);
+    }
     CpSolver solver = new CpSolver();
     solver.getParameters()
         .setMaxTimeInSeconds(options.timeLimit().toNanos() / 1e9)
@@ -135,27 +131,58 @@ public final class MipPlacement implements PlacementPolicy {
         .setInterleaveSearch(true)
         .setRandomSeed((int) options.seed());
     CpSolverStatus status = solver.solve(model);
-    Duration took = Duration.ofNanos(System.nanoTime() - t0);
     if (status != CpSolverStatus.OPTIMAL && status != CpSolverStatus.FEASIBLE) {
-      String why = status == CpSolverStatus.UNKNOWN
+      return new Outcome(null, 0, status == CpSolverStatus.UNKNOWN
           ? "CP-SAT found no plan within its time limit of " + options.timeLimit().toMillis() + " ms"
-          : "CP-SAT ended with status " + status;
-      return new Plan(name(), greedy.replicas(), greedy.cost(), 0, took, why + "; the startup_greedy plan is used");
+          : "CP-SAT ended with status " + status);
     }
-    Map<String, Map<String, Integer>> replicas = Plan.mutable();
-    for (Pair p : pairs) {
-      int k = (int) solver.value(p.x());
-      if (k > 0) {
-        replicas.computeIfAbsent(p.m().id(), id -> new LinkedHashMap<>()).put(p.n().id(), k);
+    return new Outcome(f.replicas(i -> solver.value(v[i])), solver.bestObjectiveBound() / SCALE + f.constant,
+        status == CpSolverStatus.OPTIMAL ? "optimal (CP-SAT)" : "time limit (CP-SAT)");
+  }
+
+  private Outcome mip(Formulation f, Plan hint, String backend, boolean integer) {
+    MPSolver solver = MPSolver.createSolver(backend);
+    if (solver == null) {
+      return new Outcome(null, 0, "OR-Tools has no " + backend + " solver here");
+    }
+    try {
+      solver.setTimeLimit(Math.max(1, options.timeLimit().toMillis()));
+      MPVariable[] v = new MPVariable[f.vars.size()];
+      MPObjective objective = solver.objective();
+      for (int i = 0; i < v.length; i++) {
+        Formulation.Var var = f.vars.get(i);
+        v[i] = integer ? solver.makeIntVar(0, var.ub(), var.name()) : solver.makeNumVar(0, var.ub(), var.name());
+        objective.setCoefficient(v[i], var.cost());
       }
+      for (Formulation.Row r : f.rows) {
+        MPConstraint ct = solver.makeConstraint(r.lb() == Long.MIN_VALUE ? Double.NEGATIVE_INFINITY : r.lb(),
+            r.ub() == Long.MAX_VALUE ? Double.POSITIVE_INFINITY : r.ub());
+        for (int k = 0; k < r.vars().length; k++) {
+          ct.setCoefficient(v[r.vars()[k]], r.coefs()[k]);
+        }
+      }
+      objective.setOffset(f.constant);
+      objective.setMinimization();
+      if (integer) {
+        long[] h = f.values(hint);
+        double[] hd = new double[h.length];
+        for (int i = 0; i < h.length; i++) {
+          hd[i] = h[i];
+        }
+        solver.setHint(v, hd);
+      }
+      MPSolver.ResultStatus status = solver.solve();
+      if (status != MPSolver.ResultStatus.OPTIMAL && status != MPSolver.ResultStatus.FEASIBLE) {
+        return new Outcome(null, 0, backend + " ended with status " + status + " (time limit "
+            + options.timeLimit().toMillis() + " ms)");
+      }
+      // the LP's optimum bounds the integer program's from below, as a MIP solver's best bound does
+      double bound = integer ? objective.bestBound() : objective.value();
+      String what = (status == MPSolver.ResultStatus.OPTIMAL ? "optimal" : "time limit") + " (" + backend
+          + (integer ? ")" : ", LP relaxation rounded down and completed greedily)");
+      return new Outcome(f.replicas(i -> v[i].solutionValue()), bound, what);
+    } finally {
+      solver.delete();
     }
-    Plan unpriced = new Plan(name(), replicas, 0, 0, took, "");
-    double cost = Plans.cost(c, unpriced, costs);
-    if (cost > greedy.cost()) {
-      // the rounding of costs to milliseconds can only matter by a hair; never return worse than the hint
-      return new Plan(name(), greedy.replicas(), greedy.cost(), 0, took, "the startup_greedy plan was better");
-    }
-    double bound = Math.min(cost, solver.bestObjectiveBound() / SCALE);
-    return new Plan(name(), replicas, cost, bound, took, status == CpSolverStatus.OPTIMAL ? "optimal" : "time limit");
   }
 }

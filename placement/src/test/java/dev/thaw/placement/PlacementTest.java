@@ -19,6 +19,10 @@ class PlacementTest {
   static final Node.Bandwidth BW = new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB);
   static final MipPlacement SOLVER = new MipPlacement(new MipPlacement.Options(Duration.ofSeconds(10), 2, 7,
       CostModel.DEFAULT));
+  static final MipPlacement SCIP = new MipPlacement(new MipPlacement.Options(Duration.ofSeconds(10), 1, 7,
+      CostModel.DEFAULT, MipPlacement.Solver.SCIP));
+  static final MipPlacement LP = new MipPlacement(new MipPlacement.Options(Duration.ofSeconds(10), 1, 7,
+      CostModel.DEFAULT, MipPlacement.Solver.LP_ROUNDING));
 
   @Test
   void aStartReadsFromTheBestTierThatHoldsTheBytesAndBootsUnlessRestoredFromASnapshot() {
@@ -70,8 +74,10 @@ class PlacementTest {
     assertThat(greedy.replicas()).isEqualTo(Map.of("m1", Map.of("b", 1), "m2", Map.of("a", 1)));
     assertThat(thaw.replicas()).isEqualTo(Map.of("m1", Map.of("a", 1), "m2", Map.of("b", 1)));
     assertThat(thaw.cost()).isLessThan(greedy.cost() / 2);
-    assertThat(thaw.note()).isEqualTo("optimal");
+    assertThat(thaw.note()).isEqualTo("optimal (CP-SAT)");
     assertThat(thaw.gap()).isCloseTo(0, within(1e-6));
+    assertThat(SCIP.place(c).replicas()).as("SCIP").isEqualTo(thaw.replicas());
+    assertThat(LP.place(c).replicas()).as("the LP relaxation, rounded").isEqualTo(thaw.replicas());
   }
 
   @Test
@@ -119,7 +125,7 @@ class PlacementTest {
 
   static List<PlacementPolicy> policies() {
     List<PlacementPolicy> all = new ArrayList<>(Baselines.all(11, CostModel.DEFAULT));
-    all.add(SOLVER);
+    all.addAll(List.of(SOLVER, SCIP, LP));
     return all;
   }
 
