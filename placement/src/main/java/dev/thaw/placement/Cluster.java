@@ -12,10 +12,12 @@ import java.util.TreeSet;
  */
 public record Cluster(List<Node> nodes, List<Model> models, Map<String, Map<String, Integer>> running) {
   public Cluster {
-    nodes = List.copyOf(nodes);
-    models = List.copyOf(models);
+    nodes = List.copyOf(java.util.Objects.requireNonNull(nodes, "a cluster needs its nodes"));
+    models = List.copyOf(java.util.Objects.requireNonNull(models, "a cluster needs its models"));
     Map<String, Map<String, Integer>> r = new LinkedHashMap<>();
-    running.forEach((m, perNode) -> r.put(m, Map.copyOf(perNode)));
+    if (running != null) {
+      running.forEach((m, perNode) -> r.put(m, Map.copyOf(perNode)));
+    }
     running = Map.copyOf(r);
     Set<String> ids = new TreeSet<>();
     for (Node n : nodes) {

@@ -23,10 +23,17 @@ import java.util.Map;
 public final class MipPlacement implements PlacementPolicy {
   private static final double SCALE = 1000; // CP-SAT's integer objective: milliseconds
 
-  /** Which OR-Tools solver. */
+  /**
+   * Which OR-Tools solver. {@code AUTO}, the default: the LP relaxation rounded (fast at any size, and exact on most
+   * instances measured), and on instances small enough for it to finish ({@value #EXACT_MAX_VARIABLES} variables or
+   * fewer) SCIP too, keeping the cheaper plan; see docs/benchmarks.md for how each fares by size.
+   */
   public enum Solver {
-    CP_SAT, SCIP, LP_ROUNDING
+    AUTO, CP_SAT, SCIP, LP_ROUNDING
   }
+
+  /** Up to this many variables, {@link Solver#AUTO} also runs SCIP (it proved optimality within 0.2 s at 100 x 50). */
+  public static final int EXACT_MAX_VARIABLES = 20_000;
 
   /**
    * @param timeLimit the solver's wall-clock limit
@@ -34,7 +41,7 @@ public final class MipPlacement implements PlacementPolicy {
    * @param seed the solver's random seed; with interleaved search (CP-SAT) the same inputs give the same plan
    */
   public record Options(Duration timeLimit, int workers, long seed, CostModel costs, Solver solver) {
-    public static final Options DEFAULT = new Options(Duration.ofSeconds(2), 4, 42, CostModel.DEFAULT, Solver.CP_SAT);
+    public static final Options DEFAULT = new Options(Duration.ofSeconds(2), 2, 42, CostModel.DEFAULT, Solver.AUTO);
 
     public Options(Duration timeLimit, int workers, long seed, CostModel costs) {
       this(timeLimit, workers, seed, costs, Solver.CP_SAT);
@@ -76,30 +83,52 @@ public final class MipPlacement implements PlacementPolicy {
   @Override
   public Plan place(Cluster c) {
     long t0 = System.nanoTime();
-    CostModel costs = options.costs();
-    GreedyPlacer greedyRule = (GreedyPlacer) Baselines.startupGreedy(costs);
+    GreedyPlacer greedyRule = (GreedyPlacer) Baselines.startupGreedy(options.costs());
     Plan greedy = greedyRule.place(c);
     Natives.load();
-    Formulation f = Formulation.of(c, costs);
+    Formulation f = Formulation.of(c, options.costs());
+    if (options.solver() == Solver.AUTO) {
+      Plan lp = finish(c, greedy, greedyRule, f, mip(f, greedy, "GLOP", false), Solver.LP_ROUNDING, t0);
+      if (f.vars.size() > EXACT_MAX_VARIABLES) {
+        return lp;
+      }
+      Plan scip = finish(c, lp, greedyRule, f, mip(f, lp, "SCIP", true), Solver.SCIP, t0);
+      Plan best = scip.cost() <= lp.cost() ? scip : lp;
+      return new Plan(name(), best.replicas(), best.cost(), Math.max(lp.bound(), scip.bound()),
+          Duration.ofNanos(System.nanoTime() - t0), best.note());
+    }
     Outcome o = switch (options.solver()) {
       case CP_SAT -> cpSat(f, greedy);
       case SCIP -> mip(f, greedy, "SCIP", true);
-      case LP_ROUNDING -> mip(f, greedy, "GLOP", false);
+      case LP_ROUNDING, AUTO -> mip(f, greedy, "GLOP", false);
     };
+    return finish(c, greedy, greedyRule, f, o, options.solver(), t0);
+  }
+
+  /** The solver's plan priced, or {@code fallback} (with the reason) when it has none or a worse one. */
+  private Plan finish(Cluster c, Plan fallback, GreedyPlacer greedyRule, Formulation f, Outcome o, Solver solver,
+      long t0) {
+    CostModel costs = options.costs();
     Duration took = Duration.ofNanos(System.nanoTime() - t0);
     if (o.replicas() == null) {
-      return new Plan(name(), greedy.replicas(), greedy.cost(), 0, took, o.status() + "; the startup_greedy plan is used");
+      return new Plan(name(), fallback.replicas(), fallback.cost(), fallback.bound(), took,
+          o.status() + "; " + describe(fallback) + " is used");
     }
     Map<String, Map<String, Integer>> replicas = o.replicas();
-    if (options.solver() == Solver.LP_ROUNDING) {
+    if (solver == Solver.LP_ROUNDING) {
       replicas = greedyRule.place(c, replicas).replicas(); // complete the rounded-down replicas greedily
     }
     double cost = Plans.cost(c, new Plan(name(), replicas, 0, 0, took, ""), costs);
-    if (cost > greedy.cost()) {
-      return new Plan(name(), greedy.replicas(), greedy.cost(), Math.min(greedy.cost(), o.bound()), took,
-          o.status() + "; the startup_greedy plan was better and is used");
+    double bound = Math.max(fallback.bound(), o.bound());
+    if (cost > fallback.cost()) {
+      return new Plan(name(), fallback.replicas(), fallback.cost(), Math.min(fallback.cost(), bound), took,
+          o.status() + "; " + describe(fallback) + " was better and is used");
     }
-    return new Plan(name(), replicas, cost, Math.min(cost, o.bound()), took, o.status());
+    return new Plan(name(), replicas, cost, Math.min(cost, bound), took, o.status());
+  }
+
+  private static String describe(Plan p) {
+    return p.note().isEmpty() ? "the " + p.policy() + " plan" : "the plan found before (" + p.note() + ")";
   }
 
   private Outcome cpSat(Formulation f, Plan hint) {

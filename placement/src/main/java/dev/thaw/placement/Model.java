@@ -14,6 +14,10 @@ import java.util.Set;
 public record Model(String id, long weightBytes, Map<String, Long> snapshotBytes, int gpusPerReplica,
     long gpuMemoryPerReplica, double bootSeconds, Set<String> gpuModels, Demand demand) {
   public Model {
+    java.util.Objects.requireNonNull(id, "a model needs an id");
+    java.util.Objects.requireNonNull(demand, "model " + id + " needs its demand (replicas, or requestRate and perReplicaCapacity)");
+    snapshotBytes = snapshotBytes == null ? Map.of() : snapshotBytes;
+    gpuModels = gpuModels == null ? Set.of() : gpuModels;
     if (gpusPerReplica < 1) {
       throw new IllegalArgumentException("model " + id + ": a replica needs at least one GPU, not " + gpusPerReplica);
     }

@@ -15,6 +15,12 @@ import java.util.Set;
 public record Node(String id, String zone, String gpuModel, int gpuCount, long gpuMemoryBytes, long cacheBytes,
     Bandwidth bandwidth, Map<String, Double> cachedWeights, Set<String> snapshots) {
   public Node {
+    java.util.Objects.requireNonNull(id, "a node needs an id");
+    java.util.Objects.requireNonNull(zone, "node " + id + " needs a zone");
+    java.util.Objects.requireNonNull(gpuModel, "node " + id + " needs a gpuModel");
+    java.util.Objects.requireNonNull(bandwidth, "node " + id + " needs its bandwidth (localDisk, peer, origin)");
+    cachedWeights = cachedWeights == null ? Map.of() : cachedWeights;
+    snapshots = snapshots == null ? Set.of() : snapshots;
     if (gpuCount < 0) {
       throw new IllegalArgumentException("node " + id + ": negative GPU count " + gpuCount);
     }

@@ -36,6 +36,7 @@ public final class ThawCommand implements Runnable {
     m.put("run", RunCommand.class);
     m.put("checkpoint", CheckpointCommand.class);
     m.put("restore", RestoreCommand.class);
+    m.put("placement", PlacementCommand.class);
     m.put("demo", DemoCommand.class);
     m.put("bench", BenchCommand.class);
     return java.util.Collections.unmodifiableMap(m);

@@ -1,0 +1,125 @@
+package dev.thaw.placement;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+
+/**
+ * A cluster that looks like a real one, from a size and a seed: what {@code --nodes N} alone gives, and the instances
+ * of the solver's scale benchmark.
+ *
+ * <ul>
+ *   <li>Nodes, over {@code max(2, min(8, nodes / 100 + 2))} zones: 30 % with 8 x H100 80 GB, 30 % with 8 x A100 40 GB,
+ *       40 % with 4 x L4 24 GB; local disk 2 GB/s, peers 1.25 GB/s (10 GbE), origin 0.2 GB/s; 2 TB of cache.
+ *   <li>Models: weights log-uniform between 1 and 70 GB (fp16: 0.5 to 35 B parameters); a replica needs 1.2 x its
+ *       weights of GPU memory on as few GPUs of a node as hold it; boots in 20 s plus 0.5 s per GB; a snapshot is
+ *       1.1 x the weights. Popularity is Zipf (exponent 1.0) over request rates, each replica serving 4 req/s, at
+ *       least one replica per model; the rates are scaled so the replicas wanted need about 40 % of the cluster's GPUs
+ *       (a cluster with room to spare, where a bad placement still costs).
+ *   <li>State: each node caches the weights of models in proportion to popularity (about 3 per node), fully or half;
+ *       holds a snapshot of a fifth of those; and the previous plan (the startup-greedy placement of this cluster)
+ *       runs, less a tenth of its replicas (failed or scaled in), so the solver has a warm start to move from.
+ * </ul>
+ */
+public final class SyntheticCluster {
+  static final double GB = 1e9;
+
+  private SyntheticCluster() {}
+
+  public static Cluster of(int nodeCount, int modelCount, long seed) {
+    Random r = new Random(seed);
+    int zones = Math.max(2, Math.min(8, nodeCount / 100 + 2));
+    List<Model> models = new ArrayList<>();
+    double[] popularity = new double[modelCount];
+    double sum = 0;
+    for (int i = 0; i < modelCount; i++) {
+      popularity[i] = 1.0 / (i + 1);
+      sum += popularity[i];
+    }
+    double[] weightsGb = new double[modelCount];
+    for (int i = 0; i < modelCount; i++) {
+      weightsGb[i] = Math.exp(r.nextDouble() * Math.log(70));
+    }
+    List<Node> nodes = new ArrayList<>();
+    int capacity = 0;
+    for (int i = 0; i < nodeCount; i++) {
+      double kind = r.nextDouble();
+      String gpu = kind < 0.3 ? "H100" : kind < 0.6 ? "A100" : "L4";
+      int count = gpu.equals("L4") ? 4 : 8;
+      capacity += count;
+      long memory = gpu.equals("H100") ? 80L << 30 : gpu.equals("A100") ? 40L << 30 : 24L << 30;
+      Map<String, Double> cached = new HashMap<>();
+      Set<String> snapshots = new HashSet<>();
+      for (int k = 0; k < 3; k++) {
+        String m = "model-" + zipf(r, popularity, sum);
+        cached.put(m, r.nextBoolean() ? 1.0 : 0.5);
+        if (r.nextInt(5) == 0) {
+          snapshots.add(m);
+        }
+      }
+      nodes.add(new Node("node-" + i, "zone-" + (i % zones), gpu, count, memory, 2_000_000_000_000L,
+          new Node.Bandwidth(2 * GB, 1.25 * GB, 0.2 * GB), cached, snapshots));
+    }
+    // the top model's rate such that the replicas wanted take ~40 % of the GPUs
+    double top = 40;
+    for (int round = 0; round < 40 && gpusWanted(top, popularity, weightsGb) < 0.4 * capacity; round++) {
+      top *= 1.25;
+    }
+    for (int i = 0; i < modelCount; i++) {
+      long weights = (long) (weightsGb[i] * GB);
+      long memory = (long) (weights * 1.2);
+      double rate = Math.max(0.5, top * popularity[i] / popularity[0]);
+      Map<String, Long> snapshot = Map.of("H100", (long) (weights * 1.1), "A100", (long) (weights * 1.1), "L4",
+          (long) (weights * 1.1));
+      models.add(new Model("model-" + i, weights, snapshot, gpusFor(memory, 80L << 30, 8), memory,
+          20 + 0.5 * weightsGb[i], Set.of(), new Model.Demand(0, rate, 4)));
+    }
+    Cluster fresh = new Cluster(nodes, models);
+    Plan previous = Baselines.startupGreedy(CostModel.DEFAULT).place(fresh);
+    Map<String, Map<String, Integer>> running = new LinkedHashMap<>();
+    previous.replicas().forEach((m, perNode) -> perNode.forEach((n, k) -> {
+      int keep = 0;
+      for (int j = 0; j < k; j++) {
+        keep += r.nextInt(10) == 0 ? 0 : 1;
+      }
+      if (keep > 0) {
+        running.computeIfAbsent(m, x -> new LinkedHashMap<>()).put(n, keep);
+      }
+    }));
+    return new Cluster(nodes, models, running);
+  }
+
+  private static double gpusWanted(double top, double[] popularity, double[] weightsGb) {
+    double total = 0;
+    for (int i = 0; i < popularity.length; i++) {
+      double rate = Math.max(0.5, top * popularity[i] / popularity[0]);
+      total += Math.ceil(rate / 4) * gpusFor((long) (weightsGb[i] * GB * 1.2), 80L << 30, 8);
+    }
+    return total;
+  }
+
+  /** The fewest GPUs of {@code perGpu} memory that hold {@code memory}, up to {@code max}. */
+  private static int gpusFor(long memory, long perGpu, int max) {
+    int g = 1;
+    while (g < max && (long) g * perGpu < memory) {
+      g *= 2;
+    }
+    return g;
+  }
+
+  private static int zipf(Random r, double[] popularity, double sum) {
+    double u = r.nextDouble() * sum;
+    for (int i = 0; i < popularity.length; i++) {
+      u -= popularity[i];
+      if (u <= 0) {
+        return i;
+      }
+    }
+    return popularity.length - 1;
+  }
+}
