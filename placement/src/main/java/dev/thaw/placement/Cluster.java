@@ -14,11 +14,12 @@ public record Cluster(List<Node> nodes, List<Model> models, Map<String, Map<Stri
   public Cluster {
     nodes = List.copyOf(java.util.Objects.requireNonNull(nodes, "a cluster needs its nodes"));
     models = List.copyOf(java.util.Objects.requireNonNull(models, "a cluster needs its models"));
-    Map<String, Map<String, Integer>> r = new LinkedHashMap<>();
+    // sorted maps: Map.copyOf's iteration order changes from run to run, and callers' results must not
+    Map<String, Map<String, Integer>> r = new java.util.TreeMap<>();
     if (running != null) {
-      running.forEach((m, perNode) -> r.put(m, Map.copyOf(perNode)));
+      running.forEach((m, perNode) -> r.put(m, java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(perNode))));
     }
-    running = Map.copyOf(r);
+    running = java.util.Collections.unmodifiableMap(r);
     Set<String> ids = new TreeSet<>();
     for (Node n : nodes) {
       if (!ids.add("node:" + n.id())) {

@@ -40,7 +40,17 @@ final class Formulation {
   }
 
   static Formulation of(Cluster c, CostModel costs) {
+    return of(c, costs, false, null);
+  }
+
+  /**
+   * @param pruned give each model variables only on its {@link #candidates} cheapest nodes to start on, the nodes it
+   *     runs on, and those {@code keep} puts it on: a much smaller program whose optimum is a feasible plan of the
+   *     whole one (no longer a bound of it)
+   */
+  static Formulation of(Cluster c, CostModel costs, boolean pruned, Plan keep) {
     Formulation f = new Formulation();
+    f.pruned = pruned;
     StartCost start = new StartCost(c);
     Map<String, List<Integer>> gpuVars = new HashMap<>();
     Map<String, List<Integer>> gpuCoefs = new HashMap<>();
@@ -49,10 +59,14 @@ final class Formulation {
       double w = m.demand().weight();
       List<Integer> placed = new ArrayList<>();
       Map<String, List<Integer>> perZone = new LinkedHashMap<>();
+      java.util.Set<String> allowed = pruned ? candidates(c, m, start, keep) : null;
       for (Node n : c.nodes()) {
         int running = c.running(m.id(), n.id());
         if (!m.runsOn(n)) {
           f.constant += costs.movePenaltySeconds() * running; // it must go
+          continue;
+        }
+        if (allowed != null && !allowed.contains(n.id())) {
           continue;
         }
         int ub = Math.min(wanted, n.gpuCount() / m.gpusPerReplica());
@@ -94,6 +108,31 @@ final class Formulation {
       }
     }
     return f;
+  }
+
+  boolean pruned;
+
+  /** How many of the cheapest nodes a pruned program offers a model: room for every replica several times over. */
+  static int candidates(Model m) {
+    return 4 * m.demand().replicasWanted() + 16;
+  }
+
+  private static java.util.Set<String> candidates(Cluster c, Model m, StartCost start, Plan keep) {
+    List<Node> fit = new ArrayList<>();
+    java.util.Set<String> out = new java.util.HashSet<>();
+    for (Node n : c.nodes()) {
+      if (m.runsOn(n)) {
+        fit.add(n);
+        if (c.running(m.id(), n.id()) > 0 || (keep != null && keep.count(m.id(), n.id()) > 0)) {
+          out.add(n.id());
+        }
+      }
+    }
+    fit.sort(java.util.Comparator.comparingDouble((Node n) -> start.seconds(m, n)).thenComparing(Node::id));
+    for (int i = 0; i < Math.min(fit.size(), candidates(m)); i++) {
+      out.add(fit.get(i).id());
+    }
+    return out;
   }
 
   private static List<Integer> ones(int k) {

@@ -32,6 +32,12 @@ public final class MipPlacement implements PlacementPolicy {
     AUTO, CP_SAT, SCIP, LP_ROUNDING
   }
 
+  /**
+   * Above this many node-model pairs that fit, {@link Solver#AUTO} and {@link Solver#LP_ROUNDING} offer each model
+   * only its cheapest nodes ({@link Formulation#candidates}): the program shrinks from pairs to a few per replica.
+   */
+  public static final long PRUNE_ABOVE_PAIRS = 100_000;
+
   /** Up to this many variables, {@link Solver#AUTO} also runs SCIP (it proved optimality within 0.2 s at 100 x 50). */
   public static final int EXACT_MAX_VARIABLES = 20_000;
 
@@ -40,19 +46,28 @@ public final class MipPlacement implements PlacementPolicy {
    * @param workers search threads (CP-SAT)
    * @param seed the solver's random seed; with interleaved search (CP-SAT) the same inputs give the same plan
    */
-  public record Options(Duration timeLimit, int workers, long seed, CostModel costs, Solver solver) {
-    public static final Options DEFAULT = new Options(Duration.ofSeconds(2), 2, 42, CostModel.DEFAULT, Solver.AUTO);
+  public record Options(Duration timeLimit, int workers, long seed, CostModel costs, Solver solver, boolean pruneLarge) {
+    public static final Options DEFAULT = new Options(Duration.ofSeconds(2), 2, 42, CostModel.DEFAULT, Solver.AUTO, true);
 
     public Options(Duration timeLimit, int workers, long seed, CostModel costs) {
-      this(timeLimit, workers, seed, costs, Solver.CP_SAT);
+      this(timeLimit, workers, seed, costs, Solver.CP_SAT, true);
+    }
+
+    public Options(Duration timeLimit, int workers, long seed, CostModel costs, Solver solver) {
+      this(timeLimit, workers, seed, costs, solver, true);
     }
 
     public Options withSolver(Solver s) {
-      return new Options(timeLimit, workers, seed, costs, s);
+      return new Options(timeLimit, workers, seed, costs, s, pruneLarge);
     }
 
     public Options withTimeLimit(Duration d) {
-      return new Options(d, workers, seed, costs, solver);
+      return new Options(d, workers, seed, costs, solver, pruneLarge);
+    }
+
+    /** Without pruning: the whole program, whatever its size (for a bound to measure gaps against). */
+    public Options unpruned() {
+      return new Options(timeLimit, workers, seed, costs, solver, false);
     }
   }
 
@@ -86,7 +101,12 @@ public final class MipPlacement implements PlacementPolicy {
     GreedyPlacer greedyRule = (GreedyPlacer) Baselines.startupGreedy(options.costs());
     Plan greedy = greedyRule.place(c);
     Natives.load();
-    Formulation f = Formulation.of(c, options.costs());
+    double relaxed = Plans.lowerBound(c, options.costs());
+    greedy = new Plan(greedy.policy(), greedy.replicas(), greedy.cost(), Math.min(greedy.cost(), relaxed),
+        greedy.solveTime(), greedy.note());
+    boolean prune = options.pruneLarge() && (options.solver() == Solver.AUTO || options.solver() == Solver.LP_ROUNDING)
+        && compatiblePairs(c) > PRUNE_ABOVE_PAIRS;
+    Formulation f = Formulation.of(c, options.costs(), prune, greedy);
     if (options.solver() == Solver.AUTO) {
       Plan lp = finish(c, greedy, greedyRule, f, mip(f, greedy, "GLOP", false), Solver.LP_ROUNDING, t0);
       if (f.vars.size() > EXACT_MAX_VARIABLES) {
@@ -125,6 +145,18 @@ public final class MipPlacement implements PlacementPolicy {
           o.status() + "; " + describe(fallback) + " was better and is used");
     }
     return new Plan(name(), replicas, cost, Math.min(cost, bound), took, o.status());
+  }
+
+  private static long compatiblePairs(Cluster c) {
+    long k = 0;
+    for (Model m : c.models()) {
+      for (Node n : c.nodes()) {
+        if (m.runsOn(n)) {
+          k++;
+        }
+      }
+    }
+    return k;
   }
 
   private static String describe(Plan p) {
@@ -207,8 +239,12 @@ public final class MipPlacement implements PlacementPolicy {
       }
       // the LP's optimum bounds the integer program's from below, as a MIP solver's best bound does
       double bound = integer ? objective.bestBound() : objective.value();
+      if (f.pruned) {
+        bound = 0; // the optimum of a program restricted to candidate nodes bounds nothing of the whole
+      }
       String what = (status == MPSolver.ResultStatus.OPTIMAL ? "optimal" : "time limit") + " (" + backend
-          + (integer ? ")" : ", LP relaxation rounded down and completed greedily)");
+          + (integer ? "" : ", LP relaxation rounded down and completed greedily")
+          + (f.pruned ? ", each model on its cheapest candidate nodes" : "") + ")";
       return new Outcome(f.replicas(i -> v[i].solutionValue()), bound, what);
     } finally {
       solver.delete();

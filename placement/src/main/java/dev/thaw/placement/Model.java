@@ -24,8 +24,8 @@ public record Model(String id, long weightBytes, Map<String, Long> snapshotBytes
     if (weightBytes < 0 || bootSeconds < 0) {
       throw new IllegalArgumentException("model " + id + ": negative size or boot time");
     }
-    snapshotBytes = Map.copyOf(snapshotBytes);
-    gpuModels = Set.copyOf(gpuModels);
+    snapshotBytes = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(snapshotBytes)); // a stable order
+    gpuModels = java.util.Collections.unmodifiableSet(new java.util.TreeSet<>(gpuModels));
   }
 
   /**

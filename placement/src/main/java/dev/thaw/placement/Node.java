@@ -30,8 +30,8 @@ public record Node(String id, String zone, String gpuModel, int gpuCount, long g
             + ", not between 0 and 1");
       }
     }
-    cachedWeights = Map.copyOf(cachedWeights);
-    snapshots = Set.copyOf(snapshots);
+    cachedWeights = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(cachedWeights)); // a stable order
+    snapshots = java.util.Collections.unmodifiableSet(new java.util.TreeSet<>(snapshots));
   }
 
   /** Bytes per second from the node's local disk, from a peer node, and from the origin. */

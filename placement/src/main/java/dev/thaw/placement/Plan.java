@@ -24,7 +24,7 @@ public record Plan(String policy, Map<String, Map<String, Integer>> replicas, do
         }
       });
       if (!nonZero.isEmpty()) {
-        copy.put(m, Map.copyOf(nonZero));
+        copy.put(m, java.util.Collections.unmodifiableMap(nonZero)); // sorted: iteration order is part of determinism
       }
     });
     replicas = java.util.Collections.unmodifiableMap(copy);

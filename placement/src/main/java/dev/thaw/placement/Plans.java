@@ -77,6 +77,47 @@ public final class Plans {
     return Math.max(1, (wanted + spread - 1) / spread);
   }
 
+  /**
+   * A lower bound on the cost of every valid plan, from a relaxation that ignores GPU capacity and zones: each model
+   * keeps what runs where it may (free), removes what it must, and starts the rest on its cheapest nodes.
+   */
+  public static double lowerBound(Cluster c, CostModel costs) {
+    StartCost start = new StartCost(c);
+    double total = 0;
+    for (Model m : c.models()) {
+      int wanted = m.demand().replicasWanted();
+      double w = m.demand().weight();
+      int runningHere = 0;
+      List<double[]> options = new ArrayList<>(); // start cost, how many fit
+      for (Node n : c.nodes()) {
+        int r = c.running(m.id(), n.id());
+        if (!m.runsOn(n)) {
+          total += costs.movePenaltySeconds() * r;
+          continue;
+        }
+        runningHere += r;
+        int fit = n.gpuCount() / m.gpusPerReplica();
+        if (fit > 0) {
+          options.add(new double[] {start.seconds(m, n), fit});
+        }
+      }
+      int kept = Math.min(wanted, runningHere);
+      total += costs.movePenaltySeconds() * (runningHere - kept);
+      int needed = wanted - kept;
+      options.sort(java.util.Comparator.comparingDouble(o -> o[0]));
+      for (double[] o : options) {
+        if (needed <= 0) {
+          break;
+        }
+        int k = (int) Math.min(needed, o[1]);
+        total += w * o[0] * k;
+        needed -= k;
+      }
+      total += costs.unplacedSeconds() * w * Math.max(0, needed);
+    }
+    return total;
+  }
+
   /** The plan's cost under {@code costs} (see {@link CostModel}), in demand-weighted seconds. */
   public static double cost(Cluster c, Plan plan, CostModel costs) {
     StartCost start = new StartCost(c);

@@ -34,6 +34,8 @@ class PlacementPropertiesTest {
     Plan plan = SOLVER.place(c);
     // the objective is rounded to milliseconds per term; nothing else may separate the two
     assertThat(plan.cost()).as("seed " + seed + ", " + plan.note()).isCloseTo(best, within(0.01 + best * 1e-9));
+    assertThat(Plans.lowerBound(c, CostModel.DEFAULT)).as("the relaxed bound never exceeds the optimum")
+        .isLessThanOrEqualTo(best + 1e-6);
     Plan scip = PlacementTest.SCIP.place(c);
     assertThat(scip.cost()).as("SCIP, seed " + seed + ", " + scip.note()).isCloseTo(best, within(1e-6 + best * 1e-9));
   }
