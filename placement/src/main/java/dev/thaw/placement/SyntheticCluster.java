@@ -94,6 +94,38 @@ public final class SyntheticCluster {
     return new Cluster(nodes, models, running);
   }
 
+  /**
+   * {@code count} nodes of the kinds above over their zones, caches empty: the cluster of a simulation, which fills
+   * them itself.
+   */
+  public static List<Node> nodes(int count, long seed) {
+    Random r = new Random(seed);
+    int zones = Math.max(2, Math.min(8, count / 100 + 2));
+    List<Node> out = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      double kind = r.nextDouble();
+      String gpu = kind < 0.3 ? "H100" : kind < 0.6 ? "A100" : "L4";
+      out.add(new Node("node-" + i, "zone-" + (i % zones), gpu, gpu.equals("L4") ? 4 : 8,
+          gpu.equals("H100") ? 80L << 30 : gpu.equals("A100") ? 40L << 30 : 24L << 30, 2_000_000_000_000L,
+          new Node.Bandwidth(2 * GB, 1.25 * GB, 0.2 * GB), Map.of(), Set.of()));
+    }
+    return out;
+  }
+
+  /**
+   * A model for an id, by the distribution above (weights log-uniform 1 to 70 GB, boot 20 s + 0.5 s per GB, snapshots
+   * 1.1 x the weights), drawn from the id and {@code seed}: the same id, the same model. Demand is the simulator's.
+   */
+  public static Model model(String id, long seed) {
+    Random r = new Random(seed * 31 + id.hashCode());
+    double weightsGb = Math.exp(r.nextDouble() * Math.log(70));
+    long weights = (long) (weightsGb * GB);
+    long memory = (long) (weights * 1.2);
+    long snapshot = (long) (weights * 1.1);
+    return new Model(id, weights, Map.of("H100", snapshot, "A100", snapshot, "L4", snapshot),
+        gpusFor(memory, 80L << 30, 8), memory, 20 + 0.5 * weightsGb, Set.of(), Model.Demand.ofReplicas(0));
+  }
+
   private static double gpusWanted(double top, double[] popularity, double[] weightsGb) {
     double total = 0;
     for (int i = 0; i < popularity.length; i++) {

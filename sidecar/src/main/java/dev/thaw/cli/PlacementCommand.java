@@ -28,7 +28,7 @@ import picocli.CommandLine.Option;
     description = {
       "Locality-aware replica placement: an integer program solved with OR-Tools (see docs/placement.md).",
     },
-    subcommands = {PlacementCommand.Solve.class, PlacementCommand.Bench.class})
+    subcommands = {PlacementCommand.Solve.class, PlacementCommand.Bench.class, PlacementCommand.Simulate.class})
 final class PlacementCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -181,6 +181,100 @@ final class PlacementCommand implements Runnable {
           System.err);
       if (json) {
         JsonOut.print(System.out, (ObjectNode) JsonOut.MAPPER.valueToTree(r));
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "simulate", mixinStandardHelpOptions = true,
+      description = {
+        "Replay a trace of requests against a generated cluster (--nodes; mixed GPU kinds over zones, caches empty at",
+        "the start) once per policy, with the same autoscaler, keep-alive, caches and snapshots for all (see",
+        "docs/placement.md). --trace is a CSV with a header timestamp,model[,service_s] (epoch seconds or",
+        "YYYY-MM-DD HH:MM:SS[.fraction]), an Azure LLM trace (TIMESTAMP,ContextTokens,GeneratedTokens; models assigned",
+        "by Zipf popularity over --models), or 'synthetic' (--requests over --days, Zipf popularity, bursts). Model",
+        "sizes and boot times come from the default distribution, drawn per model id. With --json stdout gets one",
+        "object whose keys are the policy names, each with cold_starts, cold_start_seconds, p99_added_latency_s,",
+        "origin_bytes, gpu_seconds and more."
+      })
+  static final class Simulate implements Callable<Integer> {
+    @Option(names = "--trace", required = true, paramLabel = "FILE|synthetic", description = "The requests to replay.")
+    String trace;
+
+    @Option(names = "--nodes", required = true, paramLabel = "N", description = "Nodes of the generated cluster.")
+    int nodes;
+
+    @Option(names = "--models", paramLabel = "M", defaultValue = "50",
+        description = "Models, for traces without model ids (Azure, synthetic). Default: ${DEFAULT-VALUE}.")
+    int models;
+
+    @Option(names = "--zipf", paramLabel = "S", defaultValue = "1.0",
+        description = "The Zipf exponent of model popularity, for traces without model ids. Default: ${DEFAULT-VALUE}.")
+    double zipf;
+
+    @Option(names = "--requests", paramLabel = "N", defaultValue = "30000",
+        description = "Requests of a synthetic trace. Default: ${DEFAULT-VALUE}.")
+    int requests;
+
+    @Option(names = "--days", paramLabel = "D", defaultValue = "21",
+        description = "Days a synthetic trace spans. Default: ${DEFAULT-VALUE}.")
+    double days;
+
+    @Option(names = "--burstiness", paramLabel = "P", defaultValue = "0.05",
+        description = "A synthetic trace's chance per minute of a burst of 10x the rate. Default: ${DEFAULT-VALUE}.")
+    double burstiness;
+
+    @Option(names = "--policy", paramLabel = "LIST", split = ",", defaultValue = "all",
+        description = "all, or some of thaw, spread, image_locality, startup_greedy, random, startup_greedy_prestaged.")
+    List<String> policies;
+
+    @Option(names = "--keep-alive", paramLabel = "DURATION", defaultValue = "10m", converter = Units.DurationConverter.class,
+        description = "How long an idle replica stays before it is stopped. Default: ${DEFAULT-VALUE}.")
+    Duration keepAlive;
+
+    @Option(names = "--service-time", paramLabel = "SECONDS", defaultValue = "2",
+        description = "Seconds a request takes when the trace does not say. Default: ${DEFAULT-VALUE}.")
+    double serviceTime;
+
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "42", description = "Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    @Option(names = "--json", description = "Print one JSON object on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      if (nodes < 1) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--nodes must be at least 1");
+      }
+      List<String> chosen = policies.equals(List.of("all")) ? dev.thaw.placement.Simulation.POLICIES : policies;
+      for (String p : chosen) {
+        if (!dev.thaw.placement.Simulation.POLICIES.contains(p)) {
+          throw new CommandLine.ParameterException(new CommandLine(this), "unknown policy " + p + "; the policies are "
+              + String.join(", ", dev.thaw.placement.Simulation.POLICIES));
+        }
+      }
+      dev.thaw.placement.Trace t = trace.equals("synthetic")
+          ? dev.thaw.placement.Traces.synthetic(requests, days * 86_400, models, zipf, burstiness, seed)
+          : dev.thaw.placement.Traces.read(Path.of(trace), models, zipf, seed);
+      var cluster = dev.thaw.placement.SyntheticCluster.nodes(nodes, seed);
+      var modelList = dev.thaw.placement.Simulation.modelsFor(t, seed);
+      System.err.printf(Locale.ROOT, "simulate: %d requests over %.1f days for %d models on %d nodes%s%n",
+          t.requests().size(), t.duration() / 86_400, modelList.size(), nodes,
+          t.modelIdsFromTrace() ? "" : String.format(Locale.ROOT, " (models assigned by Zipf popularity, exponent %s,"
+              + " seed %d)", zipf, seed));
+      var options = new dev.thaw.placement.Simulator.Options(serviceTime, 4, keepAlive.toNanos() / 1e9, 3600, 50e6);
+      var results = dev.thaw.placement.Simulation.run(cluster, modelList, t, options, chosen, seed);
+      ObjectNode out = JsonOut.object();
+      System.err.printf(Locale.ROOT, "%-26s %11s %14s %9s %12s %12s %9s%n", "policy", "cold starts", "cold-start s",
+          "p99 s", "origin GB", "GPU-hours", "sim s");
+      results.forEach((name, r) -> {
+        out.set(name, JsonOut.MAPPER.valueToTree(r.toMap()));
+        System.err.printf(Locale.ROOT, "%-26s %11d %14.0f %9.1f %12.1f %12.0f %9.1f%n", name, r.coldStarts(),
+            r.coldStartSeconds(), r.p99AddedLatency(), r.originBytes() / 1e9, r.gpuSeconds() / 3600, r.simulateSeconds());
+      });
+      if (json) {
+        JsonOut.print(System.out, out);
       }
       return 0;
     }

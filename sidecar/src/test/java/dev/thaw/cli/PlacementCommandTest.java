@@ -86,4 +86,31 @@ class PlacementCommandTest {
       assertThat(size.get("solvers")).hasSize(5);
     }
   }
+
+  @Test
+  void simulatePrintsOneObjectWhoseKeysAreExactlyThePolicyNames() throws Exception {
+    Path trace = Files.writeString(tmp.resolve("trace.csv"), """
+        timestamp,model,service_s
+        1700000000,llama,2
+        1700000030,mistral,1
+        1700000031,llama,2
+        1700003600,llama,2
+        """);
+    assertThat(run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--json")).as(err.toString())
+        .isZero();
+    JsonNode j = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
+    assertThat(j.fieldNames()).toIterable().containsExactly("thaw", "spread", "image_locality", "startup_greedy",
+        "random", "startup_greedy_prestaged");
+    for (JsonNode p : j) {
+      assertThat(p.get("cold_starts").asInt()).isBetween(2, 4);
+      assertThat(p.get("cold_start_seconds").asDouble()).isPositive();
+      assertThat(p.get("origin_bytes").asLong()).isPositive();
+      assertThat(p.get("gpu_seconds").asDouble()).isPositive();
+      assertThat(p.has("p99_added_latency_s")).isTrue();
+    }
+    assertThat(run("placement", "simulate", "--trace", "synthetic", "--requests", "300", "--days", "1", "--nodes", "5",
+        "--models", "4", "--policy", "spread,thaw", "--json")).isZero();
+    assertThat(run("placement", "simulate", "--trace", "synthetic", "--nodes", "5", "--policy", "best")).isEqualTo(2);
+    assertThat(err.toString(StandardCharsets.UTF_8)).contains("unknown policy best");
+  }
 }

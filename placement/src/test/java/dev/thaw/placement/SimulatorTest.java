@@ -1,0 +1,111 @@
+package dev.thaw.placement;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** The simulator's mechanics, the same for every policy: cold starts by tier, keep-alive, caches, pre-staging. */
+class SimulatorTest {
+  static final double GB = 1e9;
+  static final Node ONE = new Node("n", "z", "A10", 1, 80L << 30, 100_000_000_000L,
+      new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB), Map.of(), Set.of());
+  static final Model M = new Model("m", 10_000_000_000L, Map.of("A10", 4_000_000_000L), 1, 1, 30, Set.of(),
+      Model.Demand.ofReplicas(0));
+  static final Simulator.Options OPTIONS = new Simulator.Options(1.0, 1, 60, 3600, 50e6);
+
+  private static Trace trace(double... times) {
+    List<Trace.Request> rs = new ArrayList<>();
+    for (double t : times) {
+      rs.add(new Trace.Request(t, "m", Double.NaN));
+    }
+    return new Trace(rs, true);
+  }
+
+  @Test
+  void aColdStartFetchesFromTheOriginThenWarmRequestsWaitNothingThenAfterKeepAliveASnapshotRestores() {
+    Simulator sim = new Simulator(List.of(ONE), List.of(M), OPTIONS);
+    // t=0: cold, 10 GB at 0.1 GB/s + 30 s boot = 130 s; t=150: warm; t=1000: stopped at 211 (idle 60 s after 151),
+    // so cold again, from the snapshot the first replica left: 4 GB at 2 GB/s = 2 s
+    Simulator.Result r = sim.run("startup_greedy", trace(0, 150, 1000),
+        Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), null);
+    assertThat(r.coldStarts()).isEqualTo(2);
+    assertThat(r.coldStartSeconds()).isCloseTo(132, within(1e-9));
+    assertThat(r.originBytes()).isEqualTo(10_000_000_000L);
+    assertThat(r.p99AddedLatency()).isCloseTo(130, within(1e-9));
+    assertThat(r.p50AddedLatency()).as("of the requests that waited: 2 s and 130 s").isCloseTo(2, within(1e-9));
+    // GPU-seconds: 0..211 (served 130..131, 150..151, idle until 211), then 1000..1063
+    assertThat(r.gpuSeconds()).isCloseTo(211 + 63, within(1e-9));
+    assertThat(r.unserved()).isZero();
+  }
+
+  @Test
+  void aBusyReplicaMakesTheAutoscalerStartAnotherOnlyWhenThatIsSoonerThanWaiting() {
+    Node two = new Node("n", "z", "A10", 2, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
+        Map.of(), Set.of());
+    Simulator sim = new Simulator(List.of(two), List.of(M), new Simulator.Options(500, 1, 10_000, 3600, 50e6));
+    Simulator.Result r = sim.run("startup_greedy", new Trace(List.of(new Trace.Request(0, "m", 500),
+        new Trace.Request(140, "m", 1)), true), Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), null);
+    // the first replica is busy until 630; a second one (weights now local: 5 s + 30 s boot; no snapshot yet, the
+    // first has not finished a request) is ready at 175
+    assertThat(r.coldStarts()).isEqualTo(2);
+    assertThat(r.coldStartSeconds()).isCloseTo(130 + 35, within(1e-9));
+    assertThat(r.originBytes()).as("the second start reads the weights the first left on the node")
+        .isEqualTo(10_000_000_000L);
+  }
+
+  @Test
+  void preStagingCopiesPlannedBytesAheadOfDemandOnceAndChargesThemToTheOrigin() {
+    Node a = new Node("a", "z1", "A10", 1, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
+        Map.of(), Set.of());
+    Node b = new Node("b", "z2", "A10", 1, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
+        Map.of(), Set.of());
+    Simulator sim = new Simulator(List.of(a, b), List.of(M), new Simulator.Options(1, 1, 60, 600, 100e6));
+    List<Cluster> seen = new ArrayList<>();
+    // a planner that wants m's replica on b: the bytes go there ahead of any request for it there
+    Simulator.Planner onB = now -> {
+      seen.add(now);
+      return new Plan("test", Map.of("m", Map.of("b", 1)), 0, 0, java.time.Duration.ZERO, "");
+    };
+    Simulator.Result r = sim.run("thaw", trace(0, 1000, 2000),
+        Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), onB);
+    assertThat(seen).as("asked at 1000 and 2000, with the demand seen since the last time").hasSize(2);
+    assertThat(seen.getFirst().models()).extracting(Model::id).containsExactly("m");
+    assertThat(r.prestagedBytes()).as("10 GB to b once; at 2000 b has them").isEqualTo(10_000_000_000L);
+    assertThat(r.originBytes()).as("the first start's 10 GB and the staged 10 GB").isEqualTo(20_000_000_000L);
+    assertThat(r.coldStartSeconds()).as("130 s from the origin, then twice 2 s from a's snapshot")
+        .isCloseTo(134, within(1e-9));
+  }
+
+  @Test
+  void everyPolicyRunsTheSameTraceDeterministicallyAndAnUnknownModelIsAClearError() {
+    Trace t = Traces.synthetic(2000, 86_400, 8, 1.0, 0.1, 5);
+    List<Node> nodes = SyntheticCluster.nodes(12, 5);
+    List<Model> models = Simulation.modelsFor(t, 5);
+    Map<String, Simulator.Result> first = Simulation.run(nodes, models, t, Simulator.Options.DEFAULT,
+        Simulation.POLICIES, 5);
+    Map<String, Simulator.Result> again = Simulation.run(nodes, models, t, Simulator.Options.DEFAULT,
+        Simulation.POLICIES, 5);
+    assertThat(first.keySet()).containsExactlyElementsOf(Simulation.POLICIES);
+    for (String p : Simulation.POLICIES) {
+      Simulator.Result x = first.get(p);
+      Simulator.Result y = again.get(p);
+      assertThat(x.requests()).isEqualTo(2000);
+      assertThat(x.coldStarts()).as(p).isPositive().isEqualTo(y.coldStarts());
+      assertThat(x.coldStartSeconds()).as(p).isEqualTo(y.coldStartSeconds());
+      assertThat(x.originBytes()).as(p).isEqualTo(y.originBytes());
+      assertThat(x.gpuSeconds()).as(p).isEqualTo(y.gpuSeconds());
+      assertThat(x.toMap()).containsKeys("cold_starts", "cold_start_seconds", "p99_added_latency_s", "origin_bytes",
+          "gpu_seconds");
+    }
+    assertThat(first.get("spread").prestagedBytes()).isZero();
+    Trace unknown = new Trace(List.of(new Trace.Request(0, "nobody", Double.NaN)), true);
+    assertThatThrownBy(() -> Simulation.run(nodes, models, unknown, Simulator.Options.DEFAULT, List.of("spread"), 5))
+        .hasMessageContaining("model nobody");
+  }
+}
