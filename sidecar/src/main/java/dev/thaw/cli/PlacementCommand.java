@@ -239,6 +239,9 @@ final class PlacementCommand implements Runnable {
     @Option(names = "--seed", paramLabel = "N", defaultValue = "42", description = "Default: ${DEFAULT-VALUE}.")
     long seed;
 
+    @Option(names = "--svg", paramLabel = "FILE", description = "Also draw cold-start seconds per policy as an SVG bar chart.")
+    Path svg;
+
     @Option(names = "--json", description = "Print one JSON object on stdout.")
     boolean json;
 
@@ -273,11 +276,42 @@ final class PlacementCommand implements Runnable {
         System.err.printf(Locale.ROOT, "%-26s %11d %14.0f %9.1f %12.1f %12.0f %9.1f%n", name, r.coldStarts(),
             r.coldStartSeconds(), r.p99AddedLatency(), r.originBytes() / 1e9, r.gpuSeconds() / 3600, r.simulateSeconds());
       });
+      if (svg != null) {
+        java.nio.file.Files.writeString(svg, barChart("Cold-start seconds per policy: " + t.requests().size()
+            + " requests, " + modelList.size() + " models, " + nodes + " nodes", results));
+        System.err.println("simulate: chart in " + svg);
+      }
       if (json) {
         JsonOut.print(System.out, out);
       }
       return 0;
     }
+  }
+
+  /** A horizontal bar chart of each policy's cold-start seconds, as SVG. */
+  static String barChart(String title, Map<String, dev.thaw.placement.Simulator.Result> results) {
+    double max = results.values().stream().mapToDouble(r -> r.coldStartSeconds()).max().orElse(1);
+    StringBuilder b = new StringBuilder();
+    int rowH = 28;
+    int height = 50 + rowH * results.size();
+    b.append(String.format(Locale.ROOT, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"%d\""
+        + " font-family=\"sans-serif\" font-size=\"13\">%n", height));
+    b.append("<text x=\"10\" y=\"20\" font-weight=\"bold\">").append(escape(title)).append("</text>\n");
+    int y = 40;
+    for (var e : results.entrySet()) {
+      double w = 460 * e.getValue().coldStartSeconds() / Math.max(1e-9, max);
+      b.append(String.format(Locale.ROOT, "<text x=\"10\" y=\"%d\">%s</text>%n", y + 17, escape(e.getKey())));
+      b.append(String.format(Locale.ROOT, "<rect x=\"200\" y=\"%d\" width=\"%.1f\" height=\"20\" fill=\"%s\"/>%n", y + 3,
+          w, e.getKey().equals("thaw") ? "#e15759" : "#4e79a7"));
+      b.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\">%.0f s</text>%n", 206 + w, y + 17,
+          e.getValue().coldStartSeconds()));
+      y += rowH;
+    }
+    return b.append("</svg>\n").toString();
+  }
+
+  private static String escape(String s) {
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;");
   }
 
   static Cluster read(Path file) throws IOException {

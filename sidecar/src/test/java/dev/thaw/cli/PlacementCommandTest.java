@@ -96,8 +96,10 @@ class PlacementCommandTest {
         1700000031,llama,2
         1700003600,llama,2
         """);
-    assertThat(run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--json")).as(err.toString())
-        .isZero();
+    Path svg = tmp.resolve("cold.svg");
+    assertThat(run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--svg", svg.toString(),
+        "--json")).as(err.toString()).isZero();
+    assertThat(Files.readString(svg)).startsWith("<svg").contains("startup_greedy_prestaged").contains("<rect");
     JsonNode j = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
     assertThat(j.fieldNames()).toIterable().containsExactly("thaw", "spread", "image_locality", "startup_greedy",
         "random", "startup_greedy_prestaged");
