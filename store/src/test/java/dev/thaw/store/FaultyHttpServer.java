@@ -44,6 +44,7 @@ public final class FaultyHttpServer implements AutoCloseable {
     final String pathContains;
     final AtomicInteger remaining;
     final AtomicInteger matched = new AtomicInteger();
+    final Set<String> faultedLast = ConcurrentHashMap.newKeySet();
 
     private Rule(Fault fault, int status, int everyNth, String pathContains, int times) {
       this.fault = fault;
@@ -75,11 +76,21 @@ public final class FaultyHttpServer implements AutoCloseable {
       if (!path.contains(pathContains)) {
         return false;
       }
+      // An intermittent fault never hits the same path twice in a row: the count is over all requests, and with
+      // several in flight one chunk's retries could otherwise keep drawing the faulty turn until its attempts run out,
+      // which would test luck, not retrying.
+      if (everyNth > 1 && faultedLast.remove(path)) {
+        return false;
+      }
       int n = matched.incrementAndGet();
       if (n % everyNth != 0) {
         return false;
       }
-      return remaining.getAndUpdate(r -> r > 0 ? r - 1 : 0) > 0;
+      boolean fault = remaining.getAndUpdate(r -> r > 0 ? r - 1 : 0) > 0;
+      if (fault && everyNth > 1) {
+        faultedLast.add(path);
+      }
+      return fault;
     }
   }
 
