@@ -44,6 +44,11 @@ public final class LazyMount implements AutoCloseable {
     Path mnt = mountPoint.toAbsolutePath().normalize();
     if (MountTable.isStale(mnt)) {
       LOG.warning(() -> "event=stale_mount_cleared mountpoint=" + mnt);
+      try {
+        MountTable.abort(mnt); // frees a half-dead daemon whose own thread still waits on the mount
+      } catch (IOException notRoot) {
+        // unmounting below is what matters
+      }
       MountTable.unmount(mnt, true);
     }
     Optional<MountTable.MountInfo> existing = MountTable.find(mnt);

@@ -74,6 +74,40 @@ public final class MountTable {
   }
 
   /**
+   * Aborts the FUSE connection of the mount at {@code mountPoint} through the kernel's fusectl file system (mounted at
+   * {@code /sys/fs/fuse/connections} first when it is not): every request waiting on it fails at once. A daemon killed
+   * while one of its own threads waited on its mount cannot finish dying (the thread waits for a reply only the daemon
+   * could send); aborting frees it. Needs root.
+   *
+   * @return whether the connection was found and aborted
+   */
+  public static boolean abort(Path mountPoint) throws IOException {
+    Optional<MountInfo> m = find(mountPoint);
+    if (m.isEmpty() || !m.get().isFuse()) {
+      return false;
+    }
+    String minor = m.get().device().substring(m.get().device().indexOf(':') + 1);
+    Path connections = Path.of("/sys/fs/fuse/connections");
+    Path abort = connections.resolve(minor).resolve("abort");
+    if (!Files.exists(abort) && Files.isDirectory(connections)) {
+      try {
+        Process p = new ProcessBuilder("mount", "-t", "fusectl", "none", connections.toString())
+            .redirectErrorStream(true).start();
+        p.getInputStream().readAllBytes();
+        p.waitFor(10, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted while mounting fusectl");
+      }
+    }
+    if (!Files.exists(abort)) {
+      return false;
+    }
+    Files.writeString(abort, "1");
+    return true;
+  }
+
+  /**
    * Unmounts with {@code fusermount3 -u}; {@code lazy} detaches at once even while files are open (they keep
    * working until closed).
    */
