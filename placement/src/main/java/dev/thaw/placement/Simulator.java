@@ -24,8 +24,8 @@ import java.util.PriorityQueue;
  *       (never what a running replica uses);
  *   <li><b>Pre-staging</b> (for the policies that do it): every {@code replanSeconds}, the planner places the
  *       replicas the recent request rate calls for, and where a planned replica's node lacks the model's bytes, they
- *       are copied there ahead of demand, within {@code prestageBytesPerSecond} per node; every such byte is charged
- *       to the origin.
+ *       are copied there ahead of demand (a snapshot for that kind of node when some node holds one, else the
+ *       weights), within {@code prestageBytesPerSecond} per node; every such byte is charged to the origin.
  * </ul>
  * It reports cold starts, their seconds, the added latency requests saw (p50, p99), bytes from the origin and
  * GPU-seconds. Deterministic: no randomness beyond the policy's own seed.
@@ -336,13 +336,29 @@ public final class Simulator {
           continue;
         }
         long left = budget - spent.getOrDefault(node, 0L);
-        if (m.weightBytes() <= left && c.put("w:" + m.id(), m.weightBytes(), pinned(live, node))) {
-          spent.merge(node, m.weightBytes(), Long::sum);
-          copied += m.weightBytes();
+        // a snapshot of this kind of node, where one exists elsewhere, restores in seconds; weights still boot
+        String gpu = byId(node).gpuModel();
+        Long snap = m.snapshotBytes().get(gpu);
+        boolean snapshotExists = snap != null && nodes.stream().anyMatch(n -> n.gpuModel().equals(gpu)
+            && caches.get(n.id()).has("s:" + m.id()));
+        String key = snapshotExists ? "s:" + m.id() : "w:" + m.id();
+        long bytes = snapshotExists ? snap : m.weightBytes();
+        if (bytes <= left && c.put(key, bytes, pinned(live, node))) {
+          spent.merge(node, bytes, Long::sum);
+          copied += bytes;
         }
       }
     }
     return copied;
+  }
+
+  private Node byId(String id) {
+    for (Node n : nodes) {
+      if (n.id().equals(id)) {
+        return n;
+      }
+    }
+    throw new IllegalArgumentException("no node " + id);
   }
 
   /** The cluster as the policies see it now: free GPUs only, caches as they are, replicas of {@code m} running. */

@@ -60,7 +60,7 @@ class SimulatorTest {
   }
 
   @Test
-  void preStagingCopiesPlannedBytesAheadOfDemandOnceAndChargesThemToTheOrigin() {
+  void preStagingCopiesASnapshotOfTheNodesKindWhereOneExistsAheadOfDemandOnceAndChargesItToTheOrigin() {
     Node a = new Node("a", "z1", "A10", 1, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
         Map.of(), Set.of());
     Node b = new Node("b", "z2", "A10", 1, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
@@ -76,8 +76,9 @@ class SimulatorTest {
         Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), onB);
     assertThat(seen).as("asked at 1000 and 2000, with the demand seen since the last time").hasSize(2);
     assertThat(seen.getFirst().models()).extracting(Model::id).containsExactly("m");
-    assertThat(r.prestagedBytes()).as("10 GB to b once; at 2000 b has them").isEqualTo(10_000_000_000L);
-    assertThat(r.originBytes()).as("the first start's 10 GB and the staged 10 GB").isEqualTo(20_000_000_000L);
+    assertThat(r.prestagedBytes()).as("a's snapshot (4 GB) staged to b once, rather than the 10 GB of weights; at 2000"
+        + " b has it").isEqualTo(4_000_000_000L);
+    assertThat(r.originBytes()).as("the first start's 10 GB and the staged 4 GB").isEqualTo(14_000_000_000L);
     assertThat(r.coldStartSeconds()).as("130 s from the origin, then twice 2 s from a's snapshot")
         .isCloseTo(134, within(1e-9));
   }
