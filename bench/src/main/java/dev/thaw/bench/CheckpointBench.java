@@ -97,10 +97,11 @@ public final class CheckpointBench {
       List<Double> local = new ArrayList<>();
       List<Long> mappedBytes = new ArrayList<>();
       for (int i = 0; i < o.runs(); i++) {
-        local.add(runs.restoreLocal(direct).firstInferenceS());
-        mappedBytes.add(runs.lastFileBackedBytes());
+        SnapshotRuns.Timed t = runs.restoreLocal(direct);
+        local.add(t.firstInferenceS());
+        mappedBytes.add(t.fileBackedBytes());
         log.printf(Locale.ROOT, "  restore, images on local disk: %.2f s (%s resident from mapped files)%n",
-            local.getLast(), ColdStartDemo.human(runs.lastFileBackedBytes()));
+            local.getLast(), ColdStartDemo.human(t.fileBackedBytes()));
       }
       List<Double> remote = new ArrayList<>();
       long fetched = 0;

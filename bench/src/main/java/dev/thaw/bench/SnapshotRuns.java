@@ -99,7 +99,12 @@ final class SnapshotRuns implements AutoCloseable {
   }
 
   /** A timed run: events in ms from the exec, bytes from the origin, and how it was done. */
-  record Timed(Map<String, Double> events, long bytesFetched, String how, Map<String, Double> cpuSeconds) {
+  /**
+   * @param fileBackedBytes what the (restored) server had resident from mapped files at its first answer: bytes it
+   *     read from disk besides the images
+   */
+  record Timed(Map<String, Double> events, long bytesFetched, String how, Map<String, Double> cpuSeconds,
+      long fileBackedBytes) {
     double firstInferenceS() {
       return events.get("first_inference") / 1000;
     }
@@ -119,7 +124,7 @@ final class SnapshotRuns implements AutoCloseable {
       inferChecked(ports[0], "boot");
       ev.put("first_inference", ms(t0));
     }
-    return new Timed(ev, 0, "ort-server under a new PID namespace, the model on local disk", Map.of());
+    return new Timed(ev, 0, "ort-server under a new PID namespace, the model on local disk", Map.of(), 0);
   }
 
   /**
@@ -136,7 +141,7 @@ final class SnapshotRuns implements AutoCloseable {
       inferChecked(httpPort, "warm-up");
       Path probe = work.resolve("probe.json");
       Files.writeString(probe, probeJson(httpPort));
-      deleteTree(localSnapshots);
+      ModelGenerator.deleteTree(localSnapshots);
       JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", NAME,
           "--probe", probe.toString(), "--origin", pushOrigin, "--snapshots",
           localSnapshots.toString(), "--key-file", keyFile.toString(), "--json"));
@@ -170,12 +175,12 @@ final class SnapshotRuns implements AutoCloseable {
    */
   Timed restoreFromOrigin(String origin, java.util.function.LongSupplier bytesFromOrigin) throws Exception {
     Path freshSnapshots = work.resolve("node2-snapshots");
-    deleteTree(freshSnapshots);
+    ModelGenerator.deleteTree(freshSnapshots);
     try {
       return restore("origin", List.of("--origin", origin, "--snapshots", freshSnapshots.toString(), "--from-origin"),
           bytesFromOrigin);
     } finally {
-      deleteTree(freshSnapshots);
+      ModelGenerator.deleteTree(freshSnapshots);
     }
   }
 
@@ -208,17 +213,9 @@ final class SnapshotRuns implements AutoCloseable {
     long fileBytes = fileBackedResidentBytes(pid);
     kill(pid);
     long bytes = bytesFromOrigin == null ? 0 : bytesFromOrigin.getAsLong() - before;
-    lastFileBackedBytes = fileBytes;
     return new Timed(ev, bytes, where.contains("--from-origin")
         ? "thaw restore --from-origin on a new node (an empty snapshot directory), then the first answer"
-        : "thaw restore from the images this node kept at checkpoint, then the first answer", cpu);
-  }
-
-  private long lastFileBackedBytes;
-
-  /** What the last restored server had resident from mapped files when it first answered (read from disk by it). */
-  long lastFileBackedBytes() {
-    return lastFileBackedBytes;
+        : "thaw restore from the images this node kept at checkpoint, then the first answer", cpu, fileBytes);
   }
 
   /**
@@ -351,10 +348,6 @@ final class SnapshotRuns implements AutoCloseable {
 
   private static double ms(long t0) {
     return (System.nanoTime() - t0) / 1e6;
-  }
-
-  static void deleteTree(Path dir) throws IOException {
-    ModelGenerator.deleteTree(dir);
   }
 
   @Override

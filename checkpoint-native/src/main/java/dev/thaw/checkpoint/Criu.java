@@ -30,6 +30,7 @@ public final class Criu {
   private static final int LOG_TAIL_LINES = 12;
 
   private final Path binary;
+  private volatile int[] version;
 
   Criu(Path binary) {
     this.binary = binary;
@@ -78,15 +79,20 @@ public final class Criu {
     return binary;
   }
 
-  /** Major, minor and patch version, from {@code criu --version}. */
+  /** Major, minor and patch version, from {@code criu --version} (asked once). */
   public int[] version() throws CriuException {
-    Result r = run(List.of(binary.toString(), "--version"), 30);
-    Matcher m = VERSION.matcher(r.output());
-    if (r.exit() != 0 || !m.find()) {
-      throw new CriuException(binary + " --version failed (exit " + r.exit() + "): " + r.output().strip());
+    int[] v = version;
+    if (v == null) {
+      Result r = run(List.of(binary.toString(), "--version"), 30);
+      Matcher m = VERSION.matcher(r.output());
+      if (r.exit() != 0 || !m.find()) {
+        throw new CriuException(binary + " --version failed (exit " + r.exit() + "): " + r.output().strip());
+      }
+      v = new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
+          m.group(3) == null ? 0 : Integer.parseInt(m.group(3))};
+      version = v;
     }
-    return new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
-        m.group(3) == null ? 0 : Integer.parseInt(m.group(3))};
+    return v.clone();
   }
 
   /** {@code criu check}: the kernel supports what CRIU needs. */

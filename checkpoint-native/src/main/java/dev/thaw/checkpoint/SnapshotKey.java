@@ -61,22 +61,38 @@ public record SnapshotKey(Map<String, String> fields) {
    */
   public static SnapshotKey ofThisNode(Criu criu, String modelDigest, List<String> command, String thawVersion)
       throws IOException {
-    Map<String, String> f = new LinkedHashMap<>();
-    Map<String, String> cpu = cpuInfo(Path.of("/proc/cpuinfo"));
-    f.put(CPU_MODEL, cpu.getOrDefault("model name", "unknown"));
-    f.put(CPU_FLAGS, cpu.getOrDefault("flags", ""));
-    Gpus g = gpus();
-    f.put(GPU_MODEL, g.model());
-    f.put(GPU_COUNT, Integer.toString(g.count()));
-    f.put(DRIVER, g.driver());
-    f.put(CUDA, g.cuda());
-    f.put(KERNEL, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip());
+    Map<String, String> f = new LinkedHashMap<>(nodeFacts());
     int[] v = criu.version();
     f.put(CRIU, v[0] + "." + v[1] + "." + v[2]);
     f.put(MODEL, modelDigest);
     f.put(COMMAND, String.join("\u0000", command));
     f.put(THAW, thawVersion);
     return new SnapshotKey(f);
+  }
+
+  private static volatile Map<String, String> nodeFacts;
+
+  /**
+   * CPU, GPUs, driver, CUDA and kernel: read once per process (nvidia-smi takes a while, and a restore asks twice),
+   * since they cannot change under a running process.
+   */
+  private static Map<String, String> nodeFacts() throws IOException {
+    Map<String, String> facts = nodeFacts;
+    if (facts == null) {
+      Map<String, String> f = new LinkedHashMap<>();
+      Map<String, String> cpu = cpuInfo(Path.of("/proc/cpuinfo"));
+      f.put(CPU_MODEL, cpu.getOrDefault("model name", "unknown"));
+      f.put(CPU_FLAGS, cpu.getOrDefault("flags", ""));
+      Gpus g = gpus();
+      f.put(GPU_MODEL, g.model());
+      f.put(GPU_COUNT, Integer.toString(g.count()));
+      f.put(DRIVER, g.driver());
+      f.put(CUDA, g.cuda());
+      f.put(KERNEL, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip());
+      facts = java.util.Collections.unmodifiableMap(f);
+      nodeFacts = facts;
+    }
+    return facts;
   }
 
   /** The names of the fields in which {@code other} differs from this key, in key order; empty when it matches. */

@@ -95,6 +95,11 @@ public final class SnapshotStore {
     return dir;
   }
 
+  /** Deletes a dump directory that failed: no partial images are kept. */
+  public void discard(Path dumped) throws IOException {
+    deleteTree(dumped);
+  }
+
   /** Moves a finished dump into place as this node's snapshot of {@code name} for its key; returns where. */
   public Path keep(String name, Path dumped) throws IOException {
     SnapshotKey key = Snapshots.Metadata.read(dumped).snapshotKey();

@@ -153,8 +153,7 @@ final class Formulation {
       placed.merge(p.m().id(), k, Integer::sum);
     }
     for (var e : unplaced.entrySet()) {
-      Model m = pairs.stream().map(Pair::m).filter(x -> x.id().equals(e.getKey())).findFirst().orElse(null);
-      int wanted = m == null ? vars.get(e.getValue()).ub() : m.demand().replicasWanted();
+      int wanted = vars.get(e.getValue()).ub(); // an unplaced variable is bounded by the replicas its model wants
       v[e.getValue()] = Math.max(0, wanted - placed.getOrDefault(e.getKey(), 0));
     }
     return v;

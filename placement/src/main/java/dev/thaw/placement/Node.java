@@ -43,6 +43,11 @@ public record Node(String id, String zone, String gpuModel, int gpuCount, long g
     }
   }
 
+  /** This node with another count of GPUs (those free, say) and other holdings. */
+  public Node with(int gpus, Map<String, Double> cached, Set<String> snapshotsHeld) {
+    return new Node(id, zone, gpuModel, gpus, gpuMemoryBytes, cacheBytes, bandwidth, cached, snapshotsHeld);
+  }
+
   public double cachedFraction(String model) {
     return cachedWeights.getOrDefault(model, 0.0);
   }

@@ -1,7 +1,6 @@
 package dev.thaw.placement;
 
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -41,9 +40,5 @@ public record Plan(String policy, Map<String, Map<String, Integer>> replicas, do
   /** The relative optimality gap, (cost - bound) / cost; 0 when the cost is 0. */
   public double gap() {
     return cost <= 0 ? 0 : Math.max(0, (cost - bound) / cost);
-  }
-
-  static Map<String, Map<String, Integer>> mutable() {
-    return new LinkedHashMap<>();
   }
 }

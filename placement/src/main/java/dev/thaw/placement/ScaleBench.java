@@ -92,8 +92,4 @@ public final class ScaleBench {
     }
     return new Size(Integer.parseInt(p[0].strip()), Integer.parseInt(p[1].strip()));
   }
-
-  public static Duration defaultTimeLimit() {
-    return Duration.ofSeconds(2);
-  }
 }

@@ -72,11 +72,13 @@ public final class Simulator {
   }
 
   private final List<Node> nodes;
+  private final Map<String, Node> byId = new HashMap<>();
   private final Map<String, Model> models = new LinkedHashMap<>();
   private final Options options;
 
   public Simulator(List<Node> nodes, List<Model> models, Options options) {
     this.nodes = List.copyOf(nodes);
+    nodes.forEach(n -> byId.put(n.id(), n));
     models.forEach(m -> this.models.put(m.id(), m));
     this.options = options;
   }
@@ -176,11 +178,9 @@ public final class Simulator {
     long t0 = System.nanoTime();
     Map<String, Cache> caches = new HashMap<>();
     Map<String, Integer> freeGpus = new HashMap<>();
-    Map<String, Node> byId = new HashMap<>();
     for (Node n : nodes) {
       caches.put(n.id(), new Cache(n.cacheBytes()));
       freeGpus.put(n.id(), n.gpuCount());
-      byId.put(n.id(), n);
     }
     Map<String, List<Replica>> live = new HashMap<>();
     List<Double> added = new ArrayList<>();
@@ -247,10 +247,11 @@ public final class Simulator {
       }
       if (best == null || bestAt > t) {
         // every replica is busy or starting: would a new one be ready sooner?
-        String node = freeGpus.entrySet().stream().anyMatch(e -> e.getValue() >= m.gpusPerReplica()
-            && m.runsOn(byId.get(e.getKey()))) ? picker.pick(m, snapshot(live, caches, freeGpus, m)) : null;
+        boolean room = freeGpus.entrySet().stream().anyMatch(e -> e.getValue() >= m.gpusPerReplica()
+            && m.runsOn(byId.get(e.getKey())));
+        Cluster now = room ? snapshot(live, caches, freeGpus, m) : null;
+        String node = room ? picker.pick(m, now) : null;
         if (node != null) {
-          Cluster now = snapshot(live, caches, freeGpus, m);
           StartCost cost = new StartCost(now);
           Node current = now.nodes().stream().filter(x -> x.id().equals(node)).findFirst().orElseThrow();
           double seconds = cost.seconds(m, current);
@@ -337,7 +338,7 @@ public final class Simulator {
         }
         long left = budget - spent.getOrDefault(node, 0L);
         // a snapshot of this kind of node, where one exists elsewhere, restores in seconds; weights still boot
-        String gpu = byId(node).gpuModel();
+        String gpu = byId.get(node).gpuModel();
         Long snap = m.snapshotBytes().get(gpu);
         boolean snapshotExists = snap != null && nodes.stream().anyMatch(n -> n.gpuModel().equals(gpu)
             && caches.get(n.id()).has("s:" + m.id()));
@@ -350,15 +351,6 @@ public final class Simulator {
       }
     }
     return copied;
-  }
-
-  private Node byId(String id) {
-    for (Node n : nodes) {
-      if (n.id().equals(id)) {
-        return n;
-      }
-    }
-    throw new IllegalArgumentException("no node " + id);
   }
 
   /** The cluster as the policies see it now: free GPUs only, caches as they are, replicas of {@code m} running. */
@@ -391,8 +383,7 @@ public final class Simulator {
         snaps.add(key.substring(2));
       }
     }
-    return new Node(n.id(), n.zone(), n.gpuModel(), Math.max(0, gpus), n.gpuMemoryBytes(), n.cacheBytes(),
-        n.bandwidth(), cached, snaps);
+    return n.with(Math.max(0, gpus), cached, snaps);
   }
 
   private static java.util.Set<String> pinned(Map<String, List<Replica>> live, String node) {

@@ -36,11 +36,10 @@ public final class SyntheticCluster {
     int zones = Math.max(2, Math.min(8, nodeCount / 100 + 2));
     List<Model> models = new ArrayList<>();
     double[] popularity = new double[modelCount];
-    double sum = 0;
     for (int i = 0; i < modelCount; i++) {
       popularity[i] = 1.0 / (i + 1);
-      sum += popularity[i];
     }
+    Traces.Zipf zipf = new Traces.Zipf(modelCount, 1.0);
     double[] weightsGb = new double[modelCount];
     for (int i = 0; i < modelCount; i++) {
       weightsGb[i] = Math.exp(r.nextDouble() * Math.log(70));
@@ -48,22 +47,18 @@ public final class SyntheticCluster {
     List<Node> nodes = new ArrayList<>();
     int capacity = 0;
     for (int i = 0; i < nodeCount; i++) {
-      double kind = r.nextDouble();
-      String gpu = kind < 0.3 ? "H100" : kind < 0.6 ? "A100" : "L4";
-      int count = gpu.equals("L4") ? 4 : 8;
-      capacity += count;
-      long memory = gpu.equals("H100") ? 80L << 30 : gpu.equals("A100") ? 40L << 30 : 24L << 30;
+      Node bare = node(i, zones, r);
+      capacity += bare.gpuCount();
       Map<String, Double> cached = new HashMap<>();
       Set<String> snapshots = new HashSet<>();
       for (int k = 0; k < 3; k++) {
-        String m = "model-" + zipf(r, popularity, sum);
+        String m = "model-" + zipf.sample(r);
         cached.put(m, r.nextBoolean() ? 1.0 : 0.5);
         if (r.nextInt(5) == 0) {
           snapshots.add(m);
         }
       }
-      nodes.add(new Node("node-" + i, "zone-" + (i % zones), gpu, count, memory, 2_000_000_000_000L,
-          new Node.Bandwidth(2 * GB, 1.25 * GB, 0.2 * GB), cached, snapshots));
+      nodes.add(bare.with(bare.gpuCount(), cached, snapshots));
     }
     // the top model's rate such that the replicas wanted take ~40 % of the GPUs
     double top = 40;
@@ -71,13 +66,8 @@ public final class SyntheticCluster {
       top *= 1.25;
     }
     for (int i = 0; i < modelCount; i++) {
-      long weights = (long) (weightsGb[i] * GB);
-      long memory = (long) (weights * 1.2);
       double rate = Math.max(0.5, top * popularity[i] / popularity[0]);
-      Map<String, Long> snapshot = Map.of("H100", (long) (weights * 1.1), "A100", (long) (weights * 1.1), "L4",
-          (long) (weights * 1.1));
-      models.add(new Model("model-" + i, weights, snapshot, gpusFor(memory, 80L << 30, 8), memory,
-          20 + 0.5 * weightsGb[i], Set.of(), new Model.Demand(0, rate, 4)));
+      models.add(sized("model-" + i, weightsGb[i], new Model.Demand(0, rate, 4)));
     }
     Cluster fresh = new Cluster(nodes, models);
     Plan previous = Baselines.startupGreedy(CostModel.DEFAULT).place(fresh);
@@ -103,13 +93,18 @@ public final class SyntheticCluster {
     int zones = Math.max(2, Math.min(8, count / 100 + 2));
     List<Node> out = new ArrayList<>();
     for (int i = 0; i < count; i++) {
-      double kind = r.nextDouble();
-      String gpu = kind < 0.3 ? "H100" : kind < 0.6 ? "A100" : "L4";
-      out.add(new Node("node-" + i, "zone-" + (i % zones), gpu, gpu.equals("L4") ? 4 : 8,
-          gpu.equals("H100") ? 80L << 30 : gpu.equals("A100") ? 40L << 30 : 24L << 30, 2_000_000_000_000L,
-          new Node.Bandwidth(2 * GB, 1.25 * GB, 0.2 * GB), Map.of(), Set.of()));
+      out.add(node(i, zones, r));
     }
     return out;
+  }
+
+  /** Node {@code i} of its kind (drawn from {@code r}) in its zone, its cache empty. */
+  private static Node node(int i, int zones, Random r) {
+    double kind = r.nextDouble();
+    String gpu = kind < 0.3 ? "H100" : kind < 0.6 ? "A100" : "L4";
+    return new Node("node-" + i, "zone-" + (i % zones), gpu, gpu.equals("L4") ? 4 : 8,
+        gpu.equals("H100") ? 80L << 30 : gpu.equals("A100") ? 40L << 30 : 24L << 30, 2_000_000_000_000L,
+        new Node.Bandwidth(2 * GB, 1.25 * GB, 0.2 * GB), Map.of(), Set.of());
   }
 
   /**
@@ -118,12 +113,16 @@ public final class SyntheticCluster {
    */
   public static Model model(String id, long seed) {
     Random r = new Random(seed * 31 + id.hashCode());
-    double weightsGb = Math.exp(r.nextDouble() * Math.log(70));
+    return sized(id, Math.exp(r.nextDouble() * Math.log(70)), Model.Demand.ofReplicas(0));
+  }
+
+  /** A model of {@code weightsGb} GB of weights: 1.2 x that of GPU memory, snapshots of 1.1 x, its boot time. */
+  private static Model sized(String id, double weightsGb, Model.Demand demand) {
     long weights = (long) (weightsGb * GB);
     long memory = (long) (weights * 1.2);
     long snapshot = (long) (weights * 1.1);
     return new Model(id, weights, Map.of("H100", snapshot, "A100", snapshot, "L4", snapshot),
-        gpusFor(memory, 80L << 30, 8), memory, 20 + 0.5 * weightsGb, Set.of(), Model.Demand.ofReplicas(0));
+        gpusFor(memory, 80L << 30, 8), memory, 20 + 0.5 * weightsGb, Set.of(), demand);
   }
 
   private static double gpusWanted(double top, double[] popularity, double[] weightsGb) {
@@ -142,16 +141,5 @@ public final class SyntheticCluster {
       g *= 2;
     }
     return g;
-  }
-
-  private static int zipf(Random r, double[] popularity, double sum) {
-    double u = r.nextDouble() * sum;
-    for (int i = 0; i < popularity.length; i++) {
-      u -= popularity[i];
-      if (u <= 0) {
-        return i;
-      }
-    }
-    return popularity.length - 1;
   }
 }

@@ -112,7 +112,11 @@ final class CheckpointCommand implements Callable<Integer> {
         m = Snapshots.take(criu, pid, dir, new Snapshots.TakeRequest(ready, probe, expected, leaveRunning, warmTimeout,
             modelDigest, ThawCommand.version(), cuda, lockTimeout));
       } catch (IOException | RuntimeException e) {
-        deleteQuietly(dir, e);
+        try {
+          snaps.discard(dir);
+        } catch (IOException cleanup) {
+          e.addSuppressed(cleanup);
+        }
         throw e;
       }
       double dumpS = (System.nanoTime() - t0) / 1e9;
@@ -205,16 +209,6 @@ final class CheckpointCommand implements Callable<Integer> {
         total += Files.size(p);
       }
       return total;
-    }
-  }
-
-  private static void deleteQuietly(Path dir, Exception cause) {
-    try (Stream<Path> s = Files.walk(dir)) {
-      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    } catch (IOException e) {
-      cause.addSuppressed(e);
     }
   }
 }

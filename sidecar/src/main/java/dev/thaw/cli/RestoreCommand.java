@@ -92,9 +92,7 @@ final class RestoreCommand implements Callable<Integer> {
       SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
       Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
           modelDigest, fallbackCommand);
-      SnapshotStore.Found found = null;
-      Snapshots.Restored r;
-      String readyUrl;
+      SnapshotStore.Found found;
       Progress[] bar = new Progress[1];
       try {
         found = snaps.find(name, here, modelDigest, fromOrigin, new SnapshotStore.FetchProgress() {
@@ -121,10 +119,8 @@ final class RestoreCommand implements Callable<Integer> {
           throw new IOException(reason + "; and there is no command to boot instead: give one after --", e);
         }
         System.err.println("restore: " + reason + "; booting " + String.join(" ", command) + " instead");
-        r = Snapshots.coldBoot(command, request, reason);
-        found = null;
-        readyUrl = refused != null ? refused.readyUrl() : null;
-        return finish(r, null, readyUrl, t0, o.uri());
+        return finish(Snapshots.coldBoot(command, request, reason), null, refused != null ? refused.readyUrl() : null,
+            t0, o.uri());
       } finally {
         if (bar[0] != null) {
           bar[0].close();
@@ -135,7 +131,7 @@ final class RestoreCommand implements Callable<Integer> {
         System.err.printf(Locale.ROOT, "restore: fetched %s from the origin in %.2f s (%.0f MB/s)%n",
             Units.bytes(found.bytesFetched()), s, Units.mbps(found.bytesFetched(), s));
       }
-      r = Snapshots.restore(criu, found.images(), request);
+      Snapshots.Restored r = Snapshots.restore(criu, found.images(), request);
       if (!r.fromSnapshot() && noFallback) {
         r.booted().close();
         throw new IOException(r.fallbackReason());

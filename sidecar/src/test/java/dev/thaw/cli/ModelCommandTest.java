@@ -5,9 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -15,37 +12,21 @@ import org.junit.jupiter.api.io.TempDir;
 
 class ModelCommandTest {
   @TempDir Path tmp;
-  private final PrintStream realOut = System.out;
-  private final PrintStream realErr = System.err;
-  private ByteArrayOutputStream out;
-  private ByteArrayOutputStream err;
-
-  private int run(String... args) {
-    out = new ByteArrayOutputStream();
-    err = new ByteArrayOutputStream();
-    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-    try {
-      return Main.run(args);
-    } finally {
-      System.setOut(realOut);
-      System.setErr(realErr);
-    }
-  }
+  private final ThawRun thaw = new ThawRun();
 
   private String stdout() {
-    return out.toString(StandardCharsets.UTF_8).trim();
+    return thaw.out().trim();
   }
 
   private String stderr() {
-    return err.toString(StandardCharsets.UTF_8).trim();
+    return thaw.err().trim();
   }
 
   @Test
   void generateWithJsonWritesATritonModelDirectoryAndPrintsExactlyOneObject() throws Exception {
     Path repository = tmp.resolve("models");
 
-    assertThat(run("model", "generate", "--size", "2MiB", "--out", repository.toString(), "--name", "tiny",
+    assertThat(thaw.run("model", "generate", "--size", "2MiB", "--out", repository.toString(), "--name", "tiny",
         "--seed", "7", "--json")).isZero();
 
     assertThat(stdout()).startsWith("{").endsWith("}").doesNotContain("\n");
@@ -65,7 +46,7 @@ class ModelCommandTest {
 
   @Test
   void generateWithoutJsonPrintsOneSummaryLine() {
-    assertThat(run("model", "generate", "--size", "1m", "--out", tmp.toString())).isZero();
+    assertThat(thaw.run("model", "generate", "--size", "1m", "--out", tmp.toString())).isZero();
 
     assertThat(stdout()).startsWith("generated model mlp in " + tmp.resolve("mlp")).contains("MB/s").doesNotContain("\n");
     assertThat(tmp.resolve("mlp/1/model.onnx")).isRegularFile();
@@ -73,7 +54,7 @@ class ModelCommandTest {
 
   @Test
   void aBadSizeIsOneErrorLineAndAFailureStatus() {
-    assertThat(run("model", "generate", "--size", "lots", "--out", tmp.toString())).isNotZero();
+    assertThat(thaw.run("model", "generate", "--size", "lots", "--out", tmp.toString())).isNotZero();
 
     assertThat(stderr()).startsWith("thaw model generate: error:").contains("not a size: 'lots'").doesNotContain("\n")
         .doesNotContain("Exception");
@@ -85,7 +66,7 @@ class ModelCommandTest {
   void anExistingModelIsOneErrorLineNamingIt() throws Exception {
     Files.createDirectories(tmp.resolve("mlp"));
 
-    assertThat(run("model", "generate", "--size", "1m", "--out", tmp.toString())).isEqualTo(1);
+    assertThat(thaw.run("model", "generate", "--size", "1m", "--out", tmp.toString())).isEqualTo(1);
 
     assertThat(stderr()).startsWith("thaw model generate: error:").contains(tmp.resolve("mlp").toString())
         .contains("already exists").doesNotContain("\n");
@@ -94,7 +75,7 @@ class ModelCommandTest {
 
   @Test
   void helpListsGenerate() {
-    assertThat(run("model", "--help")).isZero();
+    assertThat(thaw.run("model", "--help")).isZero();
 
     assertThat(stdout()).contains("Usage: thaw model").containsPattern("generate +Write an ONNX multilayer perceptron");
   }

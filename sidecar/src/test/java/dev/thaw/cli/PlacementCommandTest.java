@@ -4,32 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code thaw placement solve} on a state file, and {@code thaw placement bench} on small generated clusters. */
+/** {@code thaw placement solve} on a state file, {@code bench} on small generated clusters, {@code simulate} on traces. */
 class PlacementCommandTest {
   @TempDir Path tmp;
-  private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-  private final ByteArrayOutputStream err = new ByteArrayOutputStream();
-
-  private int run(String... args) {
-    PrintStream realOut = System.out;
-    PrintStream realErr = System.err;
-    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-    try {
-      return Main.run(args);
-    } finally {
-      System.setOut(realOut);
-      System.setErr(realErr);
-    }
-  }
+  private final ThawRun thaw = new ThawRun();
 
   private static final String STATE = """
       {
@@ -53,32 +36,32 @@ class PlacementCommandTest {
   @Test
   void solvePrintsThePlanItsStartsAndMovesAsOneJsonObject() throws Exception {
     Path state = Files.writeString(tmp.resolve("state.json"), STATE);
-    assertThat(run("placement", "solve", "--input", state.toString(), "--json")).as(err.toString()).isZero();
-    JsonNode j = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
+    assertThat(thaw.run("placement", "solve", "--input", state.toString(), "--json")).as(thaw.err()).isZero();
+    JsonNode j = new ObjectMapper().readTree(thaw.out());
     assertThat(j.get("policy").asText()).isEqualTo("thaw");
     assertThat(j.get("replicas").get("m1").get("a").asInt()).as("m1 restores from its snapshot on a").isEqualTo(1);
     assertThat(j.get("replicas").get("m2").get("b").asInt()).as("m2 keeps running on b").isEqualTo(1);
     assertThat(j.get("starts").get(0).get("tier").asText()).isEqualTo("snapshot");
     assertThat(j.get("removed")).isEmpty();
     assertThat(j.get("gap").asDouble()).isLessThan(1e-6);
-    assertThat(err.toString(StandardCharsets.UTF_8)).contains("placement: thaw plan");
+    assertThat(thaw.err()).contains("placement: thaw plan");
   }
 
   @Test
   void aBaselineCanBeAskedForAndABadStateFileIsOneClearLine() throws Exception {
     Path state = Files.writeString(tmp.resolve("state.json"), STATE);
-    assertThat(run("placement", "solve", "--input", state.toString(), "--policy", "spread", "--json")).isZero();
-    assertThat(new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8)).get("policy").asText()).isEqualTo("spread");
+    assertThat(thaw.run("placement", "solve", "--input", state.toString(), "--policy", "spread", "--json")).isZero();
+    assertThat(new ObjectMapper().readTree(thaw.out()).get("policy").asText()).isEqualTo("spread");
     Path bad = Files.writeString(tmp.resolve("bad.json"), "{\"nodes\": [{\"id\": \"a\"}], \"models\": []}");
-    assertThat(run("placement", "solve", "--input", bad.toString())).isEqualTo(1);
-    assertThat(err.toString(StandardCharsets.UTF_8)).contains("thaw placement solve: error: cannot read the cluster state")
+    assertThat(thaw.run("placement", "solve", "--input", bad.toString())).isEqualTo(1);
+    assertThat(thaw.err()).contains("thaw placement solve: error: cannot read the cluster state")
         .contains("node a needs a zone");
   }
 
   @Test
   void benchReportsSolveTimeAndGapPerSize() throws Exception {
-    assertThat(run("placement", "bench", "--sizes", "20x5,40x10", "--json")).as(err.toString()).isZero();
-    JsonNode j = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
+    assertThat(thaw.run("placement", "bench", "--sizes", "20x5,40x10", "--json")).as(thaw.err()).isZero();
+    JsonNode j = new ObjectMapper().readTree(thaw.out());
     assertThat(j.fieldNames()).toIterable().containsExactly("20x5", "40x10");
     for (JsonNode size : j) {
       assertThat(size.get("solve_s").asDouble()).isPositive();
@@ -97,10 +80,10 @@ class PlacementCommandTest {
         1700003600,llama,2
         """);
     Path svg = tmp.resolve("cold.svg");
-    assertThat(run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--svg", svg.toString(),
-        "--json")).as(err.toString()).isZero();
+    assertThat(thaw.run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--svg", svg.toString(),
+        "--json")).as(thaw.err()).isZero();
     assertThat(Files.readString(svg)).startsWith("<svg").contains("startup_greedy_prestaged").contains("<rect");
-    JsonNode j = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
+    JsonNode j = new ObjectMapper().readTree(thaw.out());
     assertThat(j.fieldNames()).toIterable().containsExactly("thaw", "spread", "image_locality", "startup_greedy",
         "random", "startup_greedy_prestaged");
     for (JsonNode p : j) {
@@ -110,9 +93,9 @@ class PlacementCommandTest {
       assertThat(p.get("gpu_seconds").asDouble()).isPositive();
       assertThat(p.has("p99_added_latency_s")).isTrue();
     }
-    assertThat(run("placement", "simulate", "--trace", "synthetic", "--requests", "300", "--days", "1", "--nodes", "5",
+    assertThat(thaw.run("placement", "simulate", "--trace", "synthetic", "--requests", "300", "--days", "1", "--nodes", "5",
         "--models", "4", "--policy", "spread,thaw", "--json")).isZero();
-    assertThat(run("placement", "simulate", "--trace", "synthetic", "--nodes", "5", "--policy", "best")).isEqualTo(2);
-    assertThat(err.toString(StandardCharsets.UTF_8)).contains("unknown policy best");
+    assertThat(thaw.run("placement", "simulate", "--trace", "synthetic", "--nodes", "5", "--policy", "best")).isEqualTo(2);
+    assertThat(thaw.err()).contains("unknown policy best");
   }
 }

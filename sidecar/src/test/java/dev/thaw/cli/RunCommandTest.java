@@ -4,9 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -15,42 +12,28 @@ import org.junit.jupiter.api.io.TempDir;
 /** {@code thaw run}: a command as PID 1 of its own PID namespace, its output on files, its exit status passed on. */
 class RunCommandTest {
   @TempDir Path tmp;
-  private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-  private final ByteArrayOutputStream err = new ByteArrayOutputStream();
-
-  private int run(String... args) {
-    PrintStream realOut = System.out;
-    PrintStream realErr = System.err;
-    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-    try {
-      return Main.run(args);
-    } finally {
-      System.setOut(realOut);
-      System.setErr(realErr);
-    }
-  }
+  private final ThawRun thaw = new ThawRun();
 
   @Test
   void theCommandIsPid1OfItsNamespaceWithItsOutputOnFilesAndItsExitStatusPassedOn() throws Exception {
     Path o = tmp.resolve("server.out");
     Path e = tmp.resolve("server.err");
-    int status = run("run", "--stdout", o.toString(), "--stderr", e.toString(), "--json", "--",
+    int status = thaw.run("run", "--stdout", o.toString(), "--stderr", e.toString(), "--json", "--",
         "sh", "-c", "echo pid=$$; ls /proc | grep -c '^[0-9]'; echo oops >&2; exit 3");
-    assertThat(status).as(err.toString(StandardCharsets.UTF_8)).isEqualTo(3);
+    assertThat(status).as(thaw.err()).isEqualTo(3);
     assertThat(Files.readAllLines(o)).as("PID 1, and /proc shows only its own namespace (sh and ls, grep)")
         .first().isEqualTo("pid=1");
     assertThat(Integer.parseInt(Files.readAllLines(o).get(1).strip())).isLessThanOrEqualTo(4);
     assertThat(Files.readString(e)).contains("oops");
-    JsonNode j = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
+    JsonNode j = new ObjectMapper().readTree(thaw.out());
     assertThat(j.get("pid").asLong()).isPositive();
     assertThat(j.get("stdout").asText()).isEqualTo(o.toAbsolutePath().toString());
-    assertThat(err.toString(StandardCharsets.UTF_8)).contains("PID 1 in its namespace").contains("exited with status 3");
+    assertThat(thaw.err()).contains("PID 1 in its namespace").contains("exited with status 3");
   }
 
   @Test
   void withoutACommandItIsABadCommandLine() {
-    assertThat(run("run", "--stdout", tmp.resolve("x").toString())).isEqualTo(2);
-    assertThat(err.toString(StandardCharsets.UTF_8)).startsWith("thaw run: error:").contains("CMD");
+    assertThat(thaw.run("run", "--stdout", tmp.resolve("x").toString())).isEqualTo(2);
+    assertThat(thaw.err()).startsWith("thaw run: error:").contains("CMD");
   }
 }

@@ -12,9 +12,7 @@ import dev.thaw.checkpoint.PidNamespaceProcess;
 import dev.thaw.checkpoint.Probe;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -177,6 +175,7 @@ class SnapshotCommandsTest {
 
   // --- helpers ---
 
+  private final ThawRun thaw = new ThawRun();
   private String lastErr = "";
 
   /** Starts the server under `thaw run`'s PID namespace, waits for its first answer, and checkpoints it. */
@@ -289,22 +288,10 @@ class SnapshotCommandsTest {
   }
 
   private JsonNode cli(int expectedStatus, String... args) throws IOException {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    PrintStream realOut = System.out;
-    PrintStream realErr = System.err;
-    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-    int status;
-    try {
-      status = Main.run(args);
-    } finally {
-      System.setOut(realOut);
-      System.setErr(realErr);
-    }
-    lastErr = err.toString(StandardCharsets.UTF_8);
+    int status = thaw.run(args);
+    lastErr = thaw.err();
     assertThat(status).as("thaw " + String.join(" ", args) + "\n" + lastErr).isEqualTo(expectedStatus);
-    String o = out.toString(StandardCharsets.UTF_8);
+    String o = thaw.out();
     return o.isBlank() ? null : JSON.readTree(o);
   }
 }

@@ -1,0 +1,35 @@
+package dev.thaw.cli;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+
+/** Runs the thaw command line in this JVM, keeping what the last run printed on stdout and stderr. */
+final class ThawRun {
+  private ByteArrayOutputStream out = new ByteArrayOutputStream();
+  private ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+  /** Runs {@code thaw ARGS...}; returns its exit status. */
+  int run(String... args) {
+    out = new ByteArrayOutputStream();
+    err = new ByteArrayOutputStream();
+    PrintStream realOut = System.out;
+    PrintStream realErr = System.err;
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      return Main.run(args);
+    } finally {
+      System.setOut(realOut);
+      System.setErr(realErr);
+    }
+  }
+
+  String out() {
+    return out.toString(StandardCharsets.UTF_8);
+  }
+
+  String err() {
+    return err.toString(StandardCharsets.UTF_8);
+  }
+}
