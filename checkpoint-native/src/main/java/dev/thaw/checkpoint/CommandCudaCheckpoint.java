@@ -71,6 +71,19 @@ final class CommandCudaCheckpoint implements CudaCheckpoint {
     return parseState(run(List.of(binary.toString(), "--get-state", "--pid", Long.toString(pid))));
   }
 
+  @Override
+  public long restoreThreadId(long pid) throws IOException {
+    return parseThreadId(run(List.of(binary.toString(), "--get-restore-tid", "--pid", Long.toString(pid))));
+  }
+
+  static long parseThreadId(String output) throws IOException {
+    try {
+      return Long.parseLong(output.strip());
+    } catch (NumberFormatException e) {
+      throw new IOException("cuda-checkpoint --get-restore-tid printed '" + output.strip() + "', not a thread id", e);
+    }
+  }
+
   static State parseState(String output) throws IOException {
     String s = output.strip().toUpperCase(Locale.ROOT);
     for (State st : State.values()) {

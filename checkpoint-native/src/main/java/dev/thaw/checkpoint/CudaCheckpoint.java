@@ -41,6 +41,12 @@ public interface CudaCheckpoint {
 
   State state(long pid) throws IOException;
 
+  /**
+   * The thread of a checkpointed process that the driver restores it with; a process that is not a checkpointed CUDA
+   * process has none (an error).
+   */
+  long restoreThreadId(long pid) throws IOException;
+
   /** What is used: "libcuda cuCheckpointProcess* (FFM)" or "cuda-checkpoint at PATH". */
   String describe();
 

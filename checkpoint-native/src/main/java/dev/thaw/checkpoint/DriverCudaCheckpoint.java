@@ -44,6 +44,7 @@ final class DriverCudaCheckpoint implements CudaCheckpoint {
   private final MethodHandle restore;
   private final MethodHandle unlock;
   private final MethodHandle getState;
+  private final MethodHandle getRestoreThreadId;
   private final MethodHandle getErrorName;
 
   private DriverCudaCheckpoint(SymbolLookup cuda) throws Throwable {
@@ -55,6 +56,8 @@ final class DriverCudaCheckpoint implements CudaCheckpoint {
     restore = linker.downcallHandle(cuda.findOrThrow("cuCheckpointProcessRestore"), PID_AND_POINTER);
     unlock = linker.downcallHandle(cuda.findOrThrow("cuCheckpointProcessUnlock"), PID_AND_POINTER);
     getState = linker.downcallHandle(cuda.findOrThrow("cuCheckpointProcessGetState"), PID_AND_POINTER);
+    getRestoreThreadId = linker.downcallHandle(cuda.findOrThrow("cuCheckpointProcessGetRestoreThreadId"),
+        PID_AND_POINTER);
     getErrorName = linker.downcallHandle(cuda.findOrThrow("cuGetErrorName"),
         FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
     int r = (int) init.invokeExact(0);
@@ -134,6 +137,15 @@ final class DriverCudaCheckpoint implements CudaCheckpoint {
       MemorySegment out = a.allocate(ValueLayout.JAVA_INT);
       call(getState, "cuCheckpointProcessGetState", pid, out);
       return stateOf(out.get(ValueLayout.JAVA_INT, 0));
+    }
+  }
+
+  @Override
+  public long restoreThreadId(long pid) throws IOException {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment out = a.allocate(ValueLayout.JAVA_INT); // int *tid
+      call(getRestoreThreadId, "cuCheckpointProcessGetRestoreThreadId", pid, out);
+      return out.get(ValueLayout.JAVA_INT, 0);
     }
   }
 

@@ -44,6 +44,7 @@ public final class GpuCheckpointer {
     IOException first = null;
     for (long pid : pids) {
       try {
+        cuda.restoreThreadId(pid); // fails, naming the process, when it is not a checkpointed CUDA process
         cuda.restore(pid, pairs);
         cuda.unlock(pid);
       } catch (IOException e) {

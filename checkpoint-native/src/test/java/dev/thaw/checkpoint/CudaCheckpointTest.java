@@ -84,6 +84,9 @@ class CudaCheckpointTest {
     assertThat(c.command("checkpoint", 42, null)).containsExactly("/opt/cuda-checkpoint", "--action", "checkpoint",
         "--pid", "42");
     assertThat(CommandCudaCheckpoint.parseState("checkpointed\n")).isEqualTo(CudaCheckpoint.State.CHECKPOINTED);
+    assertThat(CommandCudaCheckpoint.parseThreadId("4243\n")).isEqualTo(4243);
+    assertThatThrownBy(() -> CommandCudaCheckpoint.parseThreadId("CUDA_ERROR_NOT_SUPPORTED"))
+        .hasMessageContaining("not a thread id");
     assertThatThrownBy(() -> CommandCudaCheckpoint.parseState("no such process"))
         .hasMessageContaining("not a process state");
     assertThatThrownBy(() -> c.restore(42, List.of(new CudaCheckpoint.GpuPair(uuid(1), uuid(2)))))
@@ -169,6 +172,11 @@ class CudaCheckpointTest {
     @Override
     public State state(long pid) {
       return State.RUNNING;
+    }
+
+    @Override
+    public long restoreThreadId(long pid) {
+      return pid + 1; // asked before each restore; not one of the steps recorded
     }
 
     @Override
