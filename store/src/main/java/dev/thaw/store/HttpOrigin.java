@@ -210,12 +210,25 @@ final class HttpOrigin implements Origin {
     return new OriginException(url, status, retryable, what + url, null);
   }
 
+  /**
+   * Whether a failure comes from the peer's certificate anywhere in its causes: the HTTP clients wrap the handshake's
+   * exception to different depths, depending on when in the exchange it surfaced.
+   */
+  static boolean untrustedPeer(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+      if (t instanceof javax.net.ssl.SSLHandshakeException || t instanceof javax.net.ssl.SSLPeerUnverifiedException
+          || t instanceof java.security.cert.CertificateException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   static OriginException transportError(String url, String method, IOException e) {
     if (e instanceof OriginException oe) {
       return oe;
     }
-    if (e instanceof javax.net.ssl.SSLHandshakeException || e.getCause() instanceof javax.net.ssl.SSLHandshakeException
-        || e instanceof javax.net.ssl.SSLPeerUnverifiedException) {
+    if (untrustedPeer(e)) {
       // A certificate the client does not trust will not become trusted by retrying.
       return new OriginException(url, OriginException.NO_STATUS, false, "TLS handshake with " + url
           + " failed (for a private CA, add ?ca=FILE.pem to the origin URI)", e);

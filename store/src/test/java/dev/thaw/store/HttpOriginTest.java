@@ -268,6 +268,16 @@ class HttpOriginTest {
   }
 
   @Test
+  void aCertificateFailureIsRecognisedHoweverDeepTheClientWrapsIt() {
+    var handshake = new javax.net.ssl.SSLHandshakeException("PKIX path building failed");
+    IOException twice = new IOException("outer", new IOException("inner", handshake));
+    OriginException e = HttpOrigin.transportError("https://h/x", "GET", twice);
+    assertThat(e.retryable()).as("an untrusted certificate is not retried").isFalse();
+    assertThat(e).hasMessageContaining("TLS handshake").hasMessageContaining("?ca=FILE.pem");
+    assertThat(HttpOrigin.transportError("https://h/x", "GET", new IOException("Connection reset")).retryable()).isTrue();
+  }
+
+  @Test
   void anUntrustedCertificateFailsAtOnceAndSaysHowToTrustIt() {
     try (Origin origin = Origins.open("https://127.0.0.1:" + tlsPort + "/")) {
       Throwable t = catchThrowable(() -> new ModelStore(origin).resolve(NAME));
