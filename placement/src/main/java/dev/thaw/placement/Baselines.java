@@ -37,7 +37,7 @@ public final class Baselines {
 
   public static PlacementPolicy startupGreedy(CostModel costs) {
     return new GreedyPlacer("startup_greedy", (m, fitting, u) -> fitting.stream()
-        .min(Comparator.comparingDouble((Node n) -> u.start.seconds(m, n)).thenComparingDouble(u::load)
+        .min(Comparator.comparingDouble((Node n) -> u.seconds(m, n)).thenComparingDouble(u::load)
             .thenComparing(BY_ID)).orElseThrow(), costs);
   }
 

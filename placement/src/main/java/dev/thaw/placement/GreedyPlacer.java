@@ -21,17 +21,46 @@ final class GreedyPlacer implements PlacementPolicy {
 
   /** GPUs in use per node while a plan is being built, and the start costs of the cluster. */
   static final class Usage {
-    private final Map<String, Integer> usedGpus = new HashMap<>();
-    final StartCost start;
+    private final StartCost start;
+    // by identity: the cluster's own node objects, looked up millions of times at 5000 nodes
+    private final Map<Node, Integer> nodeIndex = new java.util.IdentityHashMap<>();
+    private final int[] usedGpus;
+    private final Map<String, double[]> seconds = new HashMap<>();
     final Cluster cluster;
 
     Usage(Cluster cluster) {
       this.cluster = cluster;
       this.start = new StartCost(cluster);
+      for (Node n : cluster.nodes()) {
+        nodeIndex.put(n, nodeIndex.size());
+      }
+      usedGpus = new int[nodeIndex.size()];
+    }
+
+    private int index(Node n) {
+      Integer i = nodeIndex.get(n);
+      if (i == null) {
+        throw new IllegalArgumentException("node " + n.id() + " is not one of the cluster's");
+      }
+      return i;
+    }
+
+    /** A replica's start cost there, computed once per plan: placing replicas does not change what nodes hold. */
+    double seconds(Model m, Node n) {
+      double[] row = seconds.computeIfAbsent(m.id(), k -> {
+        double[] r = new double[nodeIndex.size()];
+        java.util.Arrays.fill(r, Double.NaN);
+        return r;
+      });
+      int i = index(n);
+      if (Double.isNaN(row[i])) {
+        row[i] = start.seconds(m, n);
+      }
+      return row[i];
     }
 
     int used(Node n) {
-      return usedGpus.getOrDefault(n.id(), 0);
+      return usedGpus[index(n)];
     }
 
     int free(Node n) {
@@ -44,7 +73,7 @@ final class GreedyPlacer implements PlacementPolicy {
     }
 
     void take(Node n, int gpus) {
-      usedGpus.merge(n.id(), gpus, Integer::sum);
+      usedGpus[index(n)] += gpus;
     }
   }
 
@@ -86,8 +115,16 @@ final class GreedyPlacer implements PlacementPolicy {
     // what runs stays, as far as it still may
     for (Model m : order) {
       int wanted = m.demand().replicasWanted();
+      Map<String, Integer> runs = first.getOrDefault(m.id(), Map.of());
+      if (runs.isEmpty()) {
+        continue;
+      }
       for (Node n : c.nodes()) {
-        int keep = Math.min(first.getOrDefault(m.id(), Map.of()).getOrDefault(n.id(), 0), wanted - total(plan, m));
+        Integer there = runs.get(n.id());
+        if (there == null) {
+          continue;
+        }
+        int keep = Math.min(there, wanted - total(plan, m));
         while (keep > 0 && m.runsOn(n) && usage.free(n) >= m.gpusPerReplica()
             && perZone.getOrDefault(m.id(), Map.of()).getOrDefault(n.zone(), 0) < caps.get(m.id())) {
           add(plan, perZone, usage, m, n);
@@ -98,11 +135,12 @@ final class GreedyPlacer implements PlacementPolicy {
     // then the missing replicas, heaviest models first
     for (Model m : order) {
       int cap = caps.get(m.id());
+      Map<String, Integer> zones = perZone.computeIfAbsent(m.id(), k -> new HashMap<>());
+      List<Node> runsOn = c.nodes().stream().filter(m::runsOn).toList();
       while (total(plan, m) < m.demand().replicasWanted()) {
         List<Node> fitting = new ArrayList<>();
-        for (Node n : c.nodes()) {
-          if (m.runsOn(n) && usage.free(n) >= m.gpusPerReplica()
-              && perZone.getOrDefault(m.id(), Map.of()).getOrDefault(n.zone(), 0) < cap) {
+        for (Node n : runsOn) {
+          if (usage.free(n) >= m.gpusPerReplica() && zones.getOrDefault(n.zone(), 0) < cap) {
             fitting.add(n);
           }
         }

@@ -121,10 +121,19 @@ public final class Plans {
   /** The plan's cost under {@code costs} (see {@link CostModel}), in demand-weighted seconds. */
   public static double cost(Cluster c, Plan plan, CostModel costs) {
     StartCost start = new StartCost(c);
+    Map<String, Integer> position = new HashMap<>();
+    for (Node n : c.nodes()) {
+      position.put(n.id(), position.size());
+    }
     double total = 0;
     for (Model m : c.models()) {
       double w = m.demand().weight();
-      for (Node n : c.nodes()) {
+      // only the nodes where the plan or what runs has replicas of m, in the cluster's order (the same sum)
+      Set<String> where = new HashSet<>(plan.replicas().getOrDefault(m.id(), Map.of()).keySet());
+      where.addAll(c.running().getOrDefault(m.id(), Map.of()).keySet());
+      List<Node> touched = where.stream().filter(position::containsKey)
+          .sorted(java.util.Comparator.comparingInt(position::get)).map(id -> c.nodes().get(position.get(id))).toList();
+      for (Node n : touched) {
         int x = plan.count(m.id(), n.id());
         int r = c.running(m.id(), n.id());
         if (x > r) {

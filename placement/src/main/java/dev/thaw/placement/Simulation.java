@@ -56,8 +56,9 @@ public final class Simulation {
   }
 
   private static Simulator.Planner planner(long seed, Plan[] keep) {
+    // the LP rounded: a simulation plans hundreds of times, and SCIP's proof would cost four times as long
     MipPlacement solver = new MipPlacement(new MipPlacement.Options(Duration.ofMillis(500), 1, seed, CostModel.DEFAULT,
-        MipPlacement.Solver.AUTO));
+        MipPlacement.Solver.LP_ROUNDING));
     return now -> {
       Plan p = solver.place(now);
       if (keep != null) {
@@ -69,9 +70,14 @@ public final class Simulation {
 
   /** Models for a trace's ids, from {@link SyntheticCluster#model}'s default distribution. */
   public static List<Model> modelsFor(Trace trace, long seed) {
+    return modelsFor(trace, seed, Map.of());
+  }
+
+  /** Models for a trace's ids: those {@code given} names as given ({@link ModelSizes}), the others by default. */
+  public static List<Model> modelsFor(Trace trace, long seed, Map<String, Model> given) {
     List<Model> out = new ArrayList<>();
     for (String id : trace.models()) {
-      out.add(SyntheticCluster.model(id, seed));
+      out.add(given.containsKey(id) ? given.get(id) : SyntheticCluster.model(id, seed));
     }
     return out;
   }

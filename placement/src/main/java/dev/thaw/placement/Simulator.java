@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
+import java.util.Set;
 
 /**
  * Replays a {@link Trace} against a cluster with one placement policy; every policy gets the same mechanics:
@@ -19,13 +20,16 @@ import java.util.PriorityQueue;
  *       node the policy picks (a cold start: its start cost from the node's tiers, {@link StartCost}); with no GPUs
  *       left, it waits;
  *   <li><b>Keep-alive</b>: a replica idle for {@code keepAliveSeconds} is stopped (scale to zero);
- *   <li><b>Caches</b>: a start leaves the model's weights in the node's cache; a replica that has served leaves a
- *       snapshot of itself there; both count against the node's cache capacity, least recently used evicted first
- *       (never what a running replica uses);
- *   <li><b>Pre-staging</b> (for the policies that do it): every {@code replanSeconds}, the planner places the
- *       replicas the recent request rate calls for, and where a planned replica's node lacks the model's bytes, they
- *       are copied there ahead of demand (a snapshot for that kind of node when some node holds one, else the
- *       weights), within {@code prestageBytesPerSecond} per node; every such byte is charged to the origin.
+ *   <li><b>Caches</b>: they start as the nodes given hold them (whole weights and snapshots; empty, or a running
+ *       cluster's: {@link SyntheticCluster#warm}); a start leaves the model's weights in the node's cache; a replica
+ *       that has served leaves a snapshot of itself there; both count against the node's cache capacity, least
+ *       recently used evicted first (never what a running replica uses);
+ *   <li><b>Pre-staging</b> (for the policies that do it): every {@code replanSeconds}, and sooner when the autoscaler
+ *       scales a model out past one replica and the replicas the last plan gave it (a demand change; at most every
+ *       {@code minReplanSeconds}), the planner places the replicas each model's recent peak request rate calls for
+ *       (the busiest minute, decaying by a tenth a minute), and where a planned replica's node lacks the model's
+ *       bytes, they are copied there ahead of demand (a snapshot for that kind of node when some node holds one, else
+ *       the weights), within {@code prestageBytesPerSecond} per node; every such byte is charged to the origin.
  * </ul>
  * It reports cold starts, their seconds, the added latency requests saw (p50, p99), bytes from the origin and
  * GPU-seconds. Deterministic: no randomness beyond the policy's own seed.
@@ -33,12 +37,22 @@ import java.util.PriorityQueue;
 public final class Simulator {
   /**
    * @param concurrency requests one replica serves at once
-   * @param replanSeconds how often the pre-staging planner runs
+   * @param replanSeconds how often the pre-staging planner runs at the latest
    * @param prestageBytesPerSecond per node, the bandwidth pre-staging may use
+   * @param minReplanSeconds how soon after the last plan a demand change may call for the next
    */
   public record Options(double defaultServiceSeconds, int concurrency, double keepAliveSeconds, double replanSeconds,
-      double prestageBytesPerSecond) {
-    public static final Options DEFAULT = new Options(2.0, 4, 600, 3600, 50e6);
+      double prestageBytesPerSecond, double minReplanSeconds) {
+    public static final Options DEFAULT = new Options(2.0, 4, 600, 3600, 50e6, 60);
+
+    public Options {
+      if (!(defaultServiceSeconds > 0 && concurrency > 0 && keepAliveSeconds >= 0 && replanSeconds > 0
+          && prestageBytesPerSecond >= 0 && minReplanSeconds >= 0)) {
+        throw new IllegalArgumentException("invalid simulator options: " + defaultServiceSeconds + " s per request, "
+            + concurrency + " at once, keep-alive " + keepAliveSeconds + " s, re-plan every " + replanSeconds
+            + " s (at least " + minReplanSeconds + " s apart), staging " + prestageBytesPerSecond + " B/s");
+      }
+    }
   }
 
   /** Where a new replica goes: the node a policy picks in the current state, or null when none fits. */
@@ -54,11 +68,13 @@ public final class Simulator {
   /** What a run measured. */
   public record Result(String policy, int requests, int coldStarts, double coldStartSeconds, double p50AddedLatency,
       double p99AddedLatency, long originBytes, long prestagedBytes, double gpuSeconds, int unserved,
-      double simulateSeconds) {
+      double simulateSeconds, Map<String, Integer> coldStartsByTier, double coldStartFloorSeconds) {
     public Map<String, Object> toMap() {
       Map<String, Object> m = new LinkedHashMap<>();
       m.put("cold_starts", coldStarts);
       m.put("cold_start_seconds", coldStartSeconds);
+      m.put("cold_starts_by_tier", coldStartsByTier);
+      m.put("cold_start_floor_seconds", coldStartFloorSeconds);
       m.put("p50_added_latency_s", p50AddedLatency);
       m.put("p99_added_latency_s", p99AddedLatency);
       m.put("origin_bytes", originBytes);
@@ -171,7 +187,8 @@ public final class Simulator {
     }
   }
 
-  private record PendingSnapshot(double at, String node, String model) {}
+  /** Bytes that land in a node's cache at a time: a snapshot being written, a staged copy on its way. */
+  private record Arrival(double at, String node, String key, long bytes) {}
 
   /** Runs the trace with {@code picker} deciding where new replicas go and, if not null, {@code planner} pre-staging. */
   public Result run(String policy, Trace trace, Picker picker, Planner planner) {
@@ -179,31 +196,54 @@ public final class Simulator {
     Map<String, Cache> caches = new HashMap<>();
     Map<String, Integer> freeGpus = new HashMap<>();
     for (Node n : nodes) {
-      caches.put(n.id(), new Cache(n.cacheBytes()));
+      Cache c = new Cache(n.cacheBytes());
+      Set<String> none = Set.of();
+      n.cachedWeights().forEach((id, fraction) -> {
+        Model m = models.get(id);
+        if (m != null && fraction >= 1.0) {
+          c.put("w:" + id, m.weightBytes(), none);
+        }
+      });
+      for (String id : n.snapshots()) {
+        Model m = models.get(id);
+        Long snap = m == null ? null : m.snapshotBytes().get(n.gpuModel());
+        if (snap != null) {
+          c.put("s:" + id, snap, none);
+        }
+      }
+      caches.put(n.id(), c);
       freeGpus.put(n.id(), n.gpuCount());
     }
     Map<String, List<Replica>> live = new HashMap<>();
     List<Double> added = new ArrayList<>();
     int coldStarts = 0;
+    double floorSeconds = 0;
+    Map<String, Integer> byTier = new LinkedHashMap<>();
+    for (String tier : List.of("snapshot", "local", "peer", "origin")) {
+      byTier.put(tier, 0);
+    }
     int unserved = 0;
     double coldSeconds = 0;
     long originBytes = 0;
     long prestaged = 0;
     double gpuSeconds = 0;
     double nextReplan = 0;
-    Map<String, Double> recentRequests = new HashMap<>(); // model -> requests since the last replan
-    double lastReplan = 0;
-    List<PendingSnapshot> pendingSnapshots = new ArrayList<>();
+    double lastReplan = Double.NEGATIVE_INFINITY;
+    boolean demandChanged = false;
+    Plan lastPlan = null;
+    Staged lastStaged = null;
+    Map<String, Double> peakRate = new HashMap<>(); // model -> its recent busiest minute, requests per second
+    Map<String, Integer> thisMinute = new HashMap<>();
+    long minute = 0;
+    List<Arrival> arrivals = new ArrayList<>();
+    Map<String, Double> stagingUntil = new HashMap<>(); // node -> when its staging link is free
     for (Trace.Request q : trace.requests()) {
       double t = q.time();
-      for (Iterator<PendingSnapshot> it = pendingSnapshots.iterator(); it.hasNext(); ) {
-        PendingSnapshot ps = it.next();
-        if (ps.at() <= t) {
+      for (Iterator<Arrival> it = arrivals.iterator(); it.hasNext(); ) {
+        Arrival a = it.next();
+        if (a.at() <= t) {
           it.remove();
-          Long snap = models.get(ps.model()).snapshotBytes().get(byId.get(ps.node()).gpuModel());
-          if (snap != null) {
-            caches.get(ps.node()).put("s:" + ps.model(), snap, pinned(live, ps.node()));
-          }
+          caches.get(a.node()).put(a.key(), a.bytes(), pinned(live, a.node()));
         }
       }
       // scale to zero: replicas idle for the keep-alive
@@ -222,18 +262,26 @@ public final class Simulator {
           it.remove();
         }
       }
-      if (planner != null && t >= nextReplan) {
-        double window = Math.max(1, t - lastReplan);
-        prestaged += prestage(planner, live, caches, freeGpus, recentRequests, window, t - lastReplan);
-        recentRequests.clear();
-        lastReplan = t;
-        nextReplan = t + options.replanSeconds();
-      }
       Model m = models.get(q.model());
       if (m == null) {
         throw new IllegalArgumentException("the trace asks for model " + q.model() + ", which the cluster does not know");
       }
-      recentRequests.merge(m.id(), 1.0, Double::sum);
+      if ((long) (t / 60) != minute) {
+        long passed = (long) (t / 60) - minute;
+        minute = (long) (t / 60);
+        double decay = Math.pow(0.9, passed);
+        peakRate.replaceAll((id, rate) -> rate * decay);
+        thisMinute.clear();
+      }
+      peakRate.merge(m.id(), thisMinute.merge(m.id(), 1, Integer::sum) / 60.0, Math::max);
+      if (planner != null && (t >= nextReplan || (demandChanged && t - lastReplan >= options.minReplanSeconds()))) {
+        lastStaged = prestage(t, planner, lastStaged, live, caches, peakRate, arrivals, stagingUntil);
+        prestaged += lastStaged.bytes();
+        lastPlan = lastStaged.plan();
+        demandChanged = false;
+        lastReplan = t;
+        nextReplan = t + options.replanSeconds();
+      }
       double service = Double.isNaN(q.serviceSeconds()) ? options.defaultServiceSeconds() : q.serviceSeconds();
       List<Replica> rs = live.computeIfAbsent(m.id(), k -> new ArrayList<>());
       Replica best = null;
@@ -259,6 +307,8 @@ public final class Simulator {
             String tier = cost.tier(m, current);
             coldStarts++;
             coldSeconds += seconds;
+            floorSeconds += Math.min(seconds, floor(m, current, caches));
+            byTier.merge(tier, 1, Integer::sum);
             if (tier.equals("origin")) {
               originBytes += Math.round(m.weightBytes() * (1 - current.cachedFraction(m.id())));
             }
@@ -268,6 +318,10 @@ public final class Simulator {
             caches.get(node).put("w:" + m.id(), m.weightBytes(), pinned(live, node));
             best = r;
             bestAt = r.readyAt;
+            if (planner != null && rs.size() > Math.max(1, lastPlan == null ? 0 : lastPlan.replicas()
+                .getOrDefault(m.id(), Map.of()).values().stream().mapToInt(Integer::intValue).sum())) {
+              demandChanged = true; // scaling out past the replicas the last plan gave it
+            }
           }
         }
       }
@@ -285,7 +339,10 @@ public final class Simulator {
       if (!best.served) {
         // the snapshot is taken once the replica has answered its first request
         best.served = true;
-        pendingSnapshots.add(new PendingSnapshot(start + service, best.node, m.id()));
+        Long snap = m.snapshotBytes().get(byId.get(best.node).gpuModel());
+        if (snap != null) {
+          arrivals.add(new Arrival(start + service, best.node, "s:" + m.id(), snap));
+        }
       }
     }
     double end = trace.requests().isEmpty() ? 0 : trace.requests().getLast().time();
@@ -297,25 +354,40 @@ public final class Simulator {
     List<Double> waited = added.stream().filter(a -> a > 0).sorted().toList();
     return new Result(policy, trace.requests().size(), coldStarts, coldSeconds, percentile(waited, 0.50),
         percentile(waited, 0.99), originBytes + prestaged, prestaged, gpuSeconds, unserved,
-        (System.nanoTime() - t0) / 1e9);
+        (System.nanoTime() - t0) / 1e9, byTier, floorSeconds);
   }
 
-  /** Copies the bytes of planned replicas to their nodes, within the budget of the elapsed interval; bytes copied. */
-  private long prestage(Planner planner, Map<String, List<Replica>> live, Map<String, Cache> caches,
-      Map<String, Integer> freeGpus, Map<String, Double> recent, double window, double elapsed) {
+  /** A plan, the replicas per model it was made for, and the bytes staged for it. */
+  private record Staged(Plan plan, Map<String, Integer> wanted, long bytes) {}
+
+  /** What a plan was made for: each model's replicas wanted. */
+  private static Map<String, Integer> wanted(List<Model> demand) {
+    Map<String, Integer> out = new HashMap<>();
+    demand.forEach(m -> out.put(m.id(), m.demand().replicasWanted()));
+    return out;
+  }
+
+  /**
+   * Plans the replicas each model's peak rate calls for and starts copying their bytes to the planned nodes that lack
+   * them and are not already getting them: one copy after another per node at {@code prestageBytesPerSecond}, queued
+   * no further ahead than the next timed plan.
+   */
+  private Staged prestage(double t, Planner planner, Staged last, Map<String, List<Replica>> live, Map<String, Cache> caches,
+      Map<String, Double> peakRate, List<Arrival> arrivals, Map<String, Double> stagingUntil) {
     List<Model> demand = new ArrayList<>();
     for (Model m : models.values()) {
-      double rate = recent.getOrDefault(m.id(), 0.0) / window;
-      if (rate <= 0) {
+      double rate = peakRate.getOrDefault(m.id(), 0.0);
+      if (rate <= 1e-6) {
         continue;
       }
-      // replicas for the rate at the default service time, at least one
+      // replicas for the rate at the default service time, at least one, and at least those running now
       double capacity = options.concurrency() / options.defaultServiceSeconds();
+      int runningNow = live.getOrDefault(m.id(), List.of()).size();
       demand.add(new Model(m.id(), m.weightBytes(), m.snapshotBytes(), m.gpusPerReplica(), m.gpuMemoryPerReplica(),
-          m.bootSeconds(), m.gpuModels(), new Model.Demand(0, rate, capacity)));
+          m.bootSeconds(), m.gpuModels(), new Model.Demand(0, Math.max(rate, runningNow * capacity), capacity)));
     }
     if (demand.isEmpty()) {
-      return 0;
+      return new Staged(null, Map.of(), 0);
     }
     Map<String, Map<String, Integer>> running = new LinkedHashMap<>();
     live.forEach((m, rs) -> rs.forEach(r -> running.computeIfAbsent(m, k -> new LinkedHashMap<>())
@@ -325,18 +397,26 @@ public final class Simulator {
     for (Node n : nodes) {
       now.add(withCache(n, caches.get(n.id()), n.gpuCount()));
     }
-    Plan plan = planner.plan(new Cluster(now, demand, running));
-    long budget = (long) (options.prestageBytesPerSecond() * Math.min(elapsed, options.replanSeconds()));
+    // the solver runs again when what each model wants changed; otherwise the last plan's gaps are staged again
+    Map<String, Integer> wanted = wanted(demand);
+    Plan plan = last != null && last.plan() != null && wanted.equals(last.wanted()) ? last.plan()
+        : planner.plan(new Cluster(now, demand, running));
     long copied = 0;
-    Map<String, Long> spent = new HashMap<>();
+    if (options.prestageBytesPerSecond() <= 0) {
+      return new Staged(plan, wanted, 0);
+    }
     for (var e : plan.replicas().entrySet()) {
       Model m = models.get(e.getKey());
       for (String node : e.getValue().keySet()) {
         Cache c = caches.get(node);
-        if (c.has("w:" + m.id()) || c.has("s:" + m.id())) {
+        if (c.has("w:" + m.id()) || c.has("s:" + m.id()) || arrivals.stream().anyMatch(a -> a.node().equals(node)
+            && a.key().substring(2).equals(m.id()))) {
           continue;
         }
-        long left = budget - spent.getOrDefault(node, 0L);
+        double from = Math.max(t, stagingUntil.getOrDefault(node, t));
+        if (from >= t + options.replanSeconds()) {
+          continue; // its link is booked until past the next plan
+        }
         // a snapshot of this kind of node, where one exists elsewhere, restores in seconds; weights still boot
         String gpu = byId.get(node).gpuModel();
         Long snap = m.snapshotBytes().get(gpu);
@@ -344,13 +424,28 @@ public final class Simulator {
             && caches.get(n.id()).has("s:" + m.id()));
         String key = snapshotExists ? "s:" + m.id() : "w:" + m.id();
         long bytes = snapshotExists ? snap : m.weightBytes();
-        if (bytes <= left && c.put(key, bytes, pinned(live, node))) {
-          spent.merge(node, bytes, Long::sum);
-          copied += bytes;
-        }
+        double at = from + bytes / options.prestageBytesPerSecond();
+        stagingUntil.put(node, at);
+        arrivals.add(new Arrival(at, node, key, bytes));
+        copied += bytes;
       }
     }
-    return copied;
+    return new Staged(plan, wanted, copied);
+  }
+
+  /**
+   * The least a start of {@code m} on {@code n} could cost under any policy: a snapshot restore from local disk once
+   * the model's bytes are anywhere in the cluster (any policy could have staged them there), else all of it from the
+   * origin (no policy knows a model before it is asked for).
+   */
+  private double floor(Model m, Node n, Map<String, Cache> caches) {
+    boolean anywhere = caches.values().stream().anyMatch(c -> c.has("w:" + m.id()) || c.has("s:" + m.id()));
+    if (!anywhere) {
+      return Double.MAX_VALUE;
+    }
+    Long snap = m.snapshotBytes().get(n.gpuModel());
+    double local = n.bandwidth().localDisk();
+    return snap != null ? snap / local : m.weightBytes() / local + m.bootSeconds();
   }
 
   /** The cluster as the policies see it now: free GPUs only, caches as they are, replicas of {@code m} running. */

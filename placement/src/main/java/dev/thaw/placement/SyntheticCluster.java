@@ -98,6 +98,48 @@ public final class SyntheticCluster {
     return out;
   }
 
+  /**
+   * {@code nodes} with the caches a running cluster serving {@code trace}'s mix would have: each node holds the weights
+   * of three draws from the models it can run, weighted by their share of the trace's requests (yesterday's traffic
+   * like today's), and a snapshot for its kind of each with even odds. The same for every policy.
+   */
+  public static List<Node> warm(List<Node> nodes, List<Model> models, Trace trace, long seed) {
+    Map<String, Integer> requests = new HashMap<>();
+    trace.requests().forEach(q -> requests.merge(q.model(), 1, Integer::sum));
+    java.util.SplittableRandom r = new java.util.SplittableRandom(seed * 0x9E3779B97F4A7C15L + 17);
+    List<Node> out = new ArrayList<>(nodes.size());
+    for (Node n : nodes) {
+      List<Model> fits = models.stream().filter(m -> m.runsOn(n) && requests.containsKey(m.id())).toList();
+      long total = fits.stream().mapToLong(m -> requests.get(m.id())).sum();
+      Map<String, Double> cached = new HashMap<>(n.cachedWeights());
+      Set<String> snapshots = new HashSet<>(n.snapshots());
+      long used = 0;
+      for (int k = 0; k < 3 && total > 0; k++) {
+        long pick = r.nextLong(total);
+        Model chosen = fits.getLast();
+        for (Model m : fits) {
+          pick -= requests.get(m.id());
+          if (pick < 0) {
+            chosen = m;
+            break;
+          }
+        }
+        boolean snapshot = r.nextBoolean() && chosen.snapshotBytes().containsKey(n.gpuModel());
+        long bytes = chosen.weightBytes() + (snapshot ? chosen.snapshotBytes().get(n.gpuModel()) : 0);
+        if (cached.containsKey(chosen.id()) || used + bytes > n.cacheBytes()) {
+          continue;
+        }
+        used += bytes;
+        cached.put(chosen.id(), 1.0);
+        if (snapshot) {
+          snapshots.add(chosen.id());
+        }
+      }
+      out.add(n.with(n.gpuCount(), cached, snapshots));
+    }
+    return out;
+  }
+
   /** Node {@code i} of its kind (drawn from {@code r}) in its zone, its cache empty. */
   private static Node node(int i, int zones, Random r) {
     double kind = r.nextDouble();
@@ -112,17 +154,29 @@ public final class SyntheticCluster {
    * 1.1 x the weights), drawn from the id and {@code seed}: the same id, the same model. Demand is the simulator's.
    */
   public static Model model(String id, long seed) {
-    Random r = new Random(seed * 31 + id.hashCode());
+    // SplittableRandom mixes its seed: java.util.Random's first draws for nearby seeds (model-1, model-2) are nearly
+    // equal, which made every model the same size
+    java.util.SplittableRandom r = new java.util.SplittableRandom(seed * 0x9E3779B97F4A7C15L + id.hashCode());
     return sized(id, Math.exp(r.nextDouble() * Math.log(70)), Model.Demand.ofReplicas(0));
   }
 
   /** A model of {@code weightsGb} GB of weights: 1.2 x that of GPU memory, snapshots of 1.1 x, its boot time. */
   private static Model sized(String id, double weightsGb, Model.Demand demand) {
+    return sized(id, weightsGb, 20 + 0.5 * weightsGb, 1.1 * weightsGb, 0, demand);
+  }
+
+  /**
+   * A model of {@code weightsGb} GB of weights that boots in {@code bootSeconds} and snapshots to {@code snapshotGb}
+   * on every kind of node; it needs 1.2 x its weights of GPU memory, over {@code gpus} GPUs (0: as few 80 GB ones
+   * as hold that).
+   */
+  static Model sized(String id, double weightsGb, double bootSeconds, double snapshotGb, int gpus,
+      Model.Demand demand) {
     long weights = (long) (weightsGb * GB);
     long memory = (long) (weights * 1.2);
-    long snapshot = (long) (weights * 1.1);
+    long snapshot = (long) (snapshotGb * GB);
     return new Model(id, weights, Map.of("H100", snapshot, "A100", snapshot, "L4", snapshot),
-        gpusFor(memory, 80L << 30, 8), memory, 20 + 0.5 * weightsGb, Set.of(), demand);
+        gpus > 0 ? gpus : gpusFor(memory, 80L << 30, 8), memory, bootSeconds, Set.of(), demand);
   }
 
   private static double gpusWanted(double top, double[] popularity, double[] weightsGb) {

@@ -44,29 +44,15 @@ public final class Traces {
   public static Trace readCsv(Path file) throws IOException {
     List<Trace.Request> out = new ArrayList<>();
     List<Long> nanos = new ArrayList<>();
-    try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-      String header = in.readLine();
-      if (header == null) {
-        throw new IOException(file + " is empty: a trace needs a header timestamp,model[,...]");
-      }
-      List<String> cols = Arrays.stream(header.split(",", -1)).map(c -> c.strip().toLowerCase(Locale.ROOT)).toList();
+    Csv.read(file, "a trace needs a header timestamp,model[,...]", cols -> {
       int t = cols.indexOf("timestamp");
       int m = cols.indexOf("model");
       int s = cols.indexOf("service_s");
       if (t < 0 || m < 0) {
-        throw new IOException(file + ": the header must name the columns timestamp and model, not " + header);
+        throw new IOException(file + ": the header must name the columns timestamp and model, not "
+            + String.join(",", cols));
       }
-      String line;
-      int n = 1;
-      while ((line = in.readLine()) != null) {
-        n++;
-        if (line.isBlank()) {
-          continue;
-        }
-        String[] f = line.split(",", -1);
-        if (f.length <= Math.max(t, Math.max(m, s))) {
-          throw new IOException(file + " line " + n + ": " + f.length + " columns, the header has " + cols.size());
-        }
+      return (f, n) -> {
         String model = f[m].strip();
         if (model.isEmpty()) {
           throw new IOException(file + " line " + n + ": no model");
@@ -77,8 +63,8 @@ public final class Traces {
         }
         out.add(new Trace.Request(0, model, service));
         nanos.add(epochNanos(f[t].strip(), file, n));
-      }
-    }
+      };
+    });
     return new Trace(fromFirst(timed(out, nanos), file), true);
   }
 
@@ -94,29 +80,18 @@ public final class Traces {
     Random r = new Random(seed);
     List<Trace.Request> out = new ArrayList<>();
     List<Long> nanos = new ArrayList<>();
-    try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-      String header = in.readLine();
-      if (header == null || !header.toLowerCase(Locale.ROOT).startsWith("timestamp,contexttokens,generatedtokens")) {
-        throw new IOException(file + " is not an Azure LLM trace (header TIMESTAMP,ContextTokens,GeneratedTokens): "
-            + header);
+    String needs = "an Azure LLM trace has the header TIMESTAMP,ContextTokens,GeneratedTokens";
+    Csv.read(file, needs, cols -> {
+      if (cols.size() < 3 || !cols.subList(0, 3).equals(List.of("timestamp", "contexttokens", "generatedtokens"))) {
+        throw new IOException(file + " is not an Azure LLM trace (" + needs + "): " + String.join(",", cols));
       }
-      String line;
-      int n = 1;
-      while ((line = in.readLine()) != null) {
-        n++;
-        if (line.isBlank()) {
-          continue;
-        }
-        String[] f = line.split(",", -1);
-        if (f.length < 3) {
-          throw new IOException(file + " line " + n + ": 3 columns expected, found " + f.length);
-        }
+      return (f, n) -> {
         double service = 0.2 + 0.001 * number(f[1], file, n, "ContextTokens") + 0.02 * number(f[2], file, n,
             "GeneratedTokens");
         out.add(new Trace.Request(0, "model-" + zipf.sample(r), service));
         nanos.add(epochNanos(f[0].strip(), file, n));
-      }
-    }
+      };
+    });
     return new Trace(fromFirst(timed(out, nanos), file), false);
   }
 
@@ -238,7 +213,7 @@ public final class Traces {
     }
   }
 
-  private static double number(String s, Path file, int line, String column) throws IOException {
+  static double number(String s, Path file, int line, String column) throws IOException {
     try {
       double v = Double.parseDouble(s.strip());
       if (!Double.isFinite(v) || v < 0) {

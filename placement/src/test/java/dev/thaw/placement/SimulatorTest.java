@@ -17,7 +17,7 @@ class SimulatorTest {
       new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB), Map.of(), Set.of());
   static final Model M = new Model("m", 10_000_000_000L, Map.of("A10", 4_000_000_000L), 1, 1, 30, Set.of(),
       Model.Demand.ofReplicas(0));
-  static final Simulator.Options OPTIONS = new Simulator.Options(1.0, 1, 60, 3600, 50e6);
+  static final Simulator.Options OPTIONS = new Simulator.Options(1.0, 1, 60, 3600, 50e6, 60);
 
   private static Trace trace(double... times) {
     List<Trace.Request> rs = new ArrayList<>();
@@ -48,7 +48,7 @@ class SimulatorTest {
   void aBusyReplicaMakesTheAutoscalerStartAnotherOnlyWhenThatIsSoonerThanWaiting() {
     Node two = new Node("n", "z", "A10", 2, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
         Map.of(), Set.of());
-    Simulator sim = new Simulator(List.of(two), List.of(M), new Simulator.Options(500, 1, 10_000, 3600, 50e6));
+    Simulator sim = new Simulator(List.of(two), List.of(M), new Simulator.Options(500, 1, 10_000, 3600, 50e6, 60));
     Simulator.Result r = sim.run("startup_greedy", new Trace(List.of(new Trace.Request(0, "m", 500),
         new Trace.Request(140, "m", 1)), true), Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), null);
     // the first replica is busy until 630; a second one (weights now local: 5 s + 30 s boot; no snapshot yet, the
@@ -59,28 +59,77 @@ class SimulatorTest {
         .isEqualTo(10_000_000_000L);
   }
 
-  @Test
-  void preStagingCopiesASnapshotOfTheNodesKindWhereOneExistsAheadOfDemandOnceAndChargesItToTheOrigin() {
-    Node a = new Node("a", "z1", "A10", 1, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
-        Map.of(), Set.of());
-    Node b = new Node("b", "z2", "A10", 1, 80L << 30, 100_000_000_000L, new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB),
-        Map.of(), Set.of());
-    Simulator sim = new Simulator(List.of(a, b), List.of(M), new Simulator.Options(1, 1, 60, 600, 100e6));
-    List<Cluster> seen = new ArrayList<>();
-    // a planner that wants m's replica on b: the bytes go there ahead of any request for it there
-    Simulator.Planner onB = now -> {
+  private static Node a10(String id, int gpus, Set<String> snapshots) {
+    return new Node(id, "z-" + id, "A10", gpus, 80L << 30, 100_000_000_000L,
+        new Node.Bandwidth(2 * GB, 1 * GB, 0.1 * GB), Map.of(), snapshots);
+  }
+
+  /** A planner that wants m's replica on b, and remembers when it was asked. */
+  private static Simulator.Planner onB(List<Cluster> seen) {
+    return now -> {
       seen.add(now);
       return new Plan("test", Map.of("m", Map.of("b", 1)), 0, 0, java.time.Duration.ZERO, "");
     };
-    Simulator.Result r = sim.run("thaw", trace(0, 1000, 2000),
-        Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), onB);
-    assertThat(seen).as("asked at 1000 and 2000, with the demand seen since the last time").hasSize(2);
+  }
+
+  @Test
+  void preStagingCopiesTheSnapshotANodeHoldsToThePlannedNodeAheadOfDemandAndChargesItToTheOrigin() {
+    // a starts with m's snapshot in its cache; the first plan (at the first request) wants m on b too
+    Simulator sim = new Simulator(List.of(a10("a", 1, Set.of("m")), a10("b", 1, Set.of())), List.of(M),
+        new Simulator.Options(1, 1, 10_000, 3600, 100e6, 60));
+    List<Cluster> seen = new ArrayList<>();
+    Trace t = new Trace(List.of(new Trace.Request(0, "m", 500), new Trace.Request(50, "m", 1)), true);
+    Simulator.Result r = sim.run("thaw", t, Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), onB(seen));
+    assertThat(seen).hasSize(1);
     assertThat(seen.getFirst().models()).extracting(Model::id).containsExactly("m");
-    assertThat(r.prestagedBytes()).as("a's snapshot (4 GB) staged to b once, rather than the 10 GB of weights; at 2000"
-        + " b has it").isEqualTo(4_000_000_000L);
-    assertThat(r.originBytes()).as("the first start's 10 GB and the staged 4 GB").isEqualTo(14_000_000_000L);
-    assertThat(r.coldStartSeconds()).as("130 s from the origin, then twice 2 s from a's snapshot")
-        .isCloseTo(134, within(1e-9));
+    // t=0: a restores its snapshot (4 GB at 2 GB/s) and is busy until 502; b's copy (4 GB at 0.1 GB/s) lands at 40;
+    // t=50: rather than wait for a, b restores the staged snapshot in 2 s
+    assertThat(r.coldStartsByTier()).containsEntry("snapshot", 2).containsEntry("origin", 0);
+    assertThat(r.coldStartSeconds()).isCloseTo(4, within(1e-9));
+    assertThat(r.prestagedBytes()).isEqualTo(4_000_000_000L);
+    assertThat(r.originBytes()).as("only the staged copy").isEqualTo(4_000_000_000L);
+    assertThat(r.coldStartFloorSeconds()).isCloseTo(4, within(1e-9));
+  }
+
+  @Test
+  void aStagedCopyStillOnItsWayDoesNotHelpAStartAndIsNotSentTwice() {
+    Simulator sim = new Simulator(List.of(a10("a", 1, Set.of("m")), a10("b", 1, Set.of())), List.of(M),
+        new Simulator.Options(1, 1, 10_000, 3600, 100e6, 10));
+    List<Cluster> seen = new ArrayList<>();
+    Trace t = new Trace(List.of(new Trace.Request(0, "m", 500), new Trace.Request(20, "m", 500),
+        new Trace.Request(35, "m", 1)), true);
+    Simulator.Result r = sim.run("thaw", t, Simulator.pickerOf(Baselines.startupGreedy(CostModel.DEFAULT)), onB(seen));
+    // t=20: b's copy lands only at 40, so b boots from the weights a's start left on a (10 GB at 1 GB/s + 30 s),
+    // sooner than a frees
+    assertThat(r.coldStartsByTier()).containsEntry("snapshot", 1).containsEntry("peer", 1);
+    assertThat(r.coldStartSeconds()).isCloseTo(2 + 40, within(1e-9));
+    assertThat(seen).as("a demand change (two replicas, the plan gave one) plans again at 35").hasSize(2);
+    assertThat(r.prestagedBytes()).as("the copy on its way is not sent again").isEqualTo(4_000_000_000L);
+    assertThat(r.coldStartFloorSeconds()).as("b could have had the snapshot: 2 s each").isCloseTo(4, within(1e-9));
+  }
+
+  @Test
+  void theCachesStartAsTheNodesGivenHoldThem() {
+    Node warm = ONE.with(1, Map.of("m", 1.0), Set.of());
+    Simulator.Result r = new Simulator(List.of(warm), List.of(M), OPTIONS).run("spread", trace(0),
+        Simulator.pickerOf(Baselines.spread(CostModel.DEFAULT)), null);
+    assertThat(r.coldStartsByTier()).containsEntry("local", 1);
+    assertThat(r.coldStartSeconds()).as("10 GB at 2 GB/s, then the 30 s boot").isCloseTo(35, within(1e-9));
+    assertThat(r.originBytes()).isZero();
+  }
+
+  @Test
+  void everyModelOfATraceGetsItsOwnSizeFromTheDefaultDistribution() {
+    List<Model> models = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      models.add(SyntheticCluster.model("model-" + i, 42));
+    }
+    assertThat(models).extracting(Model::weightBytes).allSatisfy(b -> assertThat(b).isBetween(1_000_000_000L,
+        70_000_000_000L));
+    // neighbouring ids once drew the same size
+    assertThat(models.stream().map(m -> m.weightBytes() / 1_000_000_000L).distinct().count()).isGreaterThan(10);
+    assertThat(models.stream().mapToLong(Model::weightBytes).max().getAsLong()).isGreaterThan(20_000_000_000L);
+    assertThat(SyntheticCluster.model("model-3", 42)).isEqualTo(models.get(3));
   }
 
   @Test

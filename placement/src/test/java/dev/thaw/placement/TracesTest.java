@@ -84,4 +84,37 @@ class TracesTest {
     assertThat(Traces.synthetic(100, 3600, 3, 1.0, 0, 1).requests()).extracting(Trace.Request::model)
         .allMatch(m -> m.matches("model-[0-2]"));
   }
+
+  @Test
+  void aSideFileGivesModelsTheirSizesAndDefaultsWhatItLeavesOut() throws Exception {
+    Path f = Files.writeString(tmp.resolve("sizes.csv"), """
+        weights_gb,model,boot_s,gpus,owner
+        14,llama-7b,45,1,x
+        140,llama-70b,,4,y
+        """);
+    Map<String, Model> given = ModelSizes.read(f);
+    assertThat(given.keySet()).containsExactly("llama-7b", "llama-70b");
+    Model small = given.get("llama-7b");
+    assertThat(small.weightBytes()).isEqualTo(14_000_000_000L);
+    assertThat(small.bootSeconds()).isEqualTo(45);
+    assertThat(small.gpusPerReplica()).isEqualTo(1);
+    assertThat(small.snapshotBytes()).containsEntry("H100", 15_400_000_000L);
+    Model big = given.get("llama-70b");
+    assertThat(big.bootSeconds()).as("20 s + 0.5 s per GB").isEqualTo(90);
+    assertThat(big.gpusPerReplica()).isEqualTo(4);
+
+    Trace t = new Trace(java.util.List.of(new Trace.Request(0, "llama-7b", Double.NaN),
+        new Trace.Request(1, "other", Double.NaN)), true);
+    assertThat(Simulation.modelsFor(t, 7, given)).containsExactly(small, SyntheticCluster.model("other", 7));
+  }
+
+  @Test
+  void aBadSideFileIsAnErrorNamingTheLine() throws Exception {
+    Path noHeader = Files.writeString(tmp.resolve("a.csv"), "model,size\nx,1\n");
+    assertThatThrownBy(() -> ModelSizes.read(noHeader)).hasMessageContaining("model and weights_gb");
+    Path bad = Files.writeString(tmp.resolve("b.csv"), "model,weights_gb\nx,1\ny,lots\n");
+    assertThatThrownBy(() -> ModelSizes.read(bad)).hasMessageContaining("line 3").hasMessageContaining("lots");
+    Path twice = Files.writeString(tmp.resolve("c.csv"), "model,weights_gb\nx,1\nx,2\n");
+    assertThatThrownBy(() -> ModelSizes.read(twice)).hasMessageContaining("line 3").hasMessageContaining("twice");
+  }
 }

@@ -188,12 +188,13 @@ final class PlacementCommand implements Runnable {
 
   @Command(name = "simulate", mixinStandardHelpOptions = true,
       description = {
-        "Replay a trace of requests against a generated cluster (--nodes; mixed GPU kinds over zones, caches empty at",
-        "the start) once per policy, with the same autoscaler, keep-alive, caches and snapshots for all (see",
+        "Replay a trace of requests against a generated cluster (--nodes; mixed GPU kinds over zones, caches as",
+        "--initial-caches says) once per policy, with the same autoscaler, keep-alive, caches and snapshots for all (see",
         "docs/placement.md). --trace is a CSV with a header timestamp,model[,service_s] (epoch seconds or",
         "YYYY-MM-DD HH:MM:SS[.fraction]), an Azure LLM trace (TIMESTAMP,ContextTokens,GeneratedTokens; models assigned",
         "by Zipf popularity over --models), or 'synthetic' (--requests over --days, Zipf popularity, bursts). Model",
-        "sizes and boot times come from the default distribution, drawn per model id. With --json stdout gets one",
+        "sizes and boot times come from --model-sizes or the default distribution, drawn per model id. With --json",
+        "stdout gets one",
         "object whose keys are the policy names, each with cold_starts, cold_start_seconds, p99_added_latency_s,",
         "origin_bytes, gpu_seconds and more."
       })
@@ -232,6 +233,22 @@ final class PlacementCommand implements Runnable {
         description = "How long an idle replica stays before it is stopped. Default: ${DEFAULT-VALUE}.")
     Duration keepAlive;
 
+    @Option(names = "--model-sizes", paramLabel = "FILE",
+        description = "A CSV model,weights_gb[,boot_s][,snapshot_gb][,gpus] giving the trace's models their sizes; models"
+            + " it does not name get the default distribution (see docs/placement.md).")
+    Path modelSizes;
+
+    @Option(names = "--initial-caches", paramLabel = "empty|warm", defaultValue = "warm",
+        description = "The nodes' caches at the start: warm (as a running cluster serving the trace's mix would have"
+            + " them: each node three of the models it can run, by their share of requests, half with a snapshot) or"
+            + " empty. Default: ${DEFAULT-VALUE}.")
+    String initialCaches;
+
+    @Option(names = "--replan", paramLabel = "DURATION", defaultValue = "1h", converter = Units.DurationConverter.class,
+        description = "How often the pre-staging policies plan at the latest; a demand change plans sooner, at most"
+            + " once a minute. Default: ${DEFAULT-VALUE}.")
+    Duration replan;
+
     @Option(names = "--service-time", paramLabel = "SECONDS", defaultValue = "2",
         description = "Seconds a request takes when the trace does not say. Default: ${DEFAULT-VALUE}.")
     double serviceTime;
@@ -260,21 +277,38 @@ final class PlacementCommand implements Runnable {
       dev.thaw.placement.Trace t = trace.equals("synthetic")
           ? dev.thaw.placement.Traces.synthetic(requests, days * 86_400, models, zipf, burstiness, seed)
           : dev.thaw.placement.Traces.read(Path.of(trace), models, zipf, seed);
+      if (!initialCaches.equals("warm") && !initialCaches.equals("empty")) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--initial-caches is warm or empty, not "
+            + initialCaches);
+      }
+      var given = modelSizes == null ? Map.<String, dev.thaw.placement.Model>of()
+          : dev.thaw.placement.ModelSizes.read(modelSizes);
+      var modelList = dev.thaw.placement.Simulation.modelsFor(t, seed, given);
+      var unused = new java.util.TreeSet<>(given.keySet());
+      unused.removeAll(t.models());
+      if (!unused.isEmpty()) {
+        System.err.println("simulate: " + modelSizes + " names models the trace never asks for: " + unused);
+      }
       var cluster = dev.thaw.placement.SyntheticCluster.nodes(nodes, seed);
-      var modelList = dev.thaw.placement.Simulation.modelsFor(t, seed);
+      if (initialCaches.equals("warm")) {
+        cluster = dev.thaw.placement.SyntheticCluster.warm(cluster, modelList, t, seed);
+      }
       System.err.printf(Locale.ROOT, "simulate: %d requests over %.1f days for %d models on %d nodes%s%n",
           t.requests().size(), t.duration() / 86_400, modelList.size(), nodes,
           t.modelIdsFromTrace() ? "" : String.format(Locale.ROOT, " (models assigned by Zipf popularity, exponent %s,"
               + " seed %d)", zipf, seed));
-      var options = new dev.thaw.placement.Simulator.Options(serviceTime, 4, keepAlive.toNanos() / 1e9, 3600, 50e6);
+      var options = new dev.thaw.placement.Simulator.Options(serviceTime, 4, keepAlive.toNanos() / 1e9,
+          replan.toNanos() / 1e9, 50e6, 60);
       var results = dev.thaw.placement.Simulation.run(cluster, modelList, t, options, chosen, seed);
       ObjectNode out = JsonOut.object();
-      System.err.printf(Locale.ROOT, "%-26s %11s %14s %9s %12s %12s %9s%n", "policy", "cold starts", "cold-start s",
-          "p99 s", "origin GB", "GPU-hours", "sim s");
+      System.err.printf(Locale.ROOT, "%-26s %11s %22s %14s %9s %9s %12s %12s %9s%n", "policy", "cold starts",
+          "snap/local/peer/origin", "cold-start s", "floor s", "p99 s", "origin GB", "GPU-hours", "sim s");
       results.forEach((name, r) -> {
         out.set(name, JsonOut.MAPPER.valueToTree(r.toMap()));
-        System.err.printf(Locale.ROOT, "%-26s %11d %14.0f %9.1f %12.1f %12.0f %9.1f%n", name, r.coldStarts(),
-            r.coldStartSeconds(), r.p99AddedLatency(), r.originBytes() / 1e9, r.gpuSeconds() / 3600, r.simulateSeconds());
+        var tiers = r.coldStartsByTier();
+        System.err.printf(Locale.ROOT, "%-26s %11d %22s %14.0f %9.0f %9.1f %12.1f %12.0f %9.1f%n", name, r.coldStarts(),
+            tiers.get("snapshot") + "/" + tiers.get("local") + "/" + tiers.get("peer") + "/" + tiers.get("origin"),
+            r.coldStartSeconds(), r.coldStartFloorSeconds(), r.p99AddedLatency(), r.originBytes() / 1e9, r.gpuSeconds() / 3600, r.simulateSeconds());
       });
       if (svg != null) {
         java.nio.file.Files.writeString(svg, barChart("Cold-start seconds per policy: " + t.requests().size()

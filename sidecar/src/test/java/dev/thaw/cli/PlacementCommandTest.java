@@ -79,9 +79,15 @@ class PlacementCommandTest {
         1700000031,llama,2
         1700003600,llama,2
         """);
+    Path sizes = Files.writeString(tmp.resolve("sizes.csv"), """
+        model,weights_gb,boot_s
+        llama,14,45
+        ghost,3,
+        """);
     Path svg = tmp.resolve("cold.svg");
     assertThat(thaw.run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--svg", svg.toString(),
-        "--json")).as(thaw.err()).isZero();
+        "--initial-caches", "empty", "--model-sizes", sizes.toString(), "--json")).as(thaw.err()).isZero();
+    assertThat(thaw.err()).contains("names models the trace never asks for: [ghost]");
     assertThat(Files.readString(svg)).startsWith("<svg").contains("startup_greedy_prestaged").contains("<rect");
     JsonNode j = new ObjectMapper().readTree(thaw.out());
     assertThat(j.fieldNames()).toIterable().containsExactly("thaw", "spread", "image_locality", "startup_greedy",
@@ -92,7 +98,13 @@ class PlacementCommandTest {
       assertThat(p.get("origin_bytes").asLong()).isPositive();
       assertThat(p.get("gpu_seconds").asDouble()).isPositive();
       assertThat(p.has("p99_added_latency_s")).isTrue();
+      assertThat(p.get("cold_start_floor_seconds").asDouble()).isPositive()
+          .isLessThanOrEqualTo(p.get("cold_start_seconds").asDouble());
+      assertThat(p.get("cold_starts_by_tier").get("origin").asInt()).as("each model's first start").isEqualTo(2);
     }
+    assertThat(thaw.run("placement", "simulate", "--trace", trace.toString(), "--nodes", "4", "--initial-caches",
+        "lukewarm")).isEqualTo(2);
+    assertThat(thaw.err()).contains("--initial-caches is warm or empty, not lukewarm");
     assertThat(thaw.run("placement", "simulate", "--trace", "synthetic", "--requests", "300", "--days", "1", "--nodes", "5",
         "--models", "4", "--policy", "spread,thaw", "--json")).isZero();
     assertThat(thaw.run("placement", "simulate", "--trace", "synthetic", "--nodes", "5", "--policy", "best")).isEqualTo(2);
