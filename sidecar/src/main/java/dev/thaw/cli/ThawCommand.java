@@ -39,6 +39,7 @@ public final class ThawCommand implements Runnable {
     m.put("placement", PlacementCommand.class);
     m.put("demo", DemoCommand.class);
     m.put("bench", BenchCommand.class);
+    m.put("sidecar", SidecarCommand.class);
     return java.util.Collections.unmodifiableMap(m);
   }
 

@@ -26,6 +26,9 @@ public final class ModelReader implements AutoCloseable {
   private final List<String> touchPaths = new ArrayList<>();
   private final List<Integer> touchIndexes = new ArrayList<>();
   private final java.util.concurrent.atomic.AtomicLong blockedReads = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong bytesFromCache = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong bytesRead = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong firstReadAt = new java.util.concurrent.atomic.AtomicLong();
 
   private ModelReader(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
     this.manifest = manifest;
@@ -61,6 +64,29 @@ public final class ModelReader implements AutoCloseable {
     return blockedReads.get();
   }
 
+  /** Bytes readers got, all told. */
+  public long bytesRead() {
+    return bytesRead.get();
+  }
+
+  /** Bytes readers got from chunks already in the local cache (as opposed to ones they waited for). */
+  public long bytesFromCache() {
+    return bytesFromCache.get();
+  }
+
+  /**
+   * Tells {@code listener} of every chunk this reader fetches from the origin (after it is verified and cached), with
+   * the nanoseconds the fetch took; it runs on a fetch thread, so it must be quick.
+   */
+  public void onChunkFetched(java.util.function.ObjLongConsumer<ChunkRef> listener) {
+    fetcher.onFetched(java.util.Objects.requireNonNull(listener));
+  }
+
+  /** When the first read arrived, in {@link System#nanoTime()}'s terms; 0 before any. */
+  public long firstReadNanos() {
+    return firstReadAt.get();
+  }
+
   /** Opens a regular file of the manifest for reading. */
   public ModelFile open(String path) throws FileNotFoundException {
     Entry e = manifest.entry(path);
@@ -84,6 +110,9 @@ public final class ModelReader implements AutoCloseable {
     if (offset < 0) {
       throw new IllegalArgumentException("negative offset " + offset);
     }
+    if (firstReadAt.get() == 0) {
+      firstReadAt.compareAndSet(0, Math.max(1, System.nanoTime()));
+    }
     if (offset >= file.size()) {
       return dst.hasRemaining() ? -1 : 0;
     }
@@ -99,6 +128,7 @@ public final class ModelReader implements AutoCloseable {
       pos += n;
       index++;
     }
+    bytesRead.addAndGet(total);
     return total;
   }
 
@@ -119,7 +149,9 @@ public final class ModelReader implements AutoCloseable {
       }
       if (held != null) {
         try {
-          return readLease(held, chunk, offsetInChunk, dst, want);
+          int n = readLease(held, chunk, offsetInChunk, dst, want);
+          bytesFromCache.addAndGet(n);
+          return n;
         } finally {
           keep(slot, held);
         }

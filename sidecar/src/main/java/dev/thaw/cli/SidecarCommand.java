@@ -1,0 +1,93 @@
+package dev.thaw.cli;
+
+import dev.thaw.sidecar.Sidecar;
+import io.micronaut.context.ApplicationContext;
+import io.micronaut.runtime.server.EmbeddedServer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "sidecar", mixinStandardHelpOptions = true,
+    description = {
+      "Run the sidecar: Thaw's REST API beside an inference server (docs/api.md). Standalone: one chunk cache, the",
+      "configured origin, no etcd. Settings come from application.yml's defaults, then THAW_* environment variables",
+      "(THAW_ORIGIN, THAW_CACHE_DIR, THAW_MOUNT_ROOT, THAW_API_HOST, THAW_API_PORT, ...), then these flags, then",
+      "--config FILE. Runs in the foreground until SIGTERM or Ctrl-C, which unmount everything it mounted."
+    })
+final class SidecarCommand implements Callable<Integer> {
+  @Option(names = "--api-host", paramLabel = "ADDR",
+      description = "Address the control API listens on. Default: 127.0.0.1 (loopback only).")
+  String apiHost;
+
+  @Option(names = "--api-port", paramLabel = "PORT", description = "Port of the control API (0: any free one). Default: 7070.")
+  Integer apiPort;
+
+  @Option(names = "--origin", paramLabel = "URI",
+      description = "Where NAME[:TAG] models are read from: file:///dir, http(s)://..., s3://bucket/prefix. Default: ~/.thaw/origin.")
+  String origin;
+
+  @Option(names = "--cache", paramLabel = "DIR", description = "Chunk cache directory. Default: ~/.cache/thaw.")
+  Path cache;
+
+  @Option(names = "--cache-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Most bytes the cache may hold (e.g. 50g). Default: 80%% of its file system's free space.")
+  Long cacheSize;
+
+  @Option(names = "--mount-root", paramLabel = "DIR",
+      description = "Directory every mount goes under (the volume shared with the server). Default: ~/.thaw/mounts.")
+  Path mountRoot;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "A YAML file of settings (the keys of docs/api.md).")
+  Path config;
+
+  /** The flags given, as the properties they set; those not given leave the lower layers' values. */
+  Map<String, Object> properties() {
+    Map<String, Object> p = new LinkedHashMap<>();
+    if (apiHost != null) {
+      p.put("thaw.api.host", apiHost);
+    }
+    if (apiPort != null) {
+      if (apiPort < 0 || apiPort > 65535) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--api-port must be 0 to 65535, not " + apiPort);
+      }
+      p.put("thaw.api.port", apiPort == 0 ? -1 : apiPort); // Micronaut's "any free port"
+    }
+    if (origin != null) {
+      p.put("thaw.origin", origin);
+    }
+    if (cache != null) {
+      p.put("thaw.cache-dir", cache.toAbsolutePath().toString());
+    }
+    if (cacheSize != null) {
+      p.put("thaw.cache-max-bytes", cacheSize);
+    }
+    if (mountRoot != null) {
+      p.put("thaw.mount-root", mountRoot.toAbsolutePath().toString());
+    }
+    return p;
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    Map<String, Object> props = properties();
+    if (config != null) {
+      if (!Files.isRegularFile(config)) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--config " + config + " is not a file");
+      }
+      System.setProperty("micronaut.config.files", config.toAbsolutePath().toString());
+    }
+    ApplicationContext context = Sidecar.start(props);
+    EmbeddedServer server = context.getBean(EmbeddedServer.class);
+    System.err.println("thaw sidecar: listening on " + server.getURL() + " (standalone)");
+    System.err.flush();
+    while (context.isRunning()) {
+      Thread.sleep(200);
+    }
+    return 0;
+  }
+}

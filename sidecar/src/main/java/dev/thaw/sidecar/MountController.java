@@ -1,0 +1,62 @@
+package dev.thaw.sidecar;
+
+import io.micronaut.core.annotation.Nullable;
+import io.micronaut.http.HttpStatus;
+import io.micronaut.http.annotation.Body;
+import io.micronaut.http.annotation.Controller;
+import io.micronaut.http.annotation.Delete;
+import io.micronaut.http.annotation.Get;
+import io.micronaut.http.annotation.Post;
+import io.micronaut.http.annotation.Status;
+import io.micronaut.scheduling.TaskExecutors;
+import io.micronaut.scheduling.annotation.ExecuteOn;
+import java.util.List;
+import java.util.Map;
+
+/** Models mounted by this sidecar: register a source and mount it, list, prefetch, unmount. */
+@Controller("/v1/mounts")
+@ExecuteOn(TaskExecutors.BLOCKING)
+final class MountController {
+  private final MountService mounts;
+
+  MountController(MountService mounts) {
+    this.mounts = mounts;
+  }
+
+  /** Prefetch what: the recorded access profile, or every chunk. */
+  record PrefetchRequest(String mode) {}
+
+  /**
+   * Mounts {@code source} (NAME[:TAG] or sha256:DIGEST at {@code origin}, default the sidecar's; or a direct-mode
+   * s3:// or file:// URI) at {@code path} under the mount root; {@code prefetch} auto, all or off.
+   */
+  @Post
+  @Status(HttpStatus.CREATED)
+  Map<String, Object> mount(@Nullable @Body MountService.MountRequest request) {
+    return mounts.mount(request);
+  }
+
+  /** Every mount with its cache fill and the bytes it read per tier. */
+  @Get
+  List<Map<String, Object>> list() {
+    return mounts.list();
+  }
+
+  @Get("/{id}")
+  Map<String, Object> get(String id) {
+    return mounts.get(id);
+  }
+
+  /** Starts prefetching; progress shows in the mount's cached_bytes. */
+  @Post("/{id}/prefetch")
+  @Status(HttpStatus.ACCEPTED)
+  Map<String, Object> prefetch(String id, @Nullable @Body PrefetchRequest request) {
+    return mounts.prefetch(id, request == null ? null : request.mode());
+  }
+
+  @Delete("/{id}")
+  @Status(HttpStatus.NO_CONTENT)
+  void unmount(String id) {
+    mounts.unmount(id);
+  }
+}

@@ -1,0 +1,445 @@
+package dev.thaw.sidecar;
+
+import dev.thaw.fuse.LazyMount;
+import dev.thaw.fuse.MountOptions;
+import dev.thaw.store.AccessProfile;
+import dev.thaw.store.ChunkCache;
+import dev.thaw.store.ChunkRef;
+import dev.thaw.store.DirectListing;
+import dev.thaw.store.FileEntry;
+import dev.thaw.store.Manifest;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelReader;
+import dev.thaw.store.ModelStore;
+import dev.thaw.store.Origin;
+import dev.thaw.store.OriginException;
+import dev.thaw.store.Origins;
+import dev.thaw.store.Pusher;
+import dev.thaw.store.ReaderOptions;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micronaut.http.HttpStatus;
+import jakarta.annotation.PreDestroy;
+import jakarta.inject.Singleton;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.regex.Pattern;
+
+/**
+ * The models this sidecar has mounted, all under {@code thaw.mount-root} and all reading through one chunk cache. A
+ * mount is a real FUSE mount ({@link LazyMount}); its cold start is timed from the request ({@link ColdStartLog}).
+ */
+@Singleton
+public final class MountService implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(MountService.class.getName());
+  private static final Pattern SAFE_NAME = Pattern.compile("[^A-Za-z0-9._-]+");
+
+  /** What a client asks to mount; see docs/api.md. */
+  public record MountRequest(String source, String origin, String path, String prefetch) {}
+
+  private final SidecarConfig config;
+  private final ColdStartLog coldStarts;
+  private final SidecarMetrics metrics;
+  private final ChunkCache cache;
+  private final Path root;
+  private final Map<String, Mounted> mounts = new ConcurrentHashMap<>();
+  private final AtomicLong ids = new AtomicLong();
+  // what mounts that have ended read and fetched, so the counters never go down
+  private final AtomicLong endedRead = new AtomicLong();
+  private final AtomicLong endedFromCache = new AtomicLong();
+  private final AtomicLong endedFromOrigin = new AtomicLong();
+
+  MountService(SidecarConfig config, ColdStartLog coldStarts, SidecarMetrics metrics) throws IOException {
+    this.config = config;
+    this.coldStarts = coldStarts;
+    this.metrics = metrics;
+    this.root = config.getMountRoot().toAbsolutePath().normalize();
+    Files.createDirectories(root);
+    Path cacheDir = config.getCacheDir();
+    this.cache = ChunkCache.open(cacheDir, config.getCacheMaxBytes() != null ? config.getCacheMaxBytes()
+        : ChunkCache.defaultMaxBytes(cacheDir));
+    var registry = metrics.registry();
+    Gauge.builder("thaw.mounts", mounts, Map::size).description("Models mounted").register(registry);
+    Gauge.builder("thaw.cache.used", cache, ChunkCache::usedBytes).baseUnit("bytes")
+        .description("Bytes in the chunk cache").register(registry);
+    Gauge.builder("thaw.cache.capacity", cache, ChunkCache::maxBytes).baseUnit("bytes")
+        .description("Most bytes the chunk cache may hold").register(registry);
+    FunctionCounter.builder("thaw.fetched", this, s -> s.total(Tally.ORIGIN)).tag("tier", "origin").baseUnit("bytes")
+        .description("Bytes mounts fetched into the cache, by where from").register(registry);
+    FunctionCounter.builder("thaw.read", this, s -> s.total(Tally.READ)).baseUnit("bytes")
+        .description("Bytes servers read through mounts").register(registry);
+    Gauge.builder("thaw.cache.hit.ratio", this, MountService::hitRatio)
+        .description("Share of the bytes read through mounts whose chunk was already in the cache").register(registry);
+  }
+
+  private final class Mounted {
+    final String id;
+    final String source;
+    final String display;
+    final Origin origin;
+    final ModelStore store;
+    final Manifest manifest;
+    final ModelReader reader;
+    final LazyMount mount;
+    final Instant createdAt = Instant.now();
+    final ColdStartLog.ColdStart coldStart;
+    volatile String prefetch = "none";
+
+    Mounted(String id, String source, String display, Origin origin, ModelStore store, Manifest manifest,
+        ModelReader reader, LazyMount mount, ColdStartLog.ColdStart coldStart) {
+      this.id = id;
+      this.source = source;
+      this.display = display;
+      this.origin = origin;
+      this.store = store;
+      this.manifest = manifest;
+      this.reader = reader;
+      this.mount = mount;
+      this.coldStart = coldStart;
+    }
+
+    Map<String, Object> view() {
+      Map<String, Object> v = new LinkedHashMap<>();
+      v.put("id", id);
+      v.put("source", source);
+      v.put("resolved", display);
+      v.put("digest", manifest.digest());
+      v.put("mountpoint", mount.mountPoint().toString());
+      v.put("mounted", mount.isMounted());
+      v.put("created_at", createdAt.toString());
+      v.put("files", manifest.entries().size());
+      long total = manifest.totalBytes();
+      long cached = cachedBytes(manifest);
+      v.put("total_bytes", total);
+      v.put("cached_bytes", cached);
+      v.put("cache_fill", total == 0 ? 1.0 : cached / (double) total);
+      v.put("fetched_bytes", Map.of("origin", reader.bytesFetched()));
+      v.put("read_bytes", reader.bytesRead());
+      v.put("read_from_cache_bytes", reader.bytesFromCache());
+      v.put("blocked_reads", reader.blockedReads());
+      v.put("prefetch", prefetch);
+      v.put("cold_start", coldStart.id());
+      return v;
+    }
+  }
+
+  /** Mounts a model; the request's fields are checked first, each refusal naming its field. */
+  public Map<String, Object> mount(MountRequest req) {
+    if (req == null || req.source() == null || req.source().isBlank()) {
+      throw ApiException.badField("source", "source is required: NAME[:TAG], sha256:DIGEST, or a direct-mode URI"
+          + " (s3://bucket/prefix/, file:///dir)");
+    }
+    String source = req.source().strip();
+    String prefetch = req.prefetch() == null ? "auto" : req.prefetch();
+    if (!Set.of("auto", "all", "off").contains(prefetch)) {
+      throw ApiException.badField("prefetch", "prefetch is auto (the recorded access profile, if any), all or off, not "
+          + prefetch);
+    }
+    boolean direct = source.contains("://");
+    if (direct && req.origin() != null) {
+      throw ApiException.badField("origin", "a direct-mode source (" + source + ") is its own origin; leave origin out");
+    }
+    Path mnt = mountPoint(req.path() != null ? req.path() : defaultPath(source));
+    synchronized (this) {
+      for (Mounted m : mounts.values()) {
+        if (m.mount.mountPoint().equals(mnt)) {
+          throw new ApiException(HttpStatus.CONFLICT, "path", mnt + " already holds mount " + m.id + " (" + m.source
+              + ")");
+        }
+      }
+      String id = "m" + ids.incrementAndGet();
+      long requested = System.nanoTime();
+      Origin origin = openOrigin(direct ? source : (req.origin() != null ? req.origin() : config.getOrigin()),
+          direct ? "source" : (req.origin() != null ? "origin" : null));
+      ModelReader reader = null;
+      LazyMount mount = null;
+      try {
+        ModelStore store = new ModelStore(origin);
+        Manifest manifest;
+        String display;
+        if (direct) {
+          manifest = DirectListing.list(origin, Pusher.DEFAULT_CHUNK_SIZE);
+          display = source + " (direct)";
+        } else if (source.startsWith("sha256:")) {
+          manifest = store.load(source);
+          display = source + " at " + origin.uri();
+        } else {
+          ModelName name;
+          try {
+            name = ModelName.parse(source);
+          } catch (IllegalArgumentException e) {
+            throw ApiException.badField("source", e.getMessage());
+          }
+          manifest = store.resolve(name);
+          display = name + " at " + origin.uri();
+        }
+        reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT
+            .withParallelism(config.getParallelism()).withRecordProfile(false));
+        reader.onChunkFetched((ChunkRef c, long nanos) -> metrics.chunkFetched(nanos));
+        ModelReader r = reader;
+        ColdStartLog.ColdStart cs = coldStarts.begin(source, id, () -> Map.of("read", r.bytesRead(),
+            "read_from_cache", r.bytesFromCache(), "fetched_from_origin", r.bytesFetched()));
+        Files.createDirectories(mnt);
+        mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withName("thaw:" + source));
+        cs.mark("mounted");
+        Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
+        mounts.put(id, m);
+        watchFirstByte(m);
+        if (!prefetch.equals("off")) {
+          startPrefetch(m, prefetch);
+        }
+        LOG.info(() -> "event=mounted id=" + id + " source=" + display + " at=" + mnt + " ms="
+            + (System.nanoTime() - requested) / 1_000_000);
+        return m.view();
+      } catch (ApiException e) {
+        closeQuietly(mount, reader, origin);
+        throw e;
+      } catch (FileNotFoundException | NoSuchFileException e) {
+        closeQuietly(mount, reader, origin);
+        throw new ApiException(HttpStatus.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
+            + e.getMessage(), e);
+      } catch (OriginException e) {
+        closeQuietly(mount, reader, origin);
+        if (e.isNotFound()) {
+          throw new ApiException(HttpStatus.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
+              + e.getMessage(), e);
+        }
+        throw new ApiException(HttpStatus.BAD_GATEWAY, null, "the origin failed: " + e.getMessage(), e);
+      } catch (IOException | RuntimeException e) {
+        closeQuietly(mount, reader, origin);
+        throw new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, null, "could not mount " + source + " at " + mnt
+            + ": " + e.getMessage(), e);
+      }
+    }
+  }
+
+  /** Every mount, oldest first. */
+  public List<Map<String, Object>> list() {
+    List<Mounted> all = new ArrayList<>(mounts.values());
+    all.sort(java.util.Comparator.comparing((Mounted m) -> m.createdAt).thenComparing(m -> m.id));
+    return all.stream().map(Mounted::view).toList();
+  }
+
+  public Map<String, Object> get(String id) {
+    return find(id).view();
+  }
+
+  /** Unmounts; what it read stays in the cache. */
+  public void unmount(String id) {
+    Mounted m = mounts.remove(id);
+    if (m == null) {
+      throw new ApiException(HttpStatus.NOT_FOUND, "id", "no mount " + id);
+    }
+    close(m);
+  }
+
+  /** Starts fetching the mount's recorded access profile ({@code profile}) or every chunk ({@code all}). */
+  public Map<String, Object> prefetch(String id, String mode) {
+    Mounted m = find(id);
+    String how = mode == null ? "all" : mode;
+    if (!how.equals("all") && !how.equals("profile")) {
+      throw ApiException.badField("mode", "mode is profile or all, not " + how);
+    }
+    if (how.equals("profile") && m.manifest.isDirect()) {
+      throw ApiException.badField("mode", "a direct-mode mount has no stored profile; use all");
+    }
+    String started = startPrefetch(m, how.equals("profile") ? "auto" : "all");
+    if (started.equals("none")) {
+      throw new ApiException(HttpStatus.NOT_FOUND, "mode", "model " + m.source + " has no recorded access profile"
+          + " (record one with thaw mount --record-profile, or prefetch all)");
+    }
+    return m.view();
+  }
+
+  /** The mount whose mount point holds {@code path}, if any. */
+  Optional<String> mountHolding(Path path) {
+    Path p = path.toAbsolutePath().normalize();
+    return mounts.values().stream().filter(m -> p.startsWith(m.mount.mountPoint())).map(m -> m.id).findFirst();
+  }
+
+  Optional<ColdStartLog.ColdStart> coldStartOf(String mountId) {
+    Mounted m = mounts.get(mountId);
+    return m == null ? Optional.empty() : Optional.of(m.coldStart);
+  }
+
+  private Mounted find(String id) {
+    Mounted m = mounts.get(id);
+    if (m == null) {
+      throw new ApiException(HttpStatus.NOT_FOUND, "id", "no mount " + id);
+    }
+    return m;
+  }
+
+  /** Mounts go under the mount root: a relative path of plain names, no {@code ..}, no symbolic link on the way. */
+  private Path mountPoint(String path) {
+    if (path.isBlank()) {
+      throw ApiException.badField("path", "path must not be empty");
+    }
+    Path rel;
+    try {
+      rel = Path.of(path);
+    } catch (InvalidPathException e) {
+      throw ApiException.badField("path", "path " + path + " is not a valid path: " + e.getMessage());
+    }
+    if (rel.isAbsolute()) {
+      throw ApiException.badField("path", "path must be relative to the mount root " + root + ", not " + path);
+    }
+    for (Path part : rel) {
+      if (part.toString().equals("..") || part.toString().equals(".")) {
+        throw ApiException.badField("path", "path must not contain . or .. (" + path + ")");
+      }
+    }
+    Path mnt = root.resolve(rel).normalize();
+    if (!mnt.startsWith(root) || mnt.equals(root)) {
+      throw ApiException.badField("path", "path " + path + " is outside the mount root " + root);
+    }
+    for (Path p = mnt; !p.equals(root); p = p.getParent()) {
+      if (Files.isSymbolicLink(p)) {
+        throw ApiException.badField("path", "path " + path + " passes through a symbolic link (" + p + ")");
+      }
+    }
+    return mnt;
+  }
+
+  private static String defaultPath(String source) {
+    String s = source;
+    int slash = s.replaceAll("/+$", "").lastIndexOf('/');
+    if (slash >= 0) {
+      s = s.replaceAll("/+$", "").substring(slash + 1);
+    }
+    s = SAFE_NAME.matcher(s.replace(':', '-')).replaceAll("_");
+    return s.isEmpty() || s.equals(".") || s.equals("..") ? "model" : s;
+  }
+
+  private static Origin openOrigin(String uri, String field) {
+    try {
+      return Origins.open(uri);
+    } catch (RuntimeException e) {
+      throw new ApiException(field == null ? HttpStatus.INTERNAL_SERVER_ERROR : HttpStatus.BAD_REQUEST, field,
+          "cannot open origin " + uri + ": " + e.getMessage(), e);
+    }
+  }
+
+  private String startPrefetch(Mounted m, String how) {
+    CompletableFuture<Void> f;
+    String what;
+    if (how.equals("all")) {
+      f = m.reader.fillAll();
+      what = "all";
+    } else {
+      Optional<AccessProfile> profile = m.manifest.isDirect() ? Optional.empty()
+          : m.store.profile(m.manifest, cache.directory());
+      if (profile.isEmpty()) {
+        return "none";
+      }
+      f = m.reader.prefetch(profile.get());
+      what = "profile";
+    }
+    m.prefetch = what + ": running";
+    f.whenComplete((ok, e) -> m.prefetch = what + (e == null ? ": done" : ": failed: " + e.getMessage()));
+    return what;
+  }
+
+  private void watchFirstByte(Mounted m) {
+    Thread.ofVirtual().name("thaw-first-byte-" + m.id).start(() -> {
+      while (mounts.containsKey(m.id) && m.reader.firstReadNanos() == 0) {
+        try {
+          Thread.sleep(5);
+        } catch (InterruptedException e) {
+          return;
+        }
+      }
+      if (m.reader.firstReadNanos() != 0) {
+        m.coldStart.mark("first_byte", m.reader.firstReadNanos());
+      }
+    });
+  }
+
+  private enum Tally { READ, FROM_CACHE, ORIGIN }
+
+  private long total(Tally t) {
+    long ended = switch (t) {
+      case READ -> endedRead.get();
+      case FROM_CACHE -> endedFromCache.get();
+      case ORIGIN -> endedFromOrigin.get();
+    };
+    return ended + mounts.values().stream().mapToLong(m -> switch (t) {
+      case READ -> m.reader.bytesRead();
+      case FROM_CACHE -> m.reader.bytesFromCache();
+      case ORIGIN -> m.reader.bytesFetched();
+    }).sum();
+  }
+
+  private double hitRatio() {
+    long read = total(Tally.READ);
+    return read == 0 ? 0 : total(Tally.FROM_CACHE) / (double) read;
+  }
+
+  private long cachedBytes(Manifest manifest) {
+    long n = 0;
+    Set<String> seen = new HashSet<>();
+    for (var e : manifest.entries()) {
+      if (e instanceof FileEntry f) {
+        for (ChunkRef c : f.chunks()) {
+          if (seen.add(c.key()) && cache.contains(c.key())) {
+            n += c.length();
+          }
+        }
+      }
+    }
+    return n;
+  }
+
+  private void close(Mounted m) {
+    endedRead.addAndGet(m.reader.bytesRead());
+    endedFromCache.addAndGet(m.reader.bytesFromCache());
+    endedFromOrigin.addAndGet(m.reader.bytesFetched());
+    closeQuietly(m.mount, m.reader, m.origin);
+    LOG.info(() -> "event=unmounted id=" + m.id + " at=" + m.mount.mountPoint());
+  }
+
+  private static void closeQuietly(LazyMount mount, ModelReader reader, Origin origin) {
+    if (mount != null) {
+      try {
+        mount.close();
+      } catch (IOException e) {
+        LOG.log(Level.WARNING, "event=unmount_failed at=" + mount.mountPoint() + " cause=" + e.getMessage());
+      }
+    }
+    if (reader != null) {
+      reader.close();
+    }
+    if (origin != null) {
+      origin.close();
+    }
+  }
+
+  @PreDestroy
+  @Override
+  public void close() throws IOException {
+    for (String id : List.copyOf(mounts.keySet())) {
+      Mounted m = mounts.remove(id);
+      if (m != null) {
+        close(m);
+      }
+    }
+    cache.close();
+  }
+}

@@ -1,0 +1,74 @@
+package dev.thaw.sidecar;
+
+import io.micronaut.context.annotation.ConfigurationProperties;
+import java.nio.file.Path;
+
+/**
+ * The sidecar's settings ({@code thaw.*}): from {@code application.yml}'s defaults, then {@code THAW_*} environment
+ * variables, then {@code thaw sidecar}'s flags. docs/api.md lists them with their defaults.
+ */
+@ConfigurationProperties("thaw")
+public final class SidecarConfig {
+  private String origin = Path.of(System.getProperty("user.home"), ".thaw", "origin").toUri().toString();
+  private Path cacheDir = Path.of(System.getProperty("user.home"), ".cache", "thaw");
+  private Long cacheMaxBytes;
+  private Path mountRoot = Path.of(System.getProperty("user.home"), ".thaw", "mounts");
+  private int parallelism = 16;
+  private int coldStartsKept = 200;
+
+  /** Where NAME[:TAG] and digest sources are read from unless a request names another origin. */
+  public String getOrigin() {
+    return origin;
+  }
+
+  public void setOrigin(String origin) {
+    this.origin = origin.startsWith("~/") ? Path.of(System.getProperty("user.home"), origin.substring(2)).toUri()
+        .toString() : origin;
+  }
+
+  public Path getCacheDir() {
+    return cacheDir;
+  }
+
+  public void setCacheDir(Path cacheDir) {
+    this.cacheDir = cacheDir;
+  }
+
+  /** The most bytes the chunk cache may hold; null: 80 % of its file system's free space. */
+  public Long getCacheMaxBytes() {
+    return cacheMaxBytes;
+  }
+
+  public void setCacheMaxBytes(Long cacheMaxBytes) {
+    this.cacheMaxBytes = cacheMaxBytes;
+  }
+
+  /** Every mount goes under this directory; nothing the API is given can mount elsewhere. */
+  public Path getMountRoot() {
+    return mountRoot;
+  }
+
+  public void setMountRoot(Path mountRoot) {
+    this.mountRoot = mountRoot;
+  }
+
+  public int getParallelism() {
+    return parallelism;
+  }
+
+  public void setParallelism(int parallelism) {
+    if (parallelism < 1) {
+      throw new IllegalArgumentException("thaw.parallelism must be at least 1, not " + parallelism);
+    }
+    this.parallelism = parallelism;
+  }
+
+  /** How many recent cold starts the API keeps. */
+  public int getColdStartsKept() {
+    return coldStartsKept;
+  }
+
+  public void setColdStartsKept(int coldStartsKept) {
+    this.coldStartsKept = Math.max(1, coldStartsKept);
+  }
+}

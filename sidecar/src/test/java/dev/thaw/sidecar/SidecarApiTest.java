@@ -1,0 +1,223 @@
+package dev.thaw.sidecar;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
+import io.micronaut.context.ApplicationContext;
+import io.micronaut.runtime.server.EmbeddedServer;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The sidecar's REST API, served by a real sidecar with real FUSE mounts over a file origin. */
+class SidecarApiTest {
+  @TempDir static Path tmp;
+  static ApplicationContext sidecar;
+  static URI base;
+  static Path mountRoot;
+  static byte[] shard;
+  static final HttpClient HTTP = HttpClient.newHttpClient();
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  @BeforeAll
+  static void startSidecarWithAPushedModel() throws IOException {
+    Path model = Files.createDirectories(tmp.resolve("model/weights"));
+    shard = new byte[3_000_000];
+    new Random(7).nextBytes(shard);
+    Files.write(model.resolve("shard.bin"), shard);
+    Files.writeString(tmp.resolve("model/config.json"), "{\"layers\": 2}");
+    String origin = tmp.resolve("origin").toUri().toString();
+    try (var o = Origins.open(origin)) {
+      new Pusher(o, 1 << 20, 4, PushProgress.NONE).push(tmp.resolve("model"), ModelName.parse("tiny:v1"));
+    }
+    mountRoot = tmp.resolve("mounts");
+    sidecar = Sidecar.start(Map.of("thaw.api.port", -1, "thaw.origin", origin, "thaw.mount-root",
+        mountRoot.toString(), "thaw.cache-dir", tmp.resolve("cache").toString(), "thaw.cache-max-bytes", 1L << 30));
+    base = sidecar.getBean(EmbeddedServer.class).getURI();
+  }
+
+  @AfterAll
+  static void stop() {
+    if (sidecar != null) {
+      sidecar.close();
+    }
+  }
+
+  record Reply(int status, JsonNode json, String text) {}
+
+  static Reply call(String method, String path, String body) throws Exception {
+    HttpRequest.Builder b = HttpRequest.newBuilder(base.resolve(path)).timeout(Duration.ofSeconds(30));
+    b = body == null ? b.method(method, HttpRequest.BodyPublishers.noBody())
+        : b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(body));
+    HttpResponse<String> r = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    JsonNode json = null;
+    if (r.headers().firstValue("content-type").orElse("").contains("json") && !r.body().isEmpty()) {
+      json = JSON.readTree(r.body());
+    }
+    return new Reply(r.statusCode(), json, r.body());
+  }
+
+  @Test
+  void theControlApiListensOnLoopbackByDefault() {
+    EmbeddedServer server = sidecar.getBean(EmbeddedServer.class);
+    assertThat(server.getHost()).isIn("127.0.0.1", "localhost");
+    assertThat(sidecar.getProperty("micronaut.server.host", String.class)).contains("127.0.0.1");
+  }
+
+  @Test
+  void aMountedModelReadsAsPushedAndItsColdStartIsTimedUntilTheAgentSaysItIsWarm() throws Exception {
+    Reply made = call("POST", "/v1/mounts", "{\"source\": \"tiny:v1\", \"path\": \"tiny\", \"prefetch\": \"off\"}");
+    assertThat(made.status()).as(made.text()).isEqualTo(201);
+    String id = made.json().get("id").asText();
+    try {
+      readTimeAndUnmount(made, id);
+    } finally {
+      call("DELETE", "/v1/mounts/" + id, null);
+    }
+  }
+
+  private void readTimeAndUnmount(Reply made, String id) throws Exception {
+    Path mnt = mountRoot.resolve("tiny");
+    assertThat(made.json().get("mountpoint").asText()).isEqualTo(mnt.toString());
+    assertThat(made.json().get("total_bytes").asLong()).isEqualTo(shard.length + 13);
+    assertThat(Files.readAllBytes(mnt.resolve("weights/shard.bin"))).isEqualTo(shard);
+    assertThat(Files.readString(mnt.resolve("config.json"))).isEqualTo("{\"layers\": 2}");
+
+    Reply listed = call("GET", "/v1/mounts", null);
+    JsonNode m = null;
+    for (JsonNode x : listed.json()) {
+      m = x.get("id").asText().equals(id) ? x : m;
+    }
+    assertThat(m).as(listed.text()).isNotNull();
+    assertThat(m.get("id").asText()).isEqualTo(id);
+    long total = shard.length + 13;
+    assertThat(m.get("cached_bytes").asLong()).as("all read, so all cached").isEqualTo(total);
+    assertThat(m.get("cache_fill").asDouble()).isEqualTo(1.0);
+    assertThat(m.get("read_bytes").asLong()).isEqualTo(total);
+    // what another test already put in the shared cache is not fetched again
+    assertThat(m.get("fetched_bytes").get("origin").asLong()).isBetween(0L, total);
+
+    Reply warm = call("POST", "/v1/agent/warm", "{\"pid\": 4242, \"paths\": [\"" + mnt.resolve("weights/shard.bin")
+        + "\"], \"first_inference\": true}");
+    assertThat(warm.status()).as(warm.text()).isEqualTo(200);
+    String cs = m.get("cold_start").asText();
+    JsonNode timeline = call("GET", "/v1/coldstarts/" + cs, null).json();
+    assertThat(timeline.get("events_ms").fieldNames()).toIterable()
+        .containsExactly("requested", "mounted", "first_byte", "server_ready", "first_inference");
+    assertThat(timeline.get("phases")).extracting(p -> p.get("name").asText())
+        .containsExactly("mount", "first_read", "load", "first_inference");
+    assertThat(timeline.get("complete").asBoolean()).isTrue();
+    assertThat(call("GET", "/v1/coldstarts", null).json().findValuesAsText("id")).contains(cs);
+
+    String metrics = call("GET", "/metrics", null).text();
+    assertThat(metrics).contains("thaw_mounts 1.0").contains("thaw_fetched_bytes_total{tier=\"origin\"}")
+        .contains("thaw_cold_start_phase_seconds_count{phase=\"load\"} 1").contains("thaw_chunk_fetch_seconds_count");
+
+    assertThat(call("DELETE", "/v1/mounts/" + id, null).status()).isEqualTo(204);
+    assertThat(Files.exists(mnt.resolve("config.json"))).as("unmounted").isFalse();
+    assertThat(call("GET", "/v1/mounts/" + id, null).status()).isEqualTo(404);
+  }
+
+  @Test
+  void prefetchFillsTheCacheInTheBackground() throws Exception {
+    Reply made = call("POST", "/v1/mounts", "{\"source\": \"tiny:v1\", \"path\": \"team/prefetched\","
+        + " \"prefetch\": \"off\"}");
+    assertThat(made.status()).as(made.text()).isEqualTo(201);
+    String id = made.json().get("id").asText();
+    try {
+      Reply p = call("POST", "/v1/mounts/" + id + "/prefetch", "{\"mode\": \"all\"}");
+      assertThat(p.status()).as(p.text()).isEqualTo(202);
+      await().atMost(Duration.ofSeconds(20)).until(() -> call("GET", "/v1/mounts/" + id, null).json()
+          .get("prefetch").asText().equals("all: done"));
+      assertThat(call("GET", "/v1/mounts/" + id, null).json().get("cache_fill").asDouble()).isEqualTo(1.0);
+      Reply noProfile = call("POST", "/v1/mounts/" + id + "/prefetch", "{\"mode\": \"profile\"}");
+      assertThat(noProfile.status()).isEqualTo(404);
+      assertThat(noProfile.json().get("error").asText()).contains("no recorded access profile");
+    } finally {
+      call("DELETE", "/v1/mounts/" + id, null);
+    }
+  }
+
+  @Test
+  void badRequestsAre400sNamingTheFieldAndNothingEscapesTheMountRoot() throws Exception {
+    Files.createDirectories(tmp.resolve("elsewhere"));
+    Files.createSymbolicLink(mountRoot.resolve("link"), tmp.resolve("elsewhere"));
+    int before = call("GET", "/v1/mounts", null).json().size();
+    Object[][] cases = {
+      {"{}", 400, "source"},
+      {"{\"source\": \"  \"}", 400, "source"},
+      {"{\"source\": \"tiny:v1\", \"path\": \"../outside\"}", 400, "path"},
+      {"{\"source\": \"tiny:v1\", \"path\": \"a/../../outside\"}", 400, "path"},
+      {"{\"source\": \"tiny:v1\", \"path\": \"/etc/thaw\"}", 400, "path"},
+      {"{\"source\": \"tiny:v1\", \"path\": \"link/inside\"}", 400, "path"},
+      {"{\"source\": \"tiny:v1\", \"prefetch\": \"sometimes\"}", 400, "prefetch"},
+      {"{\"source\": \"tiny:v1\", \"origin\": \"gopher://old\"}", 400, "origin"},
+      {"{\"source\": \"Not A Name!\"}", 400, "source"},
+      {"{\"source\": \"missing:v9\"}", 404, "source"},
+      {"{\"source\": \"file:///data\", \"origin\": \"file:///x\"}", 400, "origin"},
+    };
+    for (Object[] c : cases) {
+      Reply r = call("POST", "/v1/mounts", (String) c[0]);
+      assertThat(r.status()).as(c[0] + " -> " + r.text()).isEqualTo(c[1]);
+      assertThat(r.json().get("field").asText()).as((String) c[0]).isEqualTo(c[2]);
+      assertThat(r.json().get("error").asText()).isNotBlank();
+    }
+    assertThat(Files.list(tmp.resolve("elsewhere"))).as("nothing made through the link").isEmpty();
+    assertThat(call("GET", "/v1/mounts", null).json()).as("no mount made").hasSize(before);
+    assertThat(call("POST", "/v1/mounts", "{not json").status()).isEqualTo(400);
+    assertThat(call("DELETE", "/v1/mounts/m999", null).status()).isEqualTo(404);
+    assertThat(call("GET", "/v1/coldstarts/cs999", null).status()).isEqualTo(404);
+    Reply noPid = call("POST", "/v1/agent/warm", "{\"paths\": [\"/x\"]}");
+    assertThat(noPid.status()).isEqualTo(400);
+    assertThat(noPid.json().get("field").asText()).isEqualTo("pid");
+    Reply unknownPath = call("POST", "/v1/agent/warm", "{\"pid\": 5, \"paths\": [\"/nowhere/model.onnx\"]}");
+    assertThat(unknownPath.status()).isEqualTo(404);
+    assertThat(unknownPath.json().get("field").asText()).isEqualTo("paths");
+  }
+
+  @Test
+  void twoMountsMayNotShareAPath() throws Exception {
+    Reply first = call("POST", "/v1/mounts", "{\"source\": \"tiny:v1\", \"path\": \"shared\", \"prefetch\": \"off\"}");
+    assertThat(first.status()).as(first.text()).isEqualTo(201);
+    try {
+      Reply second = call("POST", "/v1/mounts", "{\"source\": \"tiny:v1\", \"path\": \"shared\"}");
+      assertThat(second.status()).isEqualTo(409);
+      assertThat(second.json().get("field").asText()).isEqualTo("path");
+    } finally {
+      call("DELETE", "/v1/mounts/" + first.json().get("id").asText(), null);
+    }
+  }
+
+  @Test
+  void healthReadinessPlanAndTheOpenApiDocumentAreServed() throws Exception {
+    assertThat(call("GET", "/healthz", null).json().get("status").asText()).isEqualTo("ok");
+    JsonNode ready = call("GET", "/readyz", null).json();
+    assertThat(ready.get("status").asText()).isEqualTo("ready");
+    assertThat(ready.get("mode").asText()).isEqualTo("standalone");
+    JsonNode plan = call("GET", "/v1/plan", null).json();
+    assertThat(plan.get("mode").asText()).isEqualTo("standalone");
+    assertThat(plan.has("plan")).as("no plan without a cluster").isFalse();
+    Reply api = call("GET", "/openapi.yml", null);
+    assertThat(api.status()).isEqualTo(200);
+    assertThat(api.text()).contains("openapi: 3").contains("/v1/mounts").contains("/v1/mounts/{id}/prefetch")
+        .contains("/v1/agent/warm").contains("/v1/coldstarts").contains("/readyz");
+    assertThat(call("GET", "/metrics", null).text()).contains("thaw_cache_capacity_bytes 1.073741824E9");
+  }
+}
