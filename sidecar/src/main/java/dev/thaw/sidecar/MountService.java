@@ -268,6 +268,22 @@ public final class MountService implements AutoCloseable {
     return m.view();
   }
 
+  /** The chunk cache: where, how full, how often it served a read. */
+  Map<String, Object> cacheView() {
+    Map<String, Object> v = new LinkedHashMap<>();
+    v.put("directory", cache.directory().toString());
+    v.put("used_bytes", cache.usedBytes());
+    v.put("capacity_bytes", cache.maxBytes());
+    v.put("chunks", cache.chunkCount());
+    v.put("evictions", cache.evictions());
+    v.put("hit_ratio", hitRatio());
+    return v;
+  }
+
+  int count() {
+    return mounts.size();
+  }
+
   /** The mount whose mount point holds {@code path}, if any. */
   Optional<String> mountHolding(Path path) {
     Path p = path.toAbsolutePath().normalize();

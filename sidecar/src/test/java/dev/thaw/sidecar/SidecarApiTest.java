@@ -213,7 +213,10 @@ class SidecarApiTest {
     assertThat(ready.get("mode").asText()).isEqualTo("standalone");
     JsonNode plan = call("GET", "/v1/plan", null).json();
     assertThat(plan.get("mode").asText()).isEqualTo("standalone");
-    assertThat(plan.has("plan")).as("no plan without a cluster").isFalse();
+    assertThat(plan.get("plan").isNull()).as("no plan without a cluster").isTrue();
+    JsonNode status = call("GET", "/v1/status", null).json();
+    assertThat(status.get("peers")).isEmpty();
+    assertThat(status.get("cache").get("capacity_bytes").asLong()).isEqualTo(1L << 30);
     Reply api = call("GET", "/openapi.yml", null);
     assertThat(api.status()).isEqualTo(200);
     assertThat(api.text()).contains("openapi: 3").contains("/v1/mounts").contains("/v1/mounts/{id}/prefetch")
