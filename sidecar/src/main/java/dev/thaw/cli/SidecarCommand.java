@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import dev.thaw.sidecar.ClusterConfig;
 import dev.thaw.sidecar.Sidecar;
 import io.micronaut.context.ApplicationContext;
 import io.micronaut.runtime.server.EmbeddedServer;
@@ -42,6 +43,16 @@ final class SidecarCommand implements Callable<Integer> {
       description = "Directory every mount goes under (the volume shared with the server). Default: ~/.thaw/mounts.")
   Path mountRoot;
 
+  @Option(names = "--etcd", paramLabel = "URL[,URL...]", split = ",",
+      description = "etcd endpoints (http://host:2379): cluster mode. Default: none, standalone.")
+  java.util.List<String> etcd;
+
+  @Option(names = "--node-id", paramLabel = "NAME", description = "This member's name in the cluster. Default: the host name.")
+  String nodeId;
+
+  @Option(names = "--zone", paramLabel = "ZONE", description = "This node's zone, for spreading replicas. Default: default.")
+  String zone;
+
   @Option(names = "--config", paramLabel = "FILE", description = "A YAML file of settings (the keys of docs/api.md).")
   Path config;
 
@@ -69,6 +80,15 @@ final class SidecarCommand implements Callable<Integer> {
     if (mountRoot != null) {
       p.put("thaw.mount-root", mountRoot.toAbsolutePath().toString());
     }
+    if (etcd != null && !etcd.isEmpty()) {
+      p.put("thaw.cluster.etcd", String.join(",", etcd));
+    }
+    if (nodeId != null) {
+      p.put("thaw.cluster.node-id", nodeId);
+    }
+    if (zone != null) {
+      p.put("thaw.cluster.zone", zone);
+    }
     return p;
   }
 
@@ -83,7 +103,10 @@ final class SidecarCommand implements Callable<Integer> {
     }
     ApplicationContext context = Sidecar.start(props);
     EmbeddedServer server = context.getBean(EmbeddedServer.class);
-    System.err.println("thaw sidecar: listening on " + server.getURL() + " (standalone)");
+    ClusterConfig cluster = context.getBean(ClusterConfig.class);
+    System.err.println("thaw sidecar: listening on " + server.getURL() + (cluster.enabled()
+        ? " (cluster mode: node " + cluster.getNodeId() + ", etcd " + String.join(",", cluster.getEtcd()) + ")"
+        : " (standalone)"));
     System.err.flush();
     while (context.isRunning()) {
       Thread.sleep(200);

@@ -15,10 +15,12 @@ final class HealthController {
 
   private final MountService mounts;
   private final SidecarMetrics metrics;
+  private final ClusterMember cluster;
 
-  HealthController(MountService mounts, SidecarMetrics metrics) {
+  HealthController(MountService mounts, SidecarMetrics metrics, ClusterMember cluster) {
     this.mounts = mounts;
     this.metrics = metrics;
+    this.cluster = cluster;
   }
 
   /** The process answers. */
@@ -27,13 +29,23 @@ final class HealthController {
     return Map.of("status", "ok");
   }
 
-  /** Ready to mount and serve: the cache is open. Standalone: no cluster to lose. */
+  /**
+   * Ready to mount and serve: the cache is open. In cluster mode with etcd out of reach it still serves (200) and
+   * says {@code degraded}, with why.
+   */
   @Get("/readyz")
   Map<String, Object> readyz() {
     Map<String, Object> v = new LinkedHashMap<>();
-    v.put("status", "ready");
-    v.put("mode", "standalone");
-    v.put("mounts", mounts.list().size());
+    String degraded = cluster.degraded();
+    v.put("status", degraded == null ? "ready" : "degraded");
+    v.put("mode", cluster.clustered() ? "cluster" : "standalone");
+    if (degraded != null) {
+      v.put("reason", degraded);
+    }
+    if (cluster.clustered()) {
+      v.put("leader", cluster.isLeader());
+    }
+    v.put("mounts", mounts.count());
     return v;
   }
 

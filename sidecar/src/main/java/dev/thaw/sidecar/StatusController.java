@@ -8,16 +8,17 @@ import io.swagger.v3.oas.annotations.Hidden;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /** The status page (mounts, cache, peers, plan, cold-start waterfalls) and the summary it reads. */
 @Controller
 final class StatusController {
   private final MountService mounts;
+  private final ClusterMember cluster;
 
-  StatusController(MountService mounts) {
+  StatusController(MountService mounts, ClusterMember cluster) {
     this.mounts = mounts;
+    this.cluster = cluster;
   }
 
   /** The page: one self-contained HTML file that draws from the JSON endpoints every two seconds. */
@@ -37,9 +38,10 @@ final class StatusController {
   @Get("/v1/status")
   Map<String, Object> status() {
     Map<String, Object> v = new LinkedHashMap<>();
-    v.put("mode", "standalone");
+    v.put("mode", cluster.clustered() ? "cluster" : "standalone");
+    v.put("node", cluster.clustered() ? cluster.nodeId() : null);
     v.put("cache", mounts.cacheView());
-    v.put("peers", List.of());
+    v.put("peers", cluster.peers());
     v.put("mounts", mounts.count());
     return v;
   }

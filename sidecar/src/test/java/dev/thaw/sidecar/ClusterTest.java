@@ -1,0 +1,175 @@
+package dev.thaw.sidecar;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
+import io.micronaut.context.ApplicationContext;
+import io.micronaut.runtime.server.EmbeddedServer;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Cluster mode over a real three-member etcd on loopback: membership, the leader, its plan, losing etcd. */
+class ClusterTest {
+  static final Duration TTL = Duration.ofSeconds(3);
+  @TempDir static Path tmp;
+  static Etcd etcd;
+  static String origin;
+  final List<ApplicationContext> started = new ArrayList<>();
+  String prefix;
+
+  @BeforeAll
+  static void startEtcdAndPushAModel() throws Exception {
+    etcd = Etcd.start(tmp.resolve("etcd"), 3);
+    Path model = Files.createDirectories(tmp.resolve("model"));
+    Files.write(model.resolve("weights.bin"), new byte[1_500_000]);
+    origin = tmp.resolve("origin").toUri().toString();
+    try (var o = Origins.open(origin)) {
+      new Pusher(o, 1 << 20, 2, PushProgress.NONE).push(model, ModelName.parse("tiny:v1"));
+    }
+  }
+
+  @AfterAll
+  static void stopEtcd() throws Exception {
+    if (etcd != null) {
+      etcd.close();
+    }
+  }
+
+  @org.junit.jupiter.api.BeforeEach
+  void ownKeys(TestInfo test) {
+    prefix = "/thaw-" + test.getTestMethod().orElseThrow().getName(); // each test its own cluster in etcd
+  }
+
+  @AfterEach
+  void stopSidecars() {
+    started.forEach(ApplicationContext::close);
+  }
+
+  private ApplicationContext member(String node) {
+    Map<String, Object> p = new HashMap<>();
+    p.put("thaw.api.port", -1);
+    p.put("thaw.origin", origin);
+    p.put("thaw.mount-root", tmp.resolve(prefix.substring(1) + "/" + node + "/mounts").toString());
+    p.put("thaw.cache-dir", tmp.resolve(prefix.substring(1) + "/" + node + "/cache").toString());
+    p.put("thaw.cache-max-bytes", 1L << 30);
+    p.put("thaw.cluster.etcd", etcd.endpoints());
+    p.put("thaw.cluster.prefix", prefix);
+    p.put("thaw.cluster.node-id", node);
+    p.put("thaw.cluster.zone", "zone-" + node);
+    p.put("thaw.cluster.lease-ttl", TTL.toSeconds() + "s");
+    p.put("thaw.cluster.replan-interval", "2s");
+    p.put("thaw.cluster.debounce", "100ms");
+    p.put("thaw.cluster.gpu-model", "L4");
+    p.put("thaw.cluster.gpu-count", 2);
+    p.put("thaw.cluster.gpu-memory-bytes", 24L << 30);
+    ApplicationContext c = Sidecar.start(p);
+    started.add(c);
+    return c;
+  }
+
+  private static ClusterMember of(ApplicationContext c) {
+    return c.getBean(ClusterMember.class);
+  }
+
+  private static List<ApplicationContext> leaders(List<ApplicationContext> members) {
+    return members.stream().filter(c -> c.isRunning() && of(c).isLeader()).toList();
+  }
+
+  private static long revision(ApplicationContext c) {
+    return ((Number) of(c).planView().get("revision")).longValue();
+  }
+
+  @Test
+  void threeSidecarsElectOneLeaderWhosePlanReachesAllAndAnotherTakesOverWithinTheTtlWhenItDies() throws Exception {
+    List<ApplicationContext> members = List.of(member("a"), member("b"), member("c"));
+    await().atMost(Duration.ofSeconds(15)).until(() -> leaders(members).size() == 1
+        && members.stream().allMatch(c -> of(c).peers().size() == 2));
+    of(members.get(1)).setDemand("tiny:v1", 3, 1_500_000, 20);
+    // the plan that places the demand reaches every member
+    await().atMost(Duration.ofSeconds(15)).until(() -> members.stream().allMatch(c -> {
+      JsonNode plan = (JsonNode) of(c).planView().get("plan");
+      return plan != null && plan.path("replicas").path("tiny:v1").size() > 0;
+    }));
+    JsonNode plan = (JsonNode) of(members.getFirst()).planView().get("plan");
+    int placed = 0;
+    for (JsonNode n : plan.path("replicas").path("tiny:v1")) {
+      placed += n.asInt();
+    }
+    assertThat(placed).isEqualTo(3);
+    assertThat(plan.path("members")).extracting(JsonNode::asText).containsExactlyInAnyOrder("a", "b", "c");
+
+    ApplicationContext old = leaders(members).getFirst();
+    long before = members.stream().mapToLong(ClusterTest::revision).max().orElseThrow();
+    List<ApplicationContext> rest = members.stream().filter(c -> c != old).toList();
+    long t0 = System.nanoTime();
+    of(old).crash(); // no resignation, no revoke: its lease runs out
+    old.close();
+    await().atMost(TTL.plusSeconds(1)).pollInterval(Duration.ofMillis(50)).until(() -> leaders(rest).size() == 1);
+    Duration takeover = Duration.ofNanos(System.nanoTime() - t0);
+    assertThat(takeover).as("a new leader within the lease TTL plus a second").isLessThanOrEqualTo(TTL.plusSeconds(1));
+    // the new leader plans without the dead member, and the revisions go on rising
+    await().atMost(Duration.ofSeconds(10)).until(() -> rest.stream().allMatch(c -> {
+      JsonNode p = (JsonNode) of(c).planView().get("plan");
+      return p != null && p.path("revision").asLong() > before && p.path("members").size() == 2;
+    }));
+    for (ApplicationContext c : rest) {
+      assertThat(revision(c)).isGreaterThan(before);
+      assertThat(of(c).peers()).hasSize(1);
+    }
+  }
+
+  @Test
+  void withEtcdGoneLocalWorkContinuesReadyzSaysDegradedAndTheMemberRejoinsWhenItReturns() throws Exception {
+    ApplicationContext c = member("solo");
+    await().atMost(Duration.ofSeconds(15)).until(() -> of(c).isLeader() && of(c).degraded() == null);
+    HttpClient http = HttpClient.newHttpClient();
+    var base = c.getBean(EmbeddedServer.class).getURI();
+    etcd.stop();
+    try {
+      // it stops leading before its lease could lapse and another be elected
+      await().atMost(TTL).pollInterval(Duration.ofMillis(50)).until(() -> !of(c).isLeader());
+      await().atMost(TTL.plusSeconds(5)).until(() -> of(c).degraded() != null);
+      HttpResponse<String> ready = http.send(HttpRequest.newBuilder(base.resolve("/readyz")).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertThat(ready.statusCode()).isEqualTo(200);
+      assertThat(ready.body()).contains("\"status\":\"degraded\"").contains("unreachable");
+      // mounting and reading go on from the origin and the cache
+      HttpResponse<String> made = http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+          .header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"tiny:v1\", \"path\": \"tiny\"}")).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertThat(made.statusCode()).as(made.body()).isEqualTo(201);
+      Path mounted = Path.of(new com.fasterxml.jackson.databind.ObjectMapper().readTree(made.body())
+          .get("mountpoint").asText());
+      assertThat(Files.size(mounted.resolve("weights.bin"))).isEqualTo(1_500_000);
+      assertThat(Files.readAllBytes(mounted.resolve("weights.bin"))).hasSize(1_500_000);
+    } finally {
+      etcd.restart();
+    }
+    await().atMost(Duration.ofSeconds(20)).until(() -> of(c).degraded() == null && of(c).isLeader());
+    HttpResponse<String> ready = http.send(HttpRequest.newBuilder(base.resolve("/readyz")).build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertThat(ready.body()).contains("\"status\":\"ready\"").contains("\"mode\":\"cluster\"");
+    assertThat(of(c).members()).containsKey("solo");
+    assertThat(of(c).members().get("solo").path("running").path("tiny:v1").asInt()).as("its mount registered").isOne();
+  }
+}
