@@ -10,7 +10,7 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
 /** nginx (Debian's) serving a directory read-only on 127.0.0.1 with range requests and keep-alive. */
-final class NginxServer implements AutoCloseable {
+public final class NginxServer implements AutoCloseable {
   private final Process process;
   private final int port;
   private final Path prefix;
@@ -21,11 +21,11 @@ final class NginxServer implements AutoCloseable {
     this.prefix = prefix;
   }
 
-  int port() {
+  public int port() {
     return port;
   }
 
-  static NginxServer start(Path root, Path prefix, PrintStream log) throws IOException {
+  public static NginxServer start(Path root, Path prefix, PrintStream log) throws IOException {
     String nginx = Tools.require("nginx", "nginx", log);
     Files.createDirectories(prefix.resolve("logs"));
     int port;

@@ -17,7 +17,7 @@ import java.util.concurrent.locks.LockSupport;
  * a token bucket of at most {@code burstBytes}: how object stores pace each connection. Requests (client to server)
  * pass unthrottled. One pair of platform threads per connection; copies through a direct buffer.
  */
-final class ThrottlingProxy implements AutoCloseable {
+public final class ThrottlingProxy implements AutoCloseable {
   private static final int SLICE = 64 << 10;
 
   private final ServerSocketChannel server;
@@ -30,7 +30,7 @@ final class ThrottlingProxy implements AutoCloseable {
   private final AtomicLong firstByteNanos = new AtomicLong(Long.MAX_VALUE);
   private volatile boolean closed;
 
-  ThrottlingProxy(InetSocketAddress target, double bytesPerSecond, long burstBytes) throws IOException {
+  public ThrottlingProxy(InetSocketAddress target, double bytesPerSecond, long burstBytes) throws IOException {
     if (burstBytes < SLICE) {
       throw new IllegalArgumentException("burst must be at least " + SLICE + " bytes");
     }
@@ -41,12 +41,12 @@ final class ThrottlingProxy implements AutoCloseable {
     this.acceptor = Thread.ofPlatform().daemon().name("throttle-accept").start(this::accept);
   }
 
-  int port() {
+  public int port() {
     return ((InetSocketAddress) server.socket().getLocalSocketAddress()).getPort();
   }
 
   /** Bytes sent from the origin to clients since the last {@link #resetCounters()}. */
-  long bytesToClients() {
+  public long bytesToClients() {
     return bytesToClients.get();
   }
 
@@ -56,7 +56,7 @@ final class ThrottlingProxy implements AutoCloseable {
     return t == Long.MAX_VALUE ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(t);
   }
 
-  void resetCounters() {
+  public void resetCounters() {
     bytesToClients.set(0);
     firstByteNanos.set(Long.MAX_VALUE);
   }

@@ -53,6 +53,14 @@ final class SidecarCommand implements Callable<Integer> {
   @Option(names = "--zone", paramLabel = "ZONE", description = "This node's zone, for spreading replicas. Default: default.")
   String zone;
 
+  @Option(names = "--peer-port", paramLabel = "PORT",
+      description = "Cluster mode: the port of the peer endpoint other members fetch chunks from. Default: 7071.")
+  Integer peerPort;
+
+  @Option(names = "--token-file", paramLabel = "FILE",
+      description = "Cluster mode: the file holding the cluster token (a mounted Secret); or $THAW_CLUSTER_TOKEN.")
+  Path tokenFile;
+
   @Option(names = "--config", paramLabel = "FILE", description = "A YAML file of settings (the keys of docs/api.md).")
   Path config;
 
@@ -88,6 +96,12 @@ final class SidecarCommand implements Callable<Integer> {
     }
     if (zone != null) {
       p.put("thaw.cluster.zone", zone);
+    }
+    if (peerPort != null) {
+      p.put("thaw.cluster.peer-port", peerPort);
+    }
+    if (tokenFile != null) {
+      p.put("thaw.cluster.token-file", tokenFile.toAbsolutePath().toString());
     }
     return p;
   }

@@ -24,6 +24,12 @@ public final class ClusterConfig {
   private double diskBytesPerSecond = 2e9;
   private double peerBytesPerSecond = 1.25e9;
   private double originBytesPerSecond = 0.2e9;
+  private String peerHost = "0.0.0.0";
+  private int peerPort = 7071;
+  private String peerUrl;
+  private String token;
+  private java.nio.file.Path tokenFile;
+  private Duration peerTimeout = Duration.ofSeconds(5);
 
   /** etcd client URLs, http://host:port; empty: standalone. */
   public List<String> getEtcd() {
@@ -147,5 +153,79 @@ public final class ClusterConfig {
 
   public void setOriginBytesPerSecond(double v) {
     this.originBytesPerSecond = v;
+  }
+
+  /** The address the peer endpoint binds: reachable from the other nodes, and guarded by the cluster token. */
+  public String getPeerHost() {
+    return peerHost;
+  }
+
+  public void setPeerHost(String peerHost) {
+    this.peerHost = peerHost;
+  }
+
+  /** The peer endpoint's port (0: any free one). */
+  public int getPeerPort() {
+    return peerPort;
+  }
+
+  public void setPeerPort(int peerPort) {
+    this.peerPort = peerPort;
+  }
+
+  /** How the other members reach this one's peer endpoint; default http://NODE-ID:PORT. */
+  public String getPeerUrl() {
+    return peerUrl;
+  }
+
+  public void setPeerUrl(String peerUrl) {
+    this.peerUrl = peerUrl;
+  }
+
+  /** The cluster token, as a value ({@code THAW_CLUSTER_TOKEN}); or see {@link #getTokenFile()}. */
+  public String getToken() {
+    return token;
+  }
+
+  public void setToken(String token) {
+    this.token = token;
+  }
+
+  /** A file holding the cluster token (a mounted Kubernetes Secret). */
+  public java.nio.file.Path getTokenFile() {
+    return tokenFile;
+  }
+
+  public void setTokenFile(java.nio.file.Path tokenFile) {
+    this.tokenFile = tokenFile;
+  }
+
+  /** How long a peer may take to send one chunk before the origin is asked instead. */
+  public Duration getPeerTimeout() {
+    return peerTimeout;
+  }
+
+  public void setPeerTimeout(Duration peerTimeout) {
+    this.peerTimeout = peerTimeout;
+  }
+
+  /** The token, from the file when one is named; an error naming both settings when there is none. */
+  public String resolveToken() {
+    String t = token;
+    if (tokenFile != null) {
+      try {
+        t = java.nio.file.Files.readString(tokenFile).strip();
+      } catch (java.io.IOException e) {
+        throw new IllegalStateException("cannot read the cluster token file " + tokenFile + ": " + e.getMessage(), e);
+      }
+    }
+    if (t == null || t.isBlank()) {
+      throw new IllegalStateException("cluster mode needs the cluster token: set thaw.cluster.token-file"
+          + " (THAW_CLUSTER_TOKEN_FILE, e.g. a mounted Secret) or thaw.cluster.token (THAW_CLUSTER_TOKEN)");
+    }
+    if (t.length() < 16) {
+      throw new IllegalStateException("the cluster token must be at least 16 characters");
+    }
+    return t;
   }
 }

@@ -84,6 +84,10 @@ public final class ClusterMember implements AutoCloseable {
   private ScheduledFuture<?> pendingPlan;
   private ScheduledFuture<?> periodicPlan;
   private long generation; // bumps with every new lease, so stale callbacks of an old one are ignored
+  private final PeerServer peerServer;
+  private final String token;
+  private final String peerUrl;
+  private volatile Map<String, JsonNode> knownMembers = Map.of(); // as last read, for choosing peers per chunk
 
   ClusterMember(ClusterConfig config, MountService mounts, SidecarConfig sidecar) {
     this.config = config;
@@ -92,8 +96,22 @@ public final class ClusterMember implements AutoCloseable {
     if (!config.enabled()) {
       timer = null;
       watchdog = null;
+      peerServer = null;
+      token = null;
+      peerUrl = null;
       return;
     }
+    token = config.resolveToken();
+    try {
+      peerServer = new PeerServer(config.getPeerHost(), config.getPeerPort(), token, mounts.cache());
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException("cannot open the peer endpoint on " + config.getPeerHost() + ":"
+          + config.getPeerPort() + ": " + e.getMessage(), e);
+    }
+    // reachable as the bind address when that is one; else by the node's name
+    String host = config.getPeerHost().equals("0.0.0.0") || config.getPeerHost().equals("::") ? config.getNodeId()
+        : config.getPeerHost();
+    peerUrl = config.getPeerUrl() != null ? config.getPeerUrl() : "http://" + host + ":" + peerServer.port();
     timer = Executors.newScheduledThreadPool(2, r -> {
       Thread t = new Thread(r, "thaw-cluster");
       t.setDaemon(true);
@@ -312,6 +330,43 @@ public final class ClusterMember implements AutoCloseable {
     }
     client.getKVClient().put(key("/members/" + config.getNodeId()), bytes(registration().toString()),
         PutOption.builder().withLeaseId(id).build()).get(3, TimeUnit.SECONDS);
+    knownMembers = members();
+  }
+
+  /** The peers to ask for a model's chunks: the other members holding any of it, the fullest first. */
+  ChunkPeersSource peersFor(String digest) {
+    return new ChunkPeersSource(digest);
+  }
+
+  /** Chunks of one model from the members that hold it, chosen afresh for each chunk from the latest registrations. */
+  final class ChunkPeersSource implements dev.thaw.store.ChunkPeers {
+    private final PeerClient client;
+
+    ChunkPeersSource(String digest) {
+      this.client = new PeerClient(() -> holders(digest), token, config.getPeerTimeout());
+    }
+
+    @Override
+    public boolean read(dev.thaw.store.ChunkRef chunk, java.nio.ByteBuffer into) {
+      return degraded == null && client.read(chunk, into);
+    }
+  }
+
+  List<String> holders(String digest) {
+    List<JsonNode> with = new ArrayList<>();
+    for (JsonNode m : knownMembers.values()) {
+      if (!m.path("node").asText().equals(config.getNodeId()) && m.path("held").path(digest).asDouble() > 0
+          && m.hasNonNull("peer_url")) {
+        with.add(m);
+      }
+    }
+    with.sort(java.util.Comparator.comparingDouble((JsonNode m) -> -m.path("held").path(digest).asDouble()));
+    return with.stream().map(m -> m.path("peer_url").asText()).toList();
+  }
+
+  /** This member's peer endpoint's port. */
+  int peerPort() {
+    return peerServer.port();
   }
 
   private ObjectNode registration() {
@@ -323,15 +378,19 @@ public final class ClusterMember implements AutoCloseable {
     r.put("gpu_count", g.count());
     r.put("gpu_memory_bytes", g.memoryBytes());
     r.put("cache_bytes", sidecar.getCacheMaxBytes() != null ? sidecar.getCacheMaxBytes() : 0L);
+    r.put("peer_url", peerUrl);
     ObjectNode bw = r.putObject("bandwidth");
     bw.put("local_disk", config.getDiskBytesPerSecond());
     bw.put("peer", config.getPeerBytesPerSecond());
     bw.put("origin", config.getOriginBytesPerSecond());
     ObjectNode cached = r.putObject("cached");
+    ObjectNode held = r.putObject("held"); // by manifest digest: what peers ask for
     ObjectNode running = r.putObject("running");
     for (Map<String, Object> m : mounts.list()) {
       String source = (String) m.get("source");
-      cached.put(source, ((Number) m.get("cache_fill")).doubleValue());
+      double fill = ((Number) m.get("cache_fill")).doubleValue();
+      cached.put(source, fill);
+      held.put((String) m.get("digest"), Math.max(fill, held.path((String) m.get("digest")).asDouble()));
       running.put(source, running.path(source).asInt() + 1);
     }
     r.putArray("snapshots");
@@ -550,6 +609,7 @@ public final class ClusterMember implements AutoCloseable {
     stepDown("closing");
     watchdog.shutdownNow();
     timer.shutdownNow();
+    peerServer.close();
     synchronized (lock) {
       closeWatches();
       if (keepAlive != null) {
@@ -573,6 +633,7 @@ public final class ClusterMember implements AutoCloseable {
     }
     watchdog.shutdownNow();
     timer.shutdownNow();
+    peerServer.close();
     synchronized (lock) {
       leader = false;
       closeWatches();

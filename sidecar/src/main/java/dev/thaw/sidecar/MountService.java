@@ -65,8 +65,13 @@ public final class MountService implements AutoCloseable {
   private final AtomicLong endedRead = new AtomicLong();
   private final AtomicLong endedFromCache = new AtomicLong();
   private final AtomicLong endedFromOrigin = new AtomicLong();
+  private final AtomicLong endedFromPeers = new AtomicLong();
 
-  MountService(SidecarConfig config, ColdStartLog coldStarts, SidecarMetrics metrics) throws IOException {
+  private final jakarta.inject.Provider<ClusterMember> cluster;
+
+  MountService(SidecarConfig config, ColdStartLog coldStarts, SidecarMetrics metrics,
+      jakarta.inject.Provider<ClusterMember> cluster) throws IOException {
+    this.cluster = cluster;
     this.config = config;
     this.coldStarts = coldStarts;
     this.metrics = metrics;
@@ -82,6 +87,8 @@ public final class MountService implements AutoCloseable {
     Gauge.builder("thaw.cache.capacity", cache, ChunkCache::maxBytes).baseUnit("bytes")
         .description("Most bytes the chunk cache may hold").register(registry);
     FunctionCounter.builder("thaw.fetched", this, s -> s.total(Tally.ORIGIN)).tag("tier", "origin").baseUnit("bytes")
+        .description("Bytes mounts fetched into the cache, by where from").register(registry);
+    FunctionCounter.builder("thaw.fetched", this, s -> s.total(Tally.PEER)).tag("tier", "peer").baseUnit("bytes")
         .description("Bytes mounts fetched into the cache, by where from").register(registry);
     FunctionCounter.builder("thaw.read", this, s -> s.total(Tally.READ)).baseUnit("bytes")
         .description("Bytes servers read through mounts").register(registry);
@@ -130,7 +137,7 @@ public final class MountService implements AutoCloseable {
       v.put("total_bytes", total);
       v.put("cached_bytes", cached);
       v.put("cache_fill", total == 0 ? 1.0 : cached / (double) total);
-      v.put("fetched_bytes", Map.of("origin", reader.bytesFetched()));
+      v.put("fetched_bytes", Map.of("origin", reader.bytesFetched(), "peer", reader.bytesFromPeers()));
       v.put("read_bytes", reader.bytesRead());
       v.put("read_from_cache_bytes", reader.bytesFromCache());
       v.put("blocked_reads", reader.blockedReads());
@@ -193,6 +200,10 @@ public final class MountService implements AutoCloseable {
         reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT
             .withParallelism(config.getParallelism()).withRecordProfile(false));
         reader.onChunkFetched((ChunkRef c, long nanos) -> metrics.chunkFetched(nanos));
+        ClusterMember member = cluster.get();
+        if (member.clustered()) {
+          reader.usePeers(member.peersFor(manifest.digest()));
+        }
         ModelReader r = reader;
         ColdStartLog.ColdStart cs = coldStarts.begin(source, id, () -> Map.of("read", r.bytesRead(),
             "read_from_cache", r.bytesFromCache(), "fetched_from_origin", r.bytesFetched()));
@@ -278,6 +289,10 @@ public final class MountService implements AutoCloseable {
     v.put("evictions", cache.evictions());
     v.put("hit_ratio", hitRatio());
     return v;
+  }
+
+  ChunkCache cache() {
+    return cache;
   }
 
   int count() {
@@ -388,18 +403,20 @@ public final class MountService implements AutoCloseable {
     });
   }
 
-  private enum Tally { READ, FROM_CACHE, ORIGIN }
+  private enum Tally { READ, FROM_CACHE, ORIGIN, PEER }
 
   private long total(Tally t) {
     long ended = switch (t) {
       case READ -> endedRead.get();
       case FROM_CACHE -> endedFromCache.get();
       case ORIGIN -> endedFromOrigin.get();
+      case PEER -> endedFromPeers.get();
     };
     return ended + mounts.values().stream().mapToLong(m -> switch (t) {
       case READ -> m.reader.bytesRead();
       case FROM_CACHE -> m.reader.bytesFromCache();
       case ORIGIN -> m.reader.bytesFetched();
+      case PEER -> m.reader.bytesFromPeers();
     }).sum();
   }
 
@@ -427,6 +444,7 @@ public final class MountService implements AutoCloseable {
     endedRead.addAndGet(m.reader.bytesRead());
     endedFromCache.addAndGet(m.reader.bytesFromCache());
     endedFromOrigin.addAndGet(m.reader.bytesFetched());
+    endedFromPeers.addAndGet(m.reader.bytesFromPeers());
     closeQuietly(m.mount, m.reader, m.origin);
     LOG.info(() -> "event=unmounted id=" + m.id + " at=" + m.mount.mountPoint());
   }

@@ -48,7 +48,7 @@ class ClusterTest {
   }
 
   @AfterAll
-  static void stopEtcd() throws Exception {
+  static void stopEtcd() {
     if (etcd != null) {
       etcd.close();
     }
@@ -81,6 +81,9 @@ class ClusterTest {
     p.put("thaw.cluster.gpu-model", "L4");
     p.put("thaw.cluster.gpu-count", 2);
     p.put("thaw.cluster.gpu-memory-bytes", 24L << 30);
+    p.put("thaw.cluster.token", "cluster-token-for-tests");
+    p.put("thaw.cluster.peer-host", "127.0.0.1");
+    p.put("thaw.cluster.peer-port", 0);
     ApplicationContext c = Sidecar.start(p);
     started.add(c);
     return c;

@@ -28,6 +28,9 @@ final class ChunkFetcher implements AutoCloseable {
   private final AtomicLong bytesFetched = new AtomicLong();
   private final AtomicLong chunksFetched = new AtomicLong();
   private volatile java.util.function.ObjLongConsumer<ChunkRef> onFetched = (c, nanos) -> {};
+  private volatile ChunkPeers peers;
+  private final AtomicLong bytesFromPeers = new AtomicLong();
+  private final AtomicLong peerMisses = new AtomicLong();
   private final AtomicLong corruptRefetches = new AtomicLong();
   private volatile boolean closed;
 
@@ -70,6 +73,20 @@ final class ChunkFetcher implements AutoCloseable {
   /** Told of every chunk fetched, verified and cached, with the nanoseconds its fetch took. */
   void onFetched(java.util.function.ObjLongConsumer<ChunkRef> listener) {
     onFetched = listener;
+  }
+
+  /** Peers to ask before the origin for chunks whose hash is known; null: the origin only. */
+  void peers(ChunkPeers p) {
+    peers = p;
+  }
+
+  long bytesFromPeers() {
+    return bytesFromPeers.get();
+  }
+
+  /** Chunks a peer was asked for but sent wrong bytes for (they came from the origin instead). */
+  long peerMisses() {
+    return peerMisses.get();
   }
 
   long bytesFetched() {
@@ -139,6 +156,23 @@ final class ChunkFetcher implements AutoCloseable {
     String expected = chunk.hash() != null ? chunk.hash() : cache.recordedHash(chunk.key());
     String actual = null;
     long t0 = System.nanoTime();
+    ChunkPeers p = peers;
+    if (p != null && expected != null) {
+      buffer.clear().limit(chunk.length());
+      if (p.read(chunk, buffer)) {
+        buffer.position(0).limit(chunk.length());
+        if (expected.equals(Hashes.sha256Hex(buffer))) {
+          buffer.position(0);
+          cache.put(chunk.key(), buffer);
+          bytesFromPeers.addAndGet(chunk.length());
+          chunksFetched.incrementAndGet();
+          onFetched.accept(chunk, System.nanoTime() - t0);
+          return;
+        }
+        peerMisses.incrementAndGet();
+        LOG.log(Level.WARNING, () -> "event=peer_chunk_corrupt chunk=" + chunk.key() + " action=origin");
+      }
+    }
     for (int attempt = 1; attempt <= 2; attempt++) {
       buffer.clear().limit(chunk.length());
       origin.read(chunk.objectKey(), chunk.objectOffset(), buffer, chunk.ifMatch());

@@ -82,6 +82,16 @@ public final class ModelReader implements AutoCloseable {
     fetcher.onFetched(java.util.Objects.requireNonNull(listener));
   }
 
+  /** Asks {@code peers} before the origin for every chunk whose hash is known; null: the origin only. */
+  public void usePeers(ChunkPeers peers) {
+    fetcher.peers(peers);
+  }
+
+  /** Bytes peers supplied (verified), which the origin did not have to send. */
+  public long bytesFromPeers() {
+    return fetcher.bytesFromPeers();
+  }
+
   /** When the first read arrived, in {@link System#nanoTime()}'s terms; 0 before any. */
   public long firstReadNanos() {
     return firstReadAt.get();

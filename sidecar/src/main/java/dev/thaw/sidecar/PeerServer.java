@@ -1,0 +1,100 @@
+package dev.thaw.sidecar;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.thaw.store.ChunkCache;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.concurrent.Executors;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.regex.Pattern;
+
+/**
+ * The peer endpoint: {@code GET /v1/chunks/{key}} serves a chunk of this node's cache to the other members. It has
+ * its own address and port, apart from the control API, and nothing else is reachable on it. Every request needs
+ * {@code Authorization: Bearer TOKEN}, compared in constant time; the cache only ever holds chunks verified against
+ * their hash. Built on the JDK's HTTP server: one route, its own socket, no routes of the control API beside it.
+ */
+final class PeerServer implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
+  private static final Pattern KEY = Pattern.compile("[A-Za-z0-9._-]{1,200}");
+  private static final String PATH = "/v1/chunks/";
+
+  private final HttpServer server;
+  private final ChunkCache cache;
+  private final byte[] expected;
+
+  PeerServer(String host, int port, String token, ChunkCache cache) throws IOException {
+    this.cache = cache;
+    this.expected = ("Bearer " + token).getBytes(StandardCharsets.UTF_8);
+    this.server = HttpServer.create(new InetSocketAddress(host, port), 64);
+    server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
+    server.createContext("/", this::handle);
+    server.start();
+  }
+
+  int port() {
+    return server.getAddress().getPort();
+  }
+
+  private void handle(HttpExchange x) throws IOException {
+    try (x) {
+      String given = x.getRequestHeaders().getFirst("Authorization");
+      if (given == null || !MessageDigest.isEqual(expected, given.getBytes(StandardCharsets.UTF_8))) {
+        send(x, 401, "the cluster token is missing or wrong");
+        return;
+      }
+      String path = x.getRequestURI().getPath();
+      if (!x.getRequestMethod().equals("GET") || !path.startsWith(PATH)) {
+        send(x, 404, "only GET " + PATH + "{key} is served here");
+        return;
+      }
+      String key = path.substring(PATH.length());
+      if (!KEY.matcher(key).matches()) {
+        send(x, 400, "not a chunk key: " + key);
+        return;
+      }
+      ChunkCache.Lease lease = cache.acquire(key);
+      if (lease == null) {
+        send(x, 404, "no chunk " + key + " here");
+        return;
+      }
+      try (lease) {
+        long size = lease.size();
+        x.getResponseHeaders().set("Content-Type", "application/octet-stream");
+        x.sendResponseHeaders(200, size);
+        OutputStream out = x.getResponseBody();
+        ByteBuffer buf = ByteBuffer.allocate((int) Math.min(size, 1 << 20));
+        long pos = 0;
+        while (pos < size) {
+          buf.clear();
+          int n = lease.read(buf, pos);
+          if (n <= 0) {
+            break;
+          }
+          out.write(buf.array(), 0, n);
+          pos += n;
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.log(Level.FINE, "event=peer_request_failed cause=" + e);
+    }
+  }
+
+  private static void send(HttpExchange x, int status, String message) throws IOException {
+    byte[] body = message.getBytes(StandardCharsets.UTF_8);
+    x.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
+    x.sendResponseHeaders(status, body.length);
+    x.getResponseBody().write(body);
+  }
+
+  @Override
+  public void close() {
+    server.stop(0);
+  }
+}

@@ -1,0 +1,227 @@
+package dev.thaw.sidecar;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.bench.NginxServer;
+import dev.thaw.bench.ThrottlingProxy;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
+import io.etcd.jetcd.ByteSequence;
+import io.etcd.jetcd.Client;
+import io.micronaut.context.ApplicationContext;
+import io.micronaut.runtime.server.EmbeddedServer;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Peers share verified chunks: a sidecar asks the members holding a model before the origin, whose bytes are counted
+ * where they leave it (nginx behind a counting proxy).
+ */
+class PeerSharingTest {
+  static final String TOKEN = "cluster-token-for-tests";
+  static final HttpClient HTTP = HttpClient.newHttpClient();
+  static final ObjectMapper JSON = new ObjectMapper();
+  @TempDir static Path tmp;
+  static Etcd etcd;
+  static NginxServer nginx;
+  static ThrottlingProxy origin;
+  static byte[] weights;
+  static String digest;
+  final List<ApplicationContext> started = new ArrayList<>();
+  String prefix;
+
+  @BeforeAll
+  static void startEtcdAndAnHttpOrigin() throws Exception {
+    etcd = Etcd.start(tmp.resolve("etcd"), 1);
+    Path model = Files.createDirectories(tmp.resolve("model"));
+    weights = new byte[4 << 20];
+    new Random(11).nextBytes(weights);
+    Files.write(model.resolve("weights.bin"), weights);
+    Path root = tmp.resolve("origin");
+    try (var o = Origins.open(root.toUri().toString())) {
+      digest = new Pusher(o, 256 << 10, 4, PushProgress.NONE).push(model, ModelName.parse("shared:v1")).digest();
+    }
+    nginx = NginxServer.start(root, tmp.resolve("nginx"), System.err);
+    origin = new ThrottlingProxy(new InetSocketAddress("127.0.0.1", nginx.port()), 2e9, 64 << 20);
+  }
+
+  @AfterAll
+  static void stop() {
+    if (origin != null) {
+      origin.close();
+    }
+    if (nginx != null) {
+      nginx.close();
+    }
+    if (etcd != null) {
+      etcd.close();
+    }
+  }
+
+  @BeforeEach
+  void ownKeys(TestInfo test) {
+    prefix = "/thaw-" + test.getTestMethod().orElseThrow().getName();
+  }
+
+  @AfterEach
+  void stopSidecars() {
+    started.forEach(ApplicationContext::close);
+  }
+
+  private ApplicationContext member(String node) {
+    Map<String, Object> p = new HashMap<>();
+    p.put("thaw.api.port", -1);
+    p.put("thaw.origin", "http://127.0.0.1:" + origin.port() + "/");
+    p.put("thaw.mount-root", tmp.resolve(prefix.substring(1) + "/" + node + "/mounts").toString());
+    p.put("thaw.cache-dir", tmp.resolve(prefix.substring(1) + "/" + node + "/cache").toString());
+    p.put("thaw.cache-max-bytes", 1L << 30);
+    p.put("thaw.cluster.etcd", etcd.endpoints());
+    p.put("thaw.cluster.prefix", prefix);
+    p.put("thaw.cluster.node-id", node);
+    p.put("thaw.cluster.lease-ttl", "3s");
+    p.put("thaw.cluster.token", TOKEN);
+    p.put("thaw.cluster.peer-host", "127.0.0.1");
+    p.put("thaw.cluster.peer-port", 0);
+    ApplicationContext c = Sidecar.start(p);
+    started.add(c);
+    return c;
+  }
+
+  /** Mounts shared:v1 through the API, reads every byte, and returns the mount as the API then shows it. */
+  private static JsonNode mountAndRead(ApplicationContext c) throws Exception {
+    URI base = c.getBean(EmbeddedServer.class).getURI();
+    HttpResponse<String> made = HTTP.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"shared:v1\", \"prefetch\": \"off\"}")).build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertThat(made.statusCode()).as(made.body()).isEqualTo(201);
+    JsonNode m = JSON.readTree(made.body());
+    assertThat(Files.readAllBytes(Path.of(m.get("mountpoint").asText(), "weights.bin"))).isEqualTo(weights);
+    return JSON.readTree(HTTP.send(HttpRequest.newBuilder(base.resolve("/v1/mounts/" + m.get("id").asText()))
+        .build(), HttpResponse.BodyHandlers.ofString()).body());
+  }
+
+  private static ClusterMember of(ApplicationContext c) {
+    return c.getBean(ClusterMember.class);
+  }
+
+  @Test
+  void aSecondSidecarReadsAModelTheFirstHasCachedFromItWithAlmostNoOriginBytes() throws Exception {
+    ApplicationContext a = member("a");
+    ApplicationContext b = member("b");
+    origin.resetCounters();
+    JsonNode first = mountAndRead(a);
+    assertThat(origin.bytesToClients()).as("the first read comes from the origin").isGreaterThan(weights.length);
+    assertThat(first.get("fetched_bytes").get("peer").asLong()).isZero();
+    await().atMost(Duration.ofSeconds(10)).until(() -> !of(b).holders(digest).isEmpty());
+
+    origin.resetCounters();
+    JsonNode second = mountAndRead(b);
+    assertThat(second.get("fetched_bytes").get("peer").asLong()).isEqualTo(weights.length);
+    assertThat(second.get("fetched_bytes").get("origin").asLong()).isZero();
+    assertThat(origin.bytesToClients()).as("only the tag and the manifest from the origin")
+        .isLessThan(weights.length / 20);
+  }
+
+  @Test
+  void thePeerEndpointServesOnlyCallersWithTheClusterToken() throws Exception {
+    ApplicationContext a = member("a");
+    mountAndRead(a);
+    String key = firstChunkKey(a);
+    URI peer = URI.create("http://127.0.0.1:" + of(a).peerPort() + "/v1/chunks/" + key);
+    assertThat(get(peer, null).statusCode()).as("no token").isEqualTo(401);
+    assertThat(get(peer, "Bearer not-the-token").statusCode()).as("a wrong token").isEqualTo(401);
+    assertThat(get(peer, "Bearer " + TOKEN.substring(1)).statusCode()).as("a prefix of it").isEqualTo(401);
+    HttpResponse<byte[]> ok = get(peer, "Bearer " + TOKEN);
+    assertThat(ok.statusCode()).isEqualTo(200);
+    assertThat(ok.body()).hasSize(256 << 10);
+    assertThat(get(URI.create("http://127.0.0.1:" + of(a).peerPort() + "/v1/chunks/" + "0".repeat(64)),
+        "Bearer " + TOKEN).statusCode()).isEqualTo(404);
+    assertThat(get(URI.create("http://127.0.0.1:" + of(a).peerPort() + "/v1/mounts"), "Bearer " + TOKEN)
+        .statusCode()).as("nothing of the control API on the peer port").isEqualTo(404);
+  }
+
+  @Test
+  void aPeerThatDiesMidTransferCostsOneFetchFromTheOriginNotAnError() throws Exception {
+    AtomicInteger asked = new AtomicInteger();
+    try (ServerSocket dying = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      // a member that promises each chunk, sends half of it and drops the connection: a peer killed mid-transfer
+      Thread.ofVirtual().start(() -> {
+        while (!dying.isClosed()) {
+          try (Socket s = dying.accept()) {
+            asked.incrementAndGet();
+            InputStream in = s.getInputStream();
+            byte[] req = new byte[4096];
+            in.read(req);
+            OutputStream out = s.getOutputStream();
+            out.write(("HTTP/1.1 200 OK\r\nContent-Length: " + (256 << 10) + "\r\n\r\n").getBytes(StandardCharsets.UTF_8));
+            out.write(new byte[128 << 10]);
+            out.flush();
+          } catch (Exception e) {
+            // closed
+          }
+        }
+      });
+      try (Client client = Client.builder().endpoints(etcd.endpoints().split(",")).build()) {
+        String ghost = "{\"node\": \"ghost\", \"peer_url\": \"http://127.0.0.1:" + dying.getLocalPort()
+            + "\", \"held\": {\"" + digest + "\": 1.0}}";
+        client.getKVClient().put(ByteSequence.from(prefix + "/members/ghost", StandardCharsets.UTF_8),
+            ByteSequence.from(ghost, StandardCharsets.UTF_8)).get(5, TimeUnit.SECONDS);
+      }
+      ApplicationContext c = member("c");
+      await().atMost(Duration.ofSeconds(10)).until(() -> !of(c).holders(digest).isEmpty());
+      origin.resetCounters();
+      JsonNode m = mountAndRead(c);
+      assertThat(asked.get()).as("the dying peer was asked").isPositive();
+      assertThat(m.get("fetched_bytes").get("peer").asLong()).isZero();
+      assertThat(m.get("fetched_bytes").get("origin").asLong()).as("each chunk once from the origin")
+          .isEqualTo(weights.length);
+    }
+  }
+
+  private static String firstChunkKey(ApplicationContext c) throws Exception {
+    Path cacheDir = c.getBean(MountService.class).cache().directory();
+    try (var files = Files.walk(cacheDir)) {
+      return files.filter(Files::isRegularFile).map(f -> f.getFileName().toString())
+          .filter(n -> n.matches("[0-9a-f]{64}")).findFirst().orElseThrow();
+    }
+  }
+
+  private static HttpResponse<byte[]> get(URI uri, String authorization) throws Exception {
+    HttpRequest.Builder b = HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(5));
+    if (authorization != null) {
+      b.header("Authorization", authorization);
+    }
+    return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofByteArray());
+  }
+}
