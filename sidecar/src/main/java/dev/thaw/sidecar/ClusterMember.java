@@ -103,7 +103,8 @@ public final class ClusterMember implements AutoCloseable {
     }
     token = config.resolveToken();
     try {
-      peerServer = new PeerServer(config.getPeerHost(), config.getPeerPort(), token, mounts.cache());
+      peerServer = new PeerServer(config.getPeerHost(), config.getPeerPort(), token, mounts.cache(),
+          key -> mounts.fetchForPeer(key, config.getPeerTimeout()));
     } catch (java.io.IOException e) {
       throw new IllegalStateException("cannot open the peer endpoint on " + config.getPeerHost() + ":"
           + config.getPeerPort() + ": " + e.getMessage(), e);
@@ -338,18 +339,82 @@ public final class ClusterMember implements AutoCloseable {
     return new ChunkPeersSource(digest);
   }
 
-  /** Chunks of one model from the members that hold it, chosen afresh for each chunk from the latest registrations. */
+  /** Tells the others now, not at the next refresh, what this node holds and fetches (a mount came or went). */
+  void changed() {
+    if (config.enabled() && !closed.get()) {
+      timer.execute(() -> {
+        try {
+          register();
+        } catch (Exception e) {
+          LOG.log(Level.FINE, "event=register_failed cause=" + rootCause(e));
+        }
+      });
+    }
+  }
+
+  /**
+   * Chunks of one model from the other members, chosen afresh for each chunk from the latest registrations: first a
+   * member holding all of the model; else the chunk's owner among the members fetching the model (rendezvous
+   * hashing: each chunk one owner, which fetches it from the origin for all), unless that is this node; then any
+   * member holding part of it. None: the origin.
+   */
   final class ChunkPeersSource implements dev.thaw.store.ChunkPeers {
+    private final String digest;
     private final PeerClient client;
 
     ChunkPeersSource(String digest) {
+      this.digest = digest;
       this.client = new PeerClient(() -> holders(digest), token, config.getPeerTimeout());
     }
 
     @Override
     public boolean read(dev.thaw.store.ChunkRef chunk, java.nio.ByteBuffer into) {
-      return degraded == null && client.read(chunk, into);
+      if (degraded != null) {
+        return false;
+      }
+      List<JsonNode> others = knownMembers.values().stream()
+          .filter(m -> !m.path("node").asText().equals(config.getNodeId()) && m.hasNonNull("peer_url")).toList();
+      for (JsonNode m : others) {
+        if (m.path("held").path(digest).asDouble() >= 1.0 && client.readFrom(m.path("peer_url").asText(), chunk, into,
+            false)) {
+          return true;
+        }
+      }
+      String owner = config.getNodeId();
+      String ownerUrl = null;
+      long best = score(owner, chunk.key());
+      for (JsonNode m : others) {
+        if (m.path("fetching").path(digest).asBoolean(false)) {
+          long s = score(m.path("node").asText(), chunk.key());
+          if (s > best) {
+            best = s;
+            owner = m.path("node").asText();
+            ownerUrl = m.path("peer_url").asText();
+          }
+        }
+      }
+      if (ownerUrl == null) {
+        return false; // this node owns the chunk: the origin, once, for everyone
+      }
+      if (client.readFrom(ownerUrl, chunk, into, true)) {
+        return true;
+      }
+      LOG.info("event=owner_failed owner=" + owner + " chunk=" + chunk.key() + " action=holders_then_origin");
+      for (JsonNode m : others) {
+        double held = m.path("held").path(digest).asDouble();
+        if (held > 0 && held < 1.0 && !m.path("node").asText().equals(owner)
+            && client.readFrom(m.path("peer_url").asText(), chunk, into, false)) {
+          return true;
+        }
+      }
+      return false;
     }
+  }
+
+  /** Rendezvous hashing: the member with the highest score for a chunk owns it. */
+  private static long score(String node, String chunkKey) {
+    byte[] h = dev.thaw.store.Hashes.newDigest().digest((node + "\n" + chunkKey).getBytes(StandardCharsets.UTF_8));
+    return java.nio.ByteBuffer.wrap(h).getLong();
   }
 
   List<String> holders(String digest) {
@@ -385,12 +450,16 @@ public final class ClusterMember implements AutoCloseable {
     bw.put("origin", config.getOriginBytesPerSecond());
     ObjectNode cached = r.putObject("cached");
     ObjectNode held = r.putObject("held"); // by manifest digest: what peers ask for
+    ObjectNode fetching = r.putObject("fetching"); // models this node is still filling: it owns some of their chunks
     ObjectNode running = r.putObject("running");
     for (Map<String, Object> m : mounts.list()) {
       String source = (String) m.get("source");
       double fill = ((Number) m.get("cache_fill")).doubleValue();
       cached.put(source, fill);
       held.put((String) m.get("digest"), Math.max(fill, held.path((String) m.get("digest")).asDouble()));
+      if (fill < 1) {
+        fetching.put((String) m.get("digest"), true);
+      }
       running.put(source, running.path(source).asInt() + 1);
     }
     r.putArray("snapshots");
@@ -443,6 +512,13 @@ public final class ClusterMember implements AutoCloseable {
         });
         if (relevant && gen == generation) {
           planSoon();
+          timer.execute(() -> {
+            try {
+              knownMembers = members();
+            } catch (Exception e) {
+              LOG.log(Level.FINE, "event=members_refresh_failed cause=" + rootCause(e));
+            }
+          });
         }
       }, t -> LOG.log(Level.FINE, "event=change_watch_error cause=" + t)));
     }

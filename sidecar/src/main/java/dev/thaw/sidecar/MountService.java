@@ -212,6 +212,9 @@ public final class MountService implements AutoCloseable {
         cs.mark("mounted");
         Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
         mounts.put(id, m);
+        if (member.clustered()) {
+          member.changed(); // tell the others at once that this node is fetching the model
+        }
         watchFirstByte(m);
         if (!prefetch.equals("off")) {
           startPrefetch(m, prefetch);
@@ -293,6 +296,21 @@ public final class MountService implements AutoCloseable {
 
   ChunkCache cache() {
     return cache;
+  }
+
+  /**
+   * Fetches the chunk with {@code key} into the cache for a peer, through the mount whose model has it: false when no
+   * mount's model has such a chunk. Waits at most {@code timeout}.
+   */
+  boolean fetchForPeer(String key, java.time.Duration timeout) throws Exception {
+    for (Mounted m : mounts.values()) {
+      Optional<ChunkRef> c = m.reader.chunk(key);
+      if (c.isPresent()) {
+        m.reader.fetchNow(c.get()).get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        return true;
+      }
+    }
+    return false;
   }
 
   int count() {

@@ -40,19 +40,32 @@ final class PeerClient implements ChunkPeers {
   @Override
   public boolean read(ChunkRef chunk, ByteBuffer into) {
     for (String peer : peerUrls.get()) {
-      HttpRequest req = HttpRequest.newBuilder(URI.create(peer + "/v1/chunks/" + chunk.key()))
+      if (readFrom(peer, chunk, into, false)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Asks one peer for the chunk, as its owner ({@code asOwner}: it fetches the chunk from the origin if it lacks it)
+   * or as a holder; true when it sent the whole chunk within the timeout.
+   */
+  boolean readFrom(String peer, ChunkRef chunk, ByteBuffer into, boolean asOwner) {
+    {
+      HttpRequest req = HttpRequest.newBuilder(URI.create(peer + "/v1/chunks/" + chunk.key() + (asOwner ? "?owner" : "")))
           .header("Authorization", "Bearer " + token).timeout(timeout).GET().build();
       CompletableFuture<HttpResponse<byte[]>> f = http.sendAsync(req, HttpResponse.BodyHandlers.ofByteArray());
       try {
         // the whole chunk within the timeout: a peer that stalls mid-body is as good as gone
         HttpResponse<byte[]> r = f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         if (r.statusCode() != 200) {
-          continue;
+          return false;
         }
         if (r.body().length != chunk.length()) {
           LOG.log(Level.INFO, () -> "event=peer_short_read peer=" + peer + " chunk=" + chunk.key() + " got="
               + r.body().length + " action=next");
-          continue;
+          return false;
         }
         into.clear().limit(chunk.length());
         into.put(r.body());
@@ -66,7 +79,7 @@ final class PeerClient implements ChunkPeers {
         LOG.log(Level.INFO, () -> "event=peer_failed peer=" + peer + " chunk=" + chunk.key() + " cause="
             + (e instanceof ExecutionException ? e.getCause() : e) + " action=next");
       }
+      return false;
     }
-    return false;
   }
 }

@@ -25,12 +25,19 @@ final class PeerServer implements AutoCloseable {
   private static final Pattern KEY = Pattern.compile("[A-Za-z0-9._-]{1,200}");
   private static final String PATH = "/v1/chunks/";
 
+  /** Fetches a chunk this node owns in a cooperative fetch: false when none of its models has the chunk. */
+  interface OwnedFetch {
+    boolean fetch(String key) throws Exception;
+  }
+
   private final HttpServer server;
   private final ChunkCache cache;
+  private final OwnedFetch owned;
   private final byte[] expected;
 
-  PeerServer(String host, int port, String token, ChunkCache cache) throws IOException {
+  PeerServer(String host, int port, String token, ChunkCache cache, OwnedFetch owned) throws IOException {
     this.cache = cache;
+    this.owned = owned;
     this.expected = ("Bearer " + token).getBytes(StandardCharsets.UTF_8);
     this.server = HttpServer.create(new InetSocketAddress(host, port), 64);
     server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
@@ -60,12 +67,23 @@ final class PeerServer implements AutoCloseable {
         return;
       }
       ChunkCache.Lease lease = cache.acquire(key);
+      if (lease == null && "owner".equals(x.getRequestURI().getQuery())) {
+        // the caller takes this node for the chunk's owner: fetch it from the origin, once for everyone
+        try {
+          if (owned.fetch(key)) {
+            lease = cache.acquire(key);
+          }
+        } catch (Exception e) {
+          send(x, 502, "could not fetch chunk " + key + " from the origin: " + e);
+          return;
+        }
+      }
       if (lease == null) {
         send(x, 404, "no chunk " + key + " here");
         return;
       }
-      try (lease) {
-        long size = lease.size();
+      try (ChunkCache.Lease held = lease) {
+        long size = held.size();
         x.getResponseHeaders().set("Content-Type", "application/octet-stream");
         x.sendResponseHeaders(200, size);
         OutputStream out = x.getResponseBody();
@@ -73,7 +91,7 @@ final class PeerServer implements AutoCloseable {
         long pos = 0;
         while (pos < size) {
           buf.clear();
-          int n = lease.read(buf, pos);
+          int n = held.read(buf, pos);
           if (n <= 0) {
             break;
           }

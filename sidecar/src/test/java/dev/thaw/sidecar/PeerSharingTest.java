@@ -194,7 +194,7 @@ class PeerSharingTest {
       });
       try (Client client = Client.builder().endpoints(etcd.endpoints().split(",")).build()) {
         String ghost = "{\"node\": \"ghost\", \"peer_url\": \"http://127.0.0.1:" + dying.getLocalPort()
-            + "\", \"held\": {\"" + digest + "\": 1.0}}";
+            + "\", \"held\": {\"" + digest + "\": 1.0}, \"fetching\": {\"" + digest + "\": true}}";
         client.getKVClient().put(ByteSequence.from(prefix + "/members/ghost", StandardCharsets.UTF_8),
             ByteSequence.from(ghost, StandardCharsets.UTF_8)).get(5, TimeUnit.SECONDS);
       }
@@ -206,6 +206,45 @@ class PeerSharingTest {
       assertThat(m.get("fetched_bytes").get("peer").asLong()).isZero();
       assertThat(m.get("fetched_bytes").get("origin").asLong()).as("each chunk once from the origin")
           .isEqualTo(weights.length);
+    }
+  }
+
+  @Test
+  void sidecarsStartingTheSameModelAtOnceFetchItFromTheOriginAboutOnce() throws Exception {
+    List<ApplicationContext> members = List.of(member("a"), member("b"), member("c"));
+    List<URI> bases = members.stream().map(c -> c.getBean(EmbeddedServer.class).getURI()).toList();
+    List<Path> files = new ArrayList<>();
+    for (URI base : bases) {
+      HttpResponse<String> made = HTTP.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+          .header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"shared:v1\", \"prefetch\": \"off\"}")).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertThat(made.statusCode()).as(made.body()).isEqualTo(201);
+      files.add(Path.of(JSON.readTree(made.body()).get("mountpoint").asText(), "weights.bin"));
+    }
+    // each sees the other two fetching the model before the servers start reading
+    await().atMost(Duration.ofSeconds(10)).until(() -> members.stream().allMatch(c -> fetching(c) == 3));
+    origin.resetCounters();
+    List<java.util.concurrent.Future<byte[]>> reads = new ArrayList<>();
+    try (var pool = java.util.concurrent.Executors.newFixedThreadPool(3)) {
+      for (Path f : files) {
+        reads.add(pool.submit(() -> Files.readAllBytes(f)));
+      }
+      for (var r : reads) {
+        assertThat(r.get(60, TimeUnit.SECONDS)).isEqualTo(weights);
+      }
+    }
+    long fromOrigin = origin.bytesToClients();
+    assertThat(fromOrigin).as("about one copy from the origin for three sidecars")
+        .isLessThanOrEqualTo((long) (weights.length * 1.2));
+  }
+
+  /** How many members the registrations say are fetching the model. */
+  private static long fetching(ApplicationContext c) {
+    try {
+      return of(c).members().values().stream().filter(m -> m.path("fetching").path(digest).asBoolean()).count();
+    } catch (Exception e) {
+      return -1;
     }
   }
 

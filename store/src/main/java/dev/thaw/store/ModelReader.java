@@ -302,6 +302,34 @@ public final class ModelReader implements AutoCloseable {
     return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
   }
 
+  /** The chunk of this model with {@code key}, if it has one. */
+  public java.util.Optional<ChunkRef> chunk(String key) {
+    java.util.Map<String, ChunkRef> byKey = chunksByKey;
+    if (byKey == null) {
+      byKey = new java.util.HashMap<>();
+      for (FileEntry f : manifest.files()) {
+        for (ChunkRef c : f.chunks()) {
+          byKey.putIfAbsent(c.key(), c);
+        }
+      }
+      chunksByKey = byKey;
+    }
+    return java.util.Optional.ofNullable(byKey.get(key));
+  }
+
+  private volatile java.util.Map<String, ChunkRef> chunksByKey;
+
+  /**
+   * Makes sure the chunk is in the cache, fetching it as a blocked read would (one fetch however many ask): what a
+   * node does for the peers whose chunks it owns in a cooperative fetch. Completes when it is cached.
+   */
+  public CompletableFuture<Void> fetchNow(ChunkRef chunk) {
+    if (cache.contains(chunk.key())) {
+      return CompletableFuture.completedFuture(null);
+    }
+    return fetcher.fetch(chunk, FetchPriority.BLOCKING);
+  }
+
   /** The first-touch order recorded so far. */
   public AccessProfile recordedProfile() {
     synchronized (touchPaths) {
