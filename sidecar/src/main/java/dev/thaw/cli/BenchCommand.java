@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
       "Needs root (drops the page cache, sets up loopback throttling, mounts FUSE file systems) and installs what it",
       "drives (nginx, curl, rclone, s3fs) when missing."
     },
-    subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class, BenchCommand.Checkpoint.class})
+    subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class, BenchCommand.Checkpoint.class,
+        BenchCommand.ClusterRun.class})
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -160,6 +161,51 @@ final class BenchCommand implements Runnable {
       System.err.println(r.table());
       if (json) {
         JsonOut.print(System.out, (com.fasterxml.jackson.databind.node.ObjectNode) JsonOut.MAPPER.valueToTree(r.summary()));
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "cluster", mixinStandardHelpOptions = true,
+      description = {
+        "N sidecars cold-start the same model at once from an emulated origin (nginx behind a per-connection",
+        "throttle, bytes counted where they leave it): standalone, then as a cluster on etcd sharing chunks (peers and",
+        "cooperative fetch), for each N. Measured: the origin's bytes and the seconds until every sidecar has read the",
+        "whole model. Needs root (FUSE), nginx and etcd. With --json stdout gets one object: model_bytes and, under",
+        "n1, n2, n4, origin_bytes_with_peers, origin_bytes_without_peers, seconds_with_peers, seconds_without_peers."
+      })
+  static final class ClusterRun implements Callable<Integer> {
+    @Option(names = "--size", paramLabel = "SIZE", defaultValue = "2g", converter = Units.SizeConverter.class,
+        description = "Model size. Default: ${DEFAULT-VALUE}.")
+    long size;
+
+    @Option(names = "--nodes", paramLabel = "LIST", split = ",", defaultValue = "1,2,4",
+        description = "Cluster sizes. Default: ${DEFAULT-VALUE}.")
+    List<Integer> nodes;
+
+    @Option(names = "--origin-rate", paramLabel = "RATE", defaultValue = "100m", converter = Units.SizeConverter.class,
+        description = "The origin's bytes per second per connection. Default: ${DEFAULT-VALUE}.")
+    long originRate;
+
+    @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "target/bench-cluster",
+        description = "The model (kept and reused), caches and logs. Default: ${DEFAULT-VALUE}.")
+    Path workDir;
+
+    @Option(names = "--json", description = "Print exactly one JSON object on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      for (int n : nodes) {
+        if (n < 1 || n > 16) {
+          throw new CommandLine.ParameterException(new CommandLine(this), "--nodes takes 1 to 16, not " + n);
+        }
+      }
+      var r = dev.thaw.sidecar.ClusterBench.run(new dev.thaw.sidecar.ClusterBench.Options(size, nodes, originRate,
+          workDir), System.err);
+      System.err.print(dev.thaw.sidecar.ClusterBench.table(r));
+      if (json) {
+        JsonOut.print(System.out, (com.fasterxml.jackson.databind.node.ObjectNode) JsonOut.MAPPER.valueToTree(r));
       }
       return 0;
     }

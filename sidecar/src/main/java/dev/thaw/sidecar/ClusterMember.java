@@ -287,7 +287,8 @@ public final class ClusterMember implements AutoCloseable {
   private void stepDown(String why) {
     synchronized (lock) {
       if (leader) {
-        LOG.warning(() -> "event=step_down node=" + config.getNodeId() + " why=" + why);
+        LOG.log(why.equals("closing") ? Level.INFO : Level.WARNING,
+            () -> "event=step_down node=" + config.getNodeId() + " why=" + why);
       }
       leader = false;
       leaderKey = null;

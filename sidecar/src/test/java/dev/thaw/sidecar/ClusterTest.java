@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.bench.EtcdCluster;
 import dev.thaw.store.ModelName;
 import dev.thaw.store.Origins;
 import dev.thaw.store.PushProgress;
@@ -31,14 +32,14 @@ import org.junit.jupiter.api.io.TempDir;
 class ClusterTest {
   static final Duration TTL = Duration.ofSeconds(3);
   @TempDir static Path tmp;
-  static Etcd etcd;
+  static EtcdCluster etcd;
   static String origin;
   final List<ApplicationContext> started = new ArrayList<>();
   String prefix;
 
   @BeforeAll
   static void startEtcdAndPushAModel() throws Exception {
-    etcd = Etcd.start(tmp.resolve("etcd"), 3);
+    etcd = EtcdCluster.start(tmp.resolve("etcd"), 3);
     Path model = Files.createDirectories(tmp.resolve("model"));
     Files.write(model.resolve("weights.bin"), new byte[1_500_000]);
     origin = tmp.resolve("origin").toUri().toString();

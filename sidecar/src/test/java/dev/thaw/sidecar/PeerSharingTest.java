@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.bench.NginxServer;
 import dev.thaw.bench.ThrottlingProxy;
+import dev.thaw.bench.EtcdCluster;
 import dev.thaw.store.ModelName;
 import dev.thaw.store.Origins;
 import dev.thaw.store.PushProgress;
@@ -52,7 +53,7 @@ class PeerSharingTest {
   static final HttpClient HTTP = HttpClient.newHttpClient();
   static final ObjectMapper JSON = new ObjectMapper();
   @TempDir static Path tmp;
-  static Etcd etcd;
+  static EtcdCluster etcd;
   static NginxServer nginx;
   static ThrottlingProxy origin;
   static byte[] weights;
@@ -62,7 +63,7 @@ class PeerSharingTest {
 
   @BeforeAll
   static void startEtcdAndAnHttpOrigin() throws Exception {
-    etcd = Etcd.start(tmp.resolve("etcd"), 1);
+    etcd = EtcdCluster.start(tmp.resolve("etcd"), 1);
     Path model = Files.createDirectories(tmp.resolve("model"));
     weights = new byte[4 << 20];
     new Random(11).nextBytes(weights);

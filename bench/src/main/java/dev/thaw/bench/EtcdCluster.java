@@ -1,4 +1,4 @@
-package dev.thaw.sidecar;
+package dev.thaw.bench;
 
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -13,14 +13,17 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.StringJoiner;
 
-/** Real etcd servers (Debian's etcd-server) on loopback: one, or a cluster of three for a quorum. */
-final class Etcd implements AutoCloseable {
+/**
+ * Real etcd servers (Debian's etcd-server) on loopback, each with its own data directory: one, or a cluster of three
+ * for a quorum. For tests and benchmarks of cluster mode.
+ */
+public final class EtcdCluster implements AutoCloseable {
   private final Path dir;
   private final int[] clientPorts;
   private final int[] peerPorts;
   private final Process[] processes;
 
-  private Etcd(Path dir, int members) throws IOException {
+  private EtcdCluster(Path dir, int members) throws IOException {
     this.dir = dir;
     clientPorts = new int[members];
     peerPorts = new int[members];
@@ -32,8 +35,8 @@ final class Etcd implements AutoCloseable {
   }
 
   /** Starts {@code members} members as one new cluster and waits until each says it is healthy. */
-  static Etcd start(Path dir, int members) throws Exception {
-    Etcd e = new Etcd(dir, members);
+  public static EtcdCluster start(Path dir, int members) throws Exception {
+    EtcdCluster e = new EtcdCluster(dir, members);
     for (int i = 0; i < members; i++) {
       e.launch(i, true);
     }
@@ -44,7 +47,7 @@ final class Etcd implements AutoCloseable {
   }
 
   /** The client URLs, comma-separated, as {@code --etcd} takes them. */
-  String endpoints() {
+  public String endpoints() {
     StringJoiner j = new StringJoiner(",");
     for (int p : clientPorts) {
       j.add("http://127.0.0.1:" + p);
@@ -93,7 +96,7 @@ final class Etcd implements AutoCloseable {
   }
 
   /** Stops every member at once (SIGKILL): etcd is gone until {@link #restart()}. */
-  void stop() throws InterruptedException {
+  public void stop() throws InterruptedException {
     for (Process p : processes) {
       if (p != null && p.isAlive()) {
         p.destroyForcibly().waitFor();
@@ -102,7 +105,7 @@ final class Etcd implements AutoCloseable {
   }
 
   /** Starts every member again on the same ports and data. */
-  void restart() throws Exception {
+  public void restart() throws Exception {
     for (int i = 0; i < processes.length; i++) {
       launch(i, false);
     }
