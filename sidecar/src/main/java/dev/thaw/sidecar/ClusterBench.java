@@ -178,7 +178,7 @@ public final class ClusterBench {
         files.add(Path.of(JSON.readTree(made.body()).get("mountpoint").asText(), "weights.bin"));
       }
       if (peers) {
-        awaitAllFetching(sidecars, n);
+        awaitAllFetching(sidecars, n, files);
       }
       proxy.resetCounters();
       long t0 = System.nanoTime();
@@ -207,23 +207,27 @@ public final class ClusterBench {
     }
   }
 
-  private static void awaitAllFetching(List<ApplicationContext> sidecars, int n) throws Exception {
+  /** Until each member has heard that all N fetch the model: what the chunks' owners are picked among. */
+  private static void awaitAllFetching(List<ApplicationContext> sidecars, int n, List<Path> files) throws Exception {
+    String digest = null;
+    HttpClient http = HttpClient.newHttpClient();
+    URI base = sidecars.getFirst().getBean(EmbeddedServer.class).getURI();
+    for (JsonNode m : JSON.readTree(http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts")).build(),
+        HttpResponse.BodyHandlers.ofString()).body())) {
+      digest = m.get("digest").asText();
+    }
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (System.nanoTime() < deadline) {
       boolean all = true;
       for (ApplicationContext c : sidecars) {
-        long fetching = 0;
-        for (JsonNode m : c.getBean(ClusterMember.class).members().values()) {
-          fetching += m.path("fetching").size() > 0 ? 1 : 0;
-        }
-        all &= fetching == n;
+        all &= c.getBean(ClusterMember.class).fetchers(digest) == n;
       }
       if (all) {
         return;
       }
       Thread.sleep(50);
     }
-    throw new IOException("the members did not see each other fetching within 30 s");
+    throw new IOException("the members did not hear of each other fetching " + files.size() + " mounts within 30 s");
   }
 
   private static long readAll(Path f) throws IOException {

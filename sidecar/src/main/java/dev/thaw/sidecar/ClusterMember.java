@@ -88,6 +88,10 @@ public final class ClusterMember implements AutoCloseable {
   private final String token;
   private final String peerUrl;
   private volatile Map<String, JsonNode> knownMembers = Map.of(); // as last read, for choosing peers per chunk
+  /** What this member does about the plan: model to its prefetch, and the digest it resolved to. */
+  private final Map<String, Acting> acting = new java.util.concurrent.ConcurrentHashMap<>();
+
+  record Acting(String state, String digest) {}
 
   ClusterMember(ClusterConfig config, MountService mounts, SidecarConfig sidecar) {
     this.config = config;
@@ -165,6 +169,9 @@ public final class ClusterMember implements AutoCloseable {
     v.put("revision", p == null ? 0 : p.path("revision").asLong());
     v.put("plan", p);
     v.put("assigned", p == null ? Map.of() : assignedHere(p));
+    Map<String, String> doing = new TreeMap<>();
+    acting.forEach((m, a) -> doing.put(m, a.state()));
+    v.put("acting", doing);
     return v;
   }
 
@@ -357,7 +364,7 @@ public final class ClusterMember implements AutoCloseable {
    * Chunks of one model from the other members, chosen afresh for each chunk from the latest registrations: first a
    * member holding all of the model; else the chunk's owner among the members fetching the model (rendezvous
    * hashing: each chunk one owner, which fetches it from the origin for all), unless that is this node; then any
-   * member holding part of it. None: the origin.
+   * member holding part of it (registrations can be a moment old). None: the origin.
    */
   final class ChunkPeersSource implements dev.thaw.store.ChunkPeers {
     private final String digest;
@@ -394,13 +401,14 @@ public final class ClusterMember implements AutoCloseable {
           }
         }
       }
-      if (ownerUrl == null) {
-        return false; // this node owns the chunk: the origin, once, for everyone
+      if (ownerUrl != null) {
+        if (client.readFrom(ownerUrl, chunk, into, true)) {
+          return true;
+        }
+        LOG.info("event=owner_failed owner=" + owner + " chunk=" + chunk.key() + " action=holders_then_origin");
       }
-      if (client.readFrom(ownerUrl, chunk, into, true)) {
-        return true;
-      }
-      LOG.info("event=owner_failed owner=" + owner + " chunk=" + chunk.key() + " action=holders_then_origin");
+      // this node owns the chunk, or its owner failed: a member holding part of the model may have it (a 404 is
+      // cheap), else the origin, once, for everyone
       for (JsonNode m : others) {
         double held = m.path("held").path(digest).asDouble();
         if (held > 0 && held < 1.0 && !m.path("node").asText().equals(owner)
@@ -428,6 +436,17 @@ public final class ClusterMember implements AutoCloseable {
     }
     with.sort(java.util.Comparator.comparingDouble((JsonNode m) -> -m.path("held").path(digest).asDouble()));
     return with.stream().map(m -> m.path("peer_url").asText()).toList();
+  }
+
+  /** How many members, this one included, are fetching a model, as this member last heard. */
+  int fetchers(String digest) {
+    return (int) knownMembers.values().stream().filter(m -> m.path("fetching").path(digest).asBoolean(false)).count();
+  }
+
+  /** How much of a model another member holds, as this member last heard (0 to 1). */
+  double heldBy(String node, String digest) {
+    JsonNode m = knownMembers.get(node);
+    return m == null ? 0 : m.path("held").path(digest).asDouble();
   }
 
   /** This member's peer endpoint's port. */
@@ -463,6 +482,12 @@ public final class ClusterMember implements AutoCloseable {
       }
       running.put(source, running.path(source).asInt() + 1);
     }
+    acting.forEach((model, a) -> {
+      if (a.state().equals("prefetched") && a.digest() != null) {
+        held.put(a.digest(), 1.0); // what the plan made this node fetch, peers may ask for
+        cached.put(model, 1.0);
+      }
+    });
     r.putArray("snapshots");
     r.put("at", Instant.now().toString());
     return r;
@@ -549,9 +574,45 @@ public final class ClusterMember implements AutoCloseable {
       JsonNode old = plan;
       if (old == null || p.path("revision").asLong() > old.path("revision").asLong()) {
         plan = p;
+        act(p);
       }
     } catch (Exception e) {
       LOG.warning("event=plan_unreadable cause=" + e.getMessage());
+    }
+  }
+
+  /**
+   * Acts on a plan: every model it assigns to this node is prefetched into the cache (from peers first), so the
+   * replica that comes starts from local bytes. A model already prefetched, or on its way, is left alone; one that
+   * failed is tried again with the next plan.
+   */
+  private void act(JsonNode p) {
+    for (String model : assignedHere(p).keySet()) {
+      Acting a = acting.get(model);
+      if (a != null && !a.state().startsWith("failed")) {
+        continue;
+      }
+      acting.put(model, new Acting("prefetching", null));
+      Thread.ofVirtual().name("thaw-prefetch-" + model).start(() -> prefetch(model));
+    }
+  }
+
+  private void prefetch(String model) {
+    try (dev.thaw.store.Origin o = dev.thaw.store.Origins.open(sidecar.getOrigin())) {
+      dev.thaw.store.Manifest m = new dev.thaw.store.ModelStore(o).resolve(dev.thaw.store.ModelName.parse(model));
+      acting.put(model, new Acting("prefetching", m.digest()));
+      try (dev.thaw.store.ModelReader r = dev.thaw.store.ModelReader.open(m, o, mounts.cache(),
+          dev.thaw.store.ReaderOptions.DEFAULT.withParallelism(sidecar.getParallelism()).withRecordProfile(false))) {
+        r.usePeers(peersFor(m.digest()));
+        r.fillAll().get(1, TimeUnit.HOURS);
+      }
+      acting.put(model, new Acting("prefetched", m.digest()));
+      LOG.info(() -> "event=prefetched model=" + model + " node=" + config.getNodeId());
+      changed();
+    } catch (Exception e) {
+      acting.put(model, new Acting("failed: " + rootCause(e), null));
+      LOG.warning(() -> "event=prefetch_failed model=" + model + " origin=" + sidecar.getOrigin() + " cause="
+          + rootCause(e));
     }
   }
 

@@ -120,6 +120,16 @@ class ClusterTest {
     }
     assertThat(placed).isEqualTo(3);
     assertThat(plan.path("members")).extracting(JsonNode::asText).containsExactlyInAnyOrder("a", "b", "c");
+    // the members it assigns the model to fetch it ahead, into their caches
+    for (ApplicationContext c : members) {
+      String node = of(c).nodeId();
+      if (plan.path("replicas").path("tiny:v1").path(node).asInt() > 0) {
+        await().atMost(Duration.ofSeconds(15)).until(() -> "prefetched".equals(
+            ((Map<?, ?>) of(c).planView().get("acting")).get("tiny:v1")));
+        assertThat(((Number) c.getBean(MountService.class).cacheView().get("used_bytes")).longValue())
+            .as(node + " holds the model").isGreaterThanOrEqualTo(1_500_000);
+      }
+    }
 
     ApplicationContext old = leaders(members).getFirst();
     long before = members.stream().mapToLong(ClusterTest::revision).max().orElseThrow();
