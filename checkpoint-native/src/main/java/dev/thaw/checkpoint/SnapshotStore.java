@@ -378,6 +378,34 @@ public final class SnapshotStore {
     }
   }
 
+  /** A snapshot kept on this node: its name, its key's tag, where its images are, their size and when it was taken. */
+  public record Local(String name, String keyTag, Path images, long bytes, java.time.Instant taken) {}
+
+  /** Every complete snapshot kept under {@code root} (one with its metadata), by name, newest first within a name. */
+  public static List<Local> listLocal(Path root) throws IOException {
+    if (!Files.isDirectory(root)) {
+      return List.of();
+    }
+    List<Local> out = new java.util.ArrayList<>();
+    try (var s = Files.walk(root, 6)) {
+      for (Path meta : s.filter(p -> p.getFileName().toString().equals(Snapshots.METADATA)).toList()) {
+        Path images = meta.getParent();
+        Path rel = root.relativize(images);
+        if (rel.getNameCount() < 2 || rel.toString().contains("/.") || rel.toString().startsWith(".")) {
+          continue; // a dump in progress or not in the NAME/KEYTAG layout
+        }
+        long bytes;
+        try (var files = Files.walk(images)) {
+          bytes = files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+        }
+        out.add(new Local(rel.getParent().toString(), rel.getFileName().toString(), images, bytes,
+            Files.getLastModifiedTime(meta).toInstant()));
+      }
+    }
+    out.sort(Comparator.comparing(Local::name).thenComparing(Comparator.comparing(Local::taken).reversed()));
+    return out;
+  }
+
   /** The snapshots of {@code name} kept on this node, newest first. */
   List<Path> localSnapshots(String name) throws IOException {
     Path dir = nameDir(name);

@@ -488,7 +488,14 @@ public final class ClusterMember implements AutoCloseable {
         cached.put(model, 1.0);
       }
     });
-    r.putArray("snapshots");
+    var snaps = r.putArray("snapshots"); // the snapshot keys held here: where a restore is a local one
+    try {
+      for (var snap : dev.thaw.checkpoint.SnapshotStore.listLocal(sidecar.getSnapshots())) {
+        snaps.addObject().put("name", snap.name()).put("key", snap.keyTag());
+      }
+    } catch (java.io.IOException e) {
+      LOG.log(Level.FINE, "event=snapshots_unreadable dir=" + sidecar.getSnapshots() + " cause=" + e.getMessage());
+    }
     r.put("at", Instant.now().toString());
     return r;
   }

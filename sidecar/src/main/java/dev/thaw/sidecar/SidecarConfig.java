@@ -13,6 +13,7 @@ public final class SidecarConfig {
   private Path cacheDir = Path.of(System.getProperty("user.home"), ".cache", "thaw");
   private Long cacheMaxBytes;
   private Path mountRoot = Path.of(System.getProperty("user.home"), ".thaw", "mounts");
+  private Path snapshots = Path.of(System.getProperty("user.home"), ".local", "share", "thaw", "snapshots");
   private int parallelism = 16;
   private int coldStartsKept = 200;
 
@@ -50,6 +51,15 @@ public final class SidecarConfig {
 
   public void setMountRoot(Path mountRoot) {
     this.mountRoot = mountRoot;
+  }
+
+  /** Where this node keeps snapshots (as thaw checkpoint and thaw restore do: {@code THAW_SNAPSHOTS}). */
+  public Path getSnapshots() {
+    return snapshots;
+  }
+
+  public void setSnapshots(Path snapshots) {
+    this.snapshots = snapshots;
   }
 
   public int getParallelism() {

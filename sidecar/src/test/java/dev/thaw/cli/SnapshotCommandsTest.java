@@ -108,6 +108,11 @@ class SnapshotCommandsTest {
   void withLeaveRunningTheServerKeepsServingAndTheLocalSnapshotRestoresWithoutTheOrigin() throws Exception {
     JsonNode taken = checkpoint("--leave-running", "--no-push");
     assertThat(taken.has("tag")).isFalse();
+    // what the sidecar lists and registers: the snapshot this node now keeps
+    var kept = dev.thaw.checkpoint.SnapshotStore.listLocal(tmp.resolve("snapshots"));
+    assertThat(kept).extracting(dev.thaw.checkpoint.SnapshotStore.Local::name).containsExactly("mlp-server");
+    assertThat(kept.getFirst().images().toString()).isEqualTo(taken.get("images").asText());
+    assertThat(kept.getFirst().bytes()).isEqualTo(taken.get("image_bytes").asLong());
     assertThat(answer()).as("the original still answers").isEqualTo(expectedAnswer);
     for (long pid : ortServers()) {
       ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);

@@ -49,7 +49,8 @@ class SidecarApiTest {
     }
     mountRoot = tmp.resolve("mounts");
     sidecar = Sidecar.start(Map.of("thaw.api.port", -1, "thaw.origin", origin, "thaw.mount-root",
-        mountRoot.toString(), "thaw.cache-dir", tmp.resolve("cache").toString(), "thaw.cache-max-bytes", 1L << 30));
+        mountRoot.toString(), "thaw.cache-dir", tmp.resolve("cache").toString(), "thaw.cache-max-bytes", 1L << 30,
+        "thaw.snapshots", tmp.resolve("snapshots").toString()));
     base = sidecar.getBean(EmbeddedServer.class).getURI();
   }
 
@@ -222,5 +223,21 @@ class SidecarApiTest {
     assertThat(api.text()).contains("openapi: 3").contains("/v1/mounts").contains("/v1/mounts/{id}/prefetch")
         .contains("/v1/agent/warm").contains("/v1/coldstarts").contains("/readyz");
     assertThat(call("GET", "/metrics", null).text()).contains("thaw_cache_capacity_bytes 1.073741824E9");
+  }
+
+  @Test
+  void theSnapshotsKeptOnThisNodeAreListedAndADumpInProgressIsNot() throws Exception {
+    // the layout thaw checkpoint leaves: SNAPSHOTS/NAME/KEYTAG/ with snapshot.json beside the images
+    Path kept = Files.createDirectories(tmp.resolve("snapshots/llama/0123456789abcdef"));
+    Files.writeString(kept.resolve("snapshot.json"), "{}");
+    Files.write(kept.resolve("pages-1.img"), new byte[4096]);
+    Path dumping = Files.createDirectories(tmp.resolve("snapshots/llama/.dump-1234"));
+    Files.writeString(dumping.resolve("snapshot.json"), "{}");
+    JsonNode list = call("GET", "/v1/snapshots", null).json();
+    assertThat(list).hasSize(1);
+    assertThat(list.get(0).get("name").asText()).isEqualTo("llama");
+    assertThat(list.get(0).get("key").asText()).isEqualTo("0123456789abcdef");
+    assertThat(list.get(0).get("bytes").asLong()).isEqualTo(4096 + 2);
+    assertThat(list.get(0).get("images").asText()).isEqualTo(kept.toString());
   }
 }
