@@ -116,6 +116,8 @@ final class SidecarCommand implements Callable<Integer> {
       System.setProperty("micronaut.config.files", config.toAbsolutePath().toString());
     }
     ApplicationContext context = Sidecar.start(props);
+    // SIGTERM and Ctrl-C stop the service the way closing it does: unmount everything, leave the cluster
+    Runtime.getRuntime().addShutdownHook(new Thread(context::close, "thaw-sidecar-stop"));
     EmbeddedServer server = context.getBean(EmbeddedServer.class);
     ClusterConfig cluster = context.getBean(ClusterConfig.class);
     System.err.println("thaw sidecar: listening on " + server.getURL() + (cluster.enabled()

@@ -105,13 +105,19 @@ public final class ClusterMember implements AutoCloseable {
       peerUrl = null;
       return;
     }
-    token = config.resolveToken();
     try {
+      token = config.resolveToken();
       peerServer = new PeerServer(config.getPeerHost(), config.getPeerPort(), token, mounts.cache(),
           key -> mounts.fetchForPeer(key, config.getPeerTimeout()));
-    } catch (java.io.IOException e) {
-      throw new IllegalStateException("cannot open the peer endpoint on " + config.getPeerHost() + ":"
-          + config.getPeerPort() + ": " + e.getMessage(), e);
+    } catch (java.io.IOException | RuntimeException e) {
+      // the sidecar cannot start: let go of what it opened already (the cache's lock), then say why
+      try {
+        mounts.close();
+      } catch (java.io.IOException closing) {
+        e.addSuppressed(closing);
+      }
+      throw e instanceof java.io.IOException ? new IllegalStateException("cannot open the peer endpoint on "
+          + config.getPeerHost() + ":" + config.getPeerPort() + ": " + e.getMessage(), e) : (RuntimeException) e;
     }
     // reachable as the bind address when that is one; else by the node's name
     String host = config.getPeerHost().equals("0.0.0.0") || config.getPeerHost().equals("::") ? config.getNodeId()

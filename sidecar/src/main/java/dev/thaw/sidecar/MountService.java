@@ -483,9 +483,15 @@ public final class MountService implements AutoCloseable {
     }
   }
 
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Unmounts everything and lets go of the cache; once, however often called. */
   @PreDestroy
   @Override
   public void close() throws IOException {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     for (String id : List.copyOf(mounts.keySet())) {
       Mounted m = mounts.remove(id);
       if (m != null) {

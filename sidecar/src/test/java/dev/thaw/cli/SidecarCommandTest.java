@@ -40,4 +40,20 @@ class SidecarCommandTest {
     org.assertj.core.api.Assertions.assertThatThrownBy(c::properties)
         .hasMessageContaining("--api-port must be 0 to 65535");
   }
+
+  @Test
+  void settingsThatCannotWorkStopTheStartWithOneLineSayingWhy() {
+    var noToken = java.util.Map.<String, Object>of("thaw.api.port", -1, "thaw.mount-root", tmp.resolve("m").toString(),
+        "thaw.cache-dir", tmp.resolve("c").toString(), "thaw.cluster.etcd", "http://127.0.0.1:1");
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> Sidecar.start(noToken))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageStartingWith("cluster mode needs the cluster token: set thaw.cluster.token-file");
+    var settings = java.util.Map.<String, Object>of("thaw.api.port", -1, "thaw.mount-root", tmp.resolve("m").toString(),
+        "thaw.cache-dir", tmp.resolve("c").toString());
+    try (ApplicationContext first = Sidecar.start(settings)) {
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> Sidecar.start(settings))
+          .as("a second sidecar on the same cache").hasMessageContaining("is in use by pid");
+      assertThat(first.isRunning()).isTrue();
+    }
+  }
 }
