@@ -222,4 +222,52 @@ public final class SnapshotCipher {
       out.write(src);
     }
   }
+
+  /** The key file made on first use when no key is configured. */
+  public static final Path DEFAULT_KEY = Path.of(System.getProperty("user.home"), ".config", "thaw", "snapshot.key");
+  /** A key as base64, from the environment (a Kubernetes Secret). */
+  public static final String KEY_ENV = "THAW_SNAPSHOT_KEY";
+  /** A key file named in the environment. */
+  public static final String KEY_FILE_ENV = "THAW_SNAPSHOT_KEY_FILE";
+
+  /**
+   * The configured key: {@code keyFile} when given, else {@code $THAW_SNAPSHOT_KEY} (base64), else the file
+   * {@code $THAW_SNAPSHOT_KEY_FILE}, else {@link #DEFAULT_KEY}. With {@code createDefault}, a missing default key
+   * file is made (32 random bytes, owner-only) and {@code log} says so: other nodes need a copy of it to restore.
+   */
+  public static SnapshotCipher configured(Path keyFile, boolean createDefault, java.io.PrintStream log)
+      throws IOException {
+    if (keyFile != null) {
+      return fromKeyFile(keyFile);
+    }
+    String env = System.getenv(KEY_ENV);
+    if (env != null && !env.isBlank()) {
+      return fromBase64(env, "$" + KEY_ENV);
+    }
+    String file = System.getenv(KEY_FILE_ENV);
+    if (file != null && !file.isBlank()) {
+      return fromKeyFile(Path.of(file));
+    }
+    if (!Files.exists(DEFAULT_KEY)) {
+      if (!createDefault) {
+        throw new IOException("no snapshot key: give --key-file, $" + KEY_ENV + " or $" + KEY_FILE_ENV
+            + " (the key the snapshot was taken with), or copy it to " + DEFAULT_KEY);
+      }
+      byte[] key = new byte[32];
+      new SecureRandom().nextBytes(key);
+      Files.createDirectories(DEFAULT_KEY.getParent());
+      Path tmp = DEFAULT_KEY.resolveSibling(".snapshot.key." + ProcessHandle.current().pid());
+      Files.writeString(Files.createFile(tmp, java.nio.file.attribute.PosixFilePermissions
+          .asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"))),
+          java.util.Base64.getEncoder().encodeToString(key) + "\n");
+      try {
+        Files.move(tmp, DEFAULT_KEY); // never over a key another process made meanwhile
+        log.println("thaw: created the snapshot key " + DEFAULT_KEY + " (owner-only); nodes that restore these"
+            + " snapshots need a copy of it, e.g. from a Kubernetes Secret in $" + KEY_ENV);
+      } catch (java.nio.file.FileAlreadyExistsException raced) {
+        Files.delete(tmp);
+      }
+    }
+    return fromKeyFile(DEFAULT_KEY);
+  }
 }

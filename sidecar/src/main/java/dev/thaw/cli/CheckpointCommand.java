@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.checkpoint.Checkpoints;
 import dev.thaw.checkpoint.Criu;
 import dev.thaw.checkpoint.CudaCheckpoint;
 import dev.thaw.checkpoint.Probe;
@@ -21,7 +22,6 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -103,49 +103,39 @@ final class CheckpointCommand implements Callable<Integer> {
       String modelDigest = model == null ? "" : model.startsWith("sha256:") ? model
           : models.digestOf(dev.thaw.store.ModelName.parse(model));
       SnapshotStore snaps = snapshots.open(models, cipher, snapshots.parallelism);
-      Path dir = snaps.newDumpDirectory(name);
       System.err.printf("checkpoint: waiting for %s to be ready%s, then dumping process %d%n", ready,
           probe == null ? "" : " and to answer " + probe.url(), pid);
-      long t0 = System.nanoTime();
-      Snapshots.Metadata m;
+      Progress[] bar = new Progress[1];
+      Checkpoints.Taken taken;
       try {
-        m = Snapshots.take(criu, pid, dir, new Snapshots.TakeRequest(ready, probe, expected, leaveRunning, warmTimeout,
-            modelDigest, ThawCommand.version(), cuda, lockTimeout));
-      } catch (IOException | RuntimeException e) {
-        try {
-          snaps.discard(dir);
-        } catch (IOException cleanup) {
-          e.addSuppressed(cleanup);
+        taken = Checkpoints.take(criu, snaps, name, pid, new Snapshots.TakeRequest(ready, probe, expected,
+            leaveRunning, warmTimeout, modelDigest, ThawCommand.version(), cuda, lockTimeout), !noPush,
+            new PushProgress() {
+              @Override
+              public void started(long totalBytes, int files) {
+                bar[0] = new Progress("push", totalBytes, false);
+              }
+
+              @Override
+              public void hashed(long bytes) {
+                bar[0].add(bytes);
+              }
+            });
+      } finally {
+        if (bar[0] != null) {
+          bar[0].close();
         }
-        throw e;
       }
-      double dumpS = (System.nanoTime() - t0) / 1e9;
-      Path kept = snaps.keep(name, dir);
-      long imageBytes = sizeOf(kept);
+      Snapshots.Metadata m = taken.metadata();
+      Path kept = taken.images();
+      long imageBytes = taken.imageBytes();
+      double dumpS = taken.dumpSeconds();
       String key = m.snapshotKey().digest();
       System.err.printf(Locale.ROOT, "checkpoint: %s dumped in %.2f s: %s of images in %s (key %s)%s%n", name, dumpS,
           Units.bytes(imageBytes), kept, key.substring(0, 19), m.cudaPids().isEmpty() ? ""
               : ", CUDA processes " + m.cudaPids());
-      SnapshotStore.Pushed pushed = null;
-      if (!noPush) {
-        Progress[] bar = new Progress[1];
-        try {
-          pushed = snaps.push(name, kept, Pusher.DEFAULT_CHUNK_SIZE, 16, new PushProgress() {
-            @Override
-            public void started(long totalBytes, int files) {
-              bar[0] = new Progress("push", totalBytes, false);
-            }
-
-            @Override
-            public void hashed(long bytes) {
-              bar[0].add(bytes);
-            }
-          });
-        } finally {
-          if (bar[0] != null) {
-            bar[0].close();
-          }
-        }
+      SnapshotStore.Pushed pushed = taken.pushed();
+      if (pushed != null) {
         Pusher.Result r = pushed.result();
         double s = r.elapsed().toNanos() / 1e9;
         System.err.printf(Locale.ROOT, "checkpoint: pushed %s%s to %s: %s hashed, %s uploaded in %.2f s (%.0f MB/s)%n",
@@ -202,13 +192,5 @@ final class CheckpointCommand implements Callable<Integer> {
     return u.getScheme() + "://" + u.getRawAuthority() + "/v2/health/ready";
   }
 
-  static long sizeOf(Path dir) throws IOException {
-    try (Stream<Path> s = Files.walk(dir)) {
-      long total = 0;
-      for (Path p : s.filter(Files::isRegularFile).toList()) {
-        total += Files.size(p);
-      }
-      return total;
-    }
-  }
+
 }

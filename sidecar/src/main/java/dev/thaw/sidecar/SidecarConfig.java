@@ -14,6 +14,7 @@ public final class SidecarConfig {
   private Long cacheMaxBytes;
   private Path mountRoot = Path.of(System.getProperty("user.home"), ".thaw", "mounts");
   private Path snapshots = Path.of(System.getProperty("user.home"), ".local", "share", "thaw", "snapshots");
+  private Path snapshotKeyFile;
   private int parallelism = 16;
   private int coldStartsKept = 200;
 
@@ -60,6 +61,15 @@ public final class SidecarConfig {
 
   public void setSnapshots(Path snapshots) {
     this.snapshots = snapshots;
+  }
+
+  /** The key sealing snapshots pushed to the store; null: as thaw checkpoint finds it ($THAW_SNAPSHOT_KEY, ...). */
+  public Path getSnapshotKeyFile() {
+    return snapshotKeyFile;
+  }
+
+  public void setSnapshotKeyFile(Path snapshotKeyFile) {
+    this.snapshotKeyFile = snapshotKeyFile;
   }
 
   public int getParallelism() {

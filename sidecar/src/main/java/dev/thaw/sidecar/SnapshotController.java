@@ -1,29 +1,211 @@
 package dev.thaw.sidecar;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.checkpoint.Checkpoints;
+import dev.thaw.checkpoint.Criu;
+import dev.thaw.checkpoint.CudaCheckpoint;
+import dev.thaw.checkpoint.Probe;
+import dev.thaw.checkpoint.SnapshotCipher;
 import dev.thaw.checkpoint.SnapshotStore;
+import dev.thaw.checkpoint.Snapshots;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelStore;
+import dev.thaw.store.Origin;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import io.micronaut.core.annotation.Nullable;
+import io.micronaut.http.HttpStatus;
+import io.micronaut.http.annotation.Body;
 import io.micronaut.http.annotation.Controller;
 import io.micronaut.http.annotation.Get;
+import io.micronaut.http.annotation.Post;
+import io.micronaut.http.annotation.Status;
 import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
 import java.io.IOException;
+import java.net.URI;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
-/** The snapshots this node keeps ({@code thaw checkpoint} takes them, {@code thaw restore} restores them). */
+/**
+ * The snapshots this node keeps, and taking one of a warm server: what {@code thaw checkpoint} does, through the API.
+ */
 @Controller("/v1/snapshots")
 @ExecuteOn(TaskExecutors.BLOCKING)
 final class SnapshotController {
+  private static final ObjectMapper JSON = new ObjectMapper();
   private final SidecarConfig config;
+  private final Object dumping = new Object(); // one dump at a time: each freezes a process tree and fills a disk
 
   SnapshotController(SidecarConfig config) {
     this.config = config;
   }
 
+  /** An inference request the warm server must answer, and the answer expected (compared as JSON). */
+  record ProbeSpec(String url, JsonNode request, JsonNode expect) {}
+
+  /**
+   * Take a snapshot of the server whose process tree is rooted at {@code pid}, once it is ready at {@code ready_url}
+   * (default: Triton's readiness endpoint beside the probe, else on port 8000) and answers the probe.
+   */
+  record Take(Long pid, String name, String readyUrl, ProbeSpec probe, Boolean leaveRunning, String model,
+      Boolean push, Boolean encrypt, Double warmTimeoutS) {}
+
   /** Each snapshot kept on this node: name, key tag, images directory, bytes, when taken; by name, newest first. */
   @Get
   List<Map<String, Object>> list() throws IOException {
     return SnapshotStore.listLocal(config.getSnapshots()).stream().map(SnapshotController::view).toList();
+  }
+
+  /** Takes, keeps and (by default) pushes a snapshot, sealed with the snapshot key; 201 with what was taken. */
+  @Post
+  @Status(HttpStatus.CREATED)
+  Map<String, Object> take(@Nullable @Body Take t) throws IOException {
+    if (t == null || t.pid() == null || t.pid() < 1) {
+      throw ApiException.badField("pid", "pid is required: the root of the warm server's process tree");
+    }
+    if (ProcessHandle.of(t.pid()).isEmpty()) {
+      throw new ApiException(HttpStatus.NOT_FOUND, "pid", "no process " + t.pid());
+    }
+    if (t.name() == null || t.name().isBlank()) {
+      throw ApiException.badField("name", "name is required: what the snapshot is restored by");
+    }
+    try {
+      ModelName.parse("snapshots/" + t.name() + ":x");
+    } catch (IllegalArgumentException e) {
+      throw ApiException.badField("name", "not a snapshot name: " + t.name() + " (" + e.getMessage() + ")");
+    }
+    Probe probe = null;
+    String expected = null;
+    if (t.probe() != null) {
+      String url = t.probe().url();
+      if (url == null || !(url.startsWith("http://") || url.startsWith("https://"))) {
+        throw ApiException.badField("probe.url", "probe.url must be an http(s):// URL, not " + url);
+      }
+      JsonNode req = t.probe().request();
+      probe = new Probe(url, req == null || req.isNull() ? null : req.isTextual() ? req.asText()
+          : JSON.writeValueAsString(req));
+      JsonNode e = t.probe().expect();
+      expected = e == null || e.isNull() ? null : e.isTextual() ? e.asText() : JSON.writeValueAsString(e);
+    }
+    String ready = t.readyUrl() != null ? t.readyUrl() : probe != null ? readinessBeside(probe.url())
+        : "http://127.0.0.1:8000/v2/health/ready";
+    boolean push = t.push() == null || t.push();
+    boolean encrypt = t.encrypt() == null || t.encrypt();
+    Duration warm = Duration.ofMillis((long) (1000 * (t.warmTimeoutS() == null ? 300 : t.warmTimeoutS())));
+    Optional<SnapshotCipher> cipher = push && encrypt
+        ? Optional.of(SnapshotCipher.configured(config.getSnapshotKeyFile(), true, System.err)) : Optional.empty();
+    synchronized (dumping) {
+      try (Origin o = Origins.open(config.getOrigin())) {
+        ModelStore models = new ModelStore(o);
+        String modelDigest = t.model() == null ? "" : t.model().startsWith("sha256:") ? t.model()
+            : models.digestOf(ModelName.parse(t.model()));
+        SnapshotStore snaps = new SnapshotStore(config.getSnapshots(), models, cipher, config.getParallelism());
+        Checkpoints.Taken taken;
+        try {
+          taken = Checkpoints.take(Criu.locate(), snaps, t.name(), t.pid(), new Snapshots.TakeRequest(ready, probe,
+              expected, Boolean.TRUE.equals(t.leaveRunning()), warm, modelDigest, version(), CudaCheckpoint.locate(),
+              Duration.ofSeconds(30)), push, PushProgress.NONE);
+        } catch (IOException e) {
+          throw new ApiException(HttpStatus.CONFLICT, null, "no snapshot of process " + t.pid() + " was taken: "
+              + e.getMessage(), e);
+        }
+        Map<String, Object> v = new LinkedHashMap<>();
+        v.put("name", taken.name());
+        v.put("key", taken.metadata().snapshotKey().digest());
+        v.put("images", taken.images().toString());
+        v.put("image_bytes", taken.imageBytes());
+        v.put("dump_s", taken.dumpSeconds());
+        v.put("left_running", Boolean.TRUE.equals(t.leaveRunning()));
+        v.put("cuda_pids", taken.metadata().cudaPids());
+        if (taken.pushed() != null) {
+          v.put("tag", taken.pushed().tag().toString());
+          v.put("origin", o.uri());
+          v.put("encrypted", taken.pushed().encrypted());
+          v.put("bytes_uploaded", taken.pushed().result().bytesUploaded());
+        }
+        return v;
+      }
+    }
+  }
+
+  /**
+   * Restore {@code name}: the snapshot whose key matches this node, from this node's copies first, then the origin
+   * ({@code from_origin}: the origin only), for {@code model} when given; on any failure boot {@code command}
+   * (default: the one the snapshot recorded) instead, unless {@code no_fallback}.
+   */
+  record Restore(String model, Boolean fromOrigin, List<String> command, Boolean noFallback, Double readyTimeoutS) {}
+
+  /** Restores a snapshot on this node (or boots instead, saying why); the server runs on after the call. */
+  @Post("/{name}/restore")
+  Map<String, Object> restore(String name, @Nullable @Body Restore r) throws IOException {
+    try {
+      ModelName.parse("snapshots/" + name + ":x");
+    } catch (IllegalArgumentException e) {
+      throw ApiException.badField("name", "not a snapshot name: " + name);
+    }
+    Restore req = r != null ? r : new Restore(null, null, null, null, null);
+    long t0 = System.nanoTime();
+    Criu criu = Criu.locate();
+    Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
+    Optional<SnapshotCipher> cipher;
+    try {
+      cipher = Optional.of(SnapshotCipher.configured(config.getSnapshotKeyFile(), false, System.err));
+    } catch (IOException e) {
+      cipher = Optional.empty(); // enough for snapshots pushed unencrypted
+    }
+    Duration ready = Duration.ofMillis((long) (1000 * (req.readyTimeoutS() == null ? 120 : req.readyTimeoutS())));
+    synchronized (dumping) {
+      try (Origin o = Origins.open(config.getOrigin())) {
+        ModelStore models = new ModelStore(o);
+        String modelDigest = req.model() == null ? null : req.model().startsWith("sha256:") ? req.model()
+            : models.digestOf(ModelName.parse(req.model()));
+        SnapshotStore snaps = new SnapshotStore(config.getSnapshots(), models, cipher, config.getParallelism());
+        java.nio.file.Path logs = java.nio.file.Files.createDirectories(config.getSnapshots().resolve(".logs")
+            .resolve(name));
+        Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logs, version(), cuda, ready, modelDigest,
+            req.command());
+        SnapshotStore.Found found = null;
+        Snapshots.Restored restored;
+        try {
+          found = snaps.find(name, dev.thaw.checkpoint.SnapshotKey.ofThisNode(criu, "", List.of(), version()),
+              modelDigest, Boolean.TRUE.equals(req.fromOrigin()), SnapshotStore.FetchProgress.NONE);
+          restored = Snapshots.restore(criu, found.images(), request);
+        } catch (IOException e) {
+          Snapshots.Metadata refused = e instanceof SnapshotStore.UnavailableException u ? u.metadata() : null;
+          List<String> command = req.command() != null && !req.command().isEmpty() ? req.command()
+              : refused != null ? refused.command() : null;
+          if (Boolean.TRUE.equals(req.noFallback()) || command == null) {
+            throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()
+                + (command == null ? "; and there is no command to boot instead (give command)" : ""), e);
+          }
+          restored = Snapshots.coldBoot(command, request, e.getMessage());
+        }
+        if (!restored.fromSnapshot() && Boolean.TRUE.equals(req.noFallback())) {
+          if (restored.booted() != null) {
+            restored.booted().close();
+          }
+          throw new ApiException(HttpStatus.CONFLICT, null, restored.fallbackReason());
+        }
+        Map<String, Object> v = new LinkedHashMap<>();
+        v.put("name", name);
+        v.put("pid", restored.pid());
+        v.put("restored", restored.fromSnapshot());
+        v.put("fallback_reason", restored.fallbackReason());
+        if (found != null) {
+          v.put("source", found.source());
+          v.put("bytes_fetched", found.bytesFetched());
+        }
+        v.put("steps_ms", restored.stepsMs());
+        v.put("logs", logs.toString());
+        v.put("total_s", (System.nanoTime() - t0) / 1e9);
+        return v;
+      }
+    }
   }
 
   static Map<String, Object> view(SnapshotStore.Local s) {
@@ -34,5 +216,16 @@ final class SnapshotController {
     v.put("bytes", s.bytes());
     v.put("taken_at", s.taken().toString());
     return v;
+  }
+
+  /** Triton's readiness endpoint on the host and port of {@code url}. */
+  private static String readinessBeside(String url) {
+    URI u = URI.create(url);
+    return u.getScheme() + "://" + u.getRawAuthority() + "/v2/health/ready";
+  }
+
+  private static String version() {
+    String v = SnapshotController.class.getPackage().getImplementationVersion();
+    return v == null ? "0.1.0-SNAPSHOT" : v; // as thaw checkpoint and thaw restore say it, so their keys match
   }
 }

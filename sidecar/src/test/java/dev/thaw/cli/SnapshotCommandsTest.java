@@ -184,6 +184,61 @@ class SnapshotCommandsTest {
   private String lastErr = "";
 
   /** Starts the server under `thaw run`'s PID namespace, waits for its first answer, and checkpoints it. */
+  @Test
+  void theSidecarApiTakesASnapshotOfTheWarmServerThatThawRestoreRestoresAndRefusesBadRequests() throws Exception {
+    startServer();
+    Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
+    expectedAnswer = answer();
+    Path snapshotsDir = tmp.resolve("api-snapshots");
+    try (var sidecar = dev.thaw.sidecar.Sidecar.start(java.util.Map.of("thaw.api.port", -1, "thaw.origin", origin,
+        "thaw.mount-root", tmp.resolve("mounts").toString(), "thaw.cache-dir", tmp.resolve("cache").toString(),
+        "thaw.cache-max-bytes", 1L << 30, "thaw.snapshots", snapshotsDir.toString(),
+        "thaw.snapshot-key-file", keyFile.toString()))) {
+      java.net.URI base = sidecar.getBean(io.micronaut.runtime.server.EmbeddedServer.class).getURI();
+      ObjectNode body = JSON.createObjectNode();
+      body.put("pid", ortServers().getFirst());
+      body.put("name", "api-server");
+      body.set("probe", probe().set("expect", JSON.readTree(expectedAnswer)));
+      var http = java.net.http.HttpClient.newHttpClient();
+      java.util.function.Function<String, java.net.http.HttpResponse<String>> post = json -> {
+        try {
+          return http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots"))
+              .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString(json))
+              .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      };
+      assertThat(post.apply("{\"name\": \"x\"}").body()).contains("\"field\":\"pid\"");
+      assertThat(post.apply("{\"pid\": 999999999, \"name\": \"x\"}").statusCode()).isEqualTo(404);
+      assertThat(post.apply("{\"pid\": 1, \"name\": \"../up\"}").body()).contains("\"field\":\"name\"");
+
+      var taken = post.apply(JSON.writeValueAsString(body));
+      assertThat(taken.statusCode()).as(taken.body()).isEqualTo(201);
+      JsonNode t = JSON.readTree(taken.body());
+      assertThat(t.get("tag").asText()).startsWith("snapshots/api-server:");
+      assertThat(t.get("encrypted").asBoolean()).isTrue();
+      var listed = JSON.readTree(http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString()).body());
+      assertThat(listed.findValuesAsText("name")).containsExactly("api-server");
+      assertThat(ortServers()).as("CRIU stopped the server once dumped").isEmpty();
+
+      var restore = http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots/api-server/restore"))
+          .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString("{}"))
+          .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(restore.statusCode()).as(restore.body()).isEqualTo(200);
+      JsonNode restored = JSON.readTree(restore.body());
+      started.add(restored.get("pid").asLong());
+      assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+      assertThat(answer()).as("the restored server answers as the warm one did").isEqualTo(expectedAnswer);
+      var none = http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots/nothing-here/restore"))
+          .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString("{}"))
+          .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(none.statusCode()).as(none.body()).isEqualTo(404);
+      assertThat(none.body()).contains("no command to boot instead");
+    }
+  }
+
   private JsonNode checkpoint(String... extra) throws Exception {
     startServer();
     JSON.writeValue(probeFile.toFile(), probe());
