@@ -600,7 +600,14 @@ public final class ClusterMember implements AutoCloseable {
    * failed is tried again with the next plan.
    */
   private void act(JsonNode p) {
-    for (String model : assignedHere(p).keySet()) {
+    Map<String, Object> assigned = assignedHere(p);
+    acting.forEach((model, a) -> {
+      if (!assigned.containsKey(model) && a.state().equals("prefetched")) {
+        acting.put(model, new Acting("unassigned", a.digest()));
+        Thread.ofVirtual().name("thaw-release-" + model).start(() -> release(model, a.digest()));
+      }
+    });
+    for (String model : assigned.keySet()) {
       Acting a = acting.get(model);
       if (a != null && !a.state().startsWith("failed")) {
         continue;
@@ -626,6 +633,31 @@ public final class ClusterMember implements AutoCloseable {
       acting.put(model, new Acting("failed: " + rootCause(e), null));
       LOG.warning(() -> "event=prefetch_failed model=" + model + " origin=" + sidecar.getOrigin() + " cause="
           + rootCause(e));
+    }
+  }
+
+  /**
+   * A model the plan no longer assigns here: its chunks go first when the cache needs room (nothing is deleted
+   * before), unless a mount still reads it.
+   */
+  private void release(String model, String digest) {
+    boolean mounted = mounts.list().stream().anyMatch(m -> digest.equals(m.get("digest")));
+    if (mounted) {
+      acting.put(model, new Acting("unassigned, still mounted", digest));
+      return;
+    }
+    try (dev.thaw.store.Origin o = dev.thaw.store.Origins.open(sidecar.getOrigin())) {
+      dev.thaw.store.Manifest m = new dev.thaw.store.ModelStore(o).load(digest);
+      List<String> keys = new ArrayList<>();
+      for (dev.thaw.store.FileEntry f : m.files()) {
+        f.chunks().forEach(c -> keys.add(c.key()));
+      }
+      int held = mounts.cache().evictFirst(keys);
+      acting.put(model, new Acting("unassigned, first to evict", digest));
+      LOG.info(() -> "event=released model=" + model + " chunks=" + held);
+      changed();
+    } catch (Exception e) {
+      acting.put(model, new Acting("unassigned: " + rootCause(e), digest));
     }
   }
 

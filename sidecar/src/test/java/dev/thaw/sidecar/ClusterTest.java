@@ -149,6 +149,14 @@ class ClusterTest {
       assertThat(revision(c)).isGreaterThan(before);
       assertThat(of(c).peers()).hasSize(1);
     }
+    // no more demand: what was prefetched for the plan goes first when the cache needs room
+    of(rest.getFirst()).setDemand("tiny:v1", 0, 1_500_000, 20);
+    for (ApplicationContext c : rest) {
+      if ("prefetched".equals(((Map<?, ?>) of(c).planView().get("acting")).get("tiny:v1"))) {
+        await().atMost(Duration.ofSeconds(15)).until(() -> "unassigned, first to evict".equals(
+            ((Map<?, ?>) of(c).planView().get("acting")).get("tiny:v1")));
+      }
+    }
   }
 
   @Test

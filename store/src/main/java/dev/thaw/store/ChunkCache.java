@@ -383,6 +383,32 @@ public final class ChunkCache implements AutoCloseable {
     }
   }
 
+  /**
+   * Puts these chunks first in line for eviction (as if least recently used), so that when the cache is full they go
+   * before anything else; nothing is deleted now. How a node lets go of models no longer assigned to it. Returns how
+   * many of them the cache held.
+   */
+  public int evictFirst(java.util.Collection<String> keys) {
+    synchronized (entries) {
+      LinkedHashMap<String, CacheEntry> first = new LinkedHashMap<>();
+      for (String k : keys) {
+        CacheEntry e = entries.get(k);
+        if (e != null) {
+          first.put(k, e);
+        }
+      }
+      if (first.isEmpty()) {
+        return 0;
+      }
+      LinkedHashMap<String, CacheEntry> rest = new LinkedHashMap<>(entries);
+      rest.keySet().removeAll(first.keySet());
+      entries.clear(); // access order: re-inserting puts the demoted ones at the head, the rest in their old order
+      entries.putAll(first);
+      entries.putAll(rest);
+      return first.size();
+    }
+  }
+
   private void evictLocked(long incoming) throws IOException {
     if (usedBytes + incoming <= maxBytes) {
       return;

@@ -126,6 +126,22 @@ class ChunkCacheTest {
   }
 
   @Test
+  void chunksPutFirstInLineAreEvictedBeforeOlderOnesOnlyWhenRoomIsNeeded() throws Exception {
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 3000)) {
+      cache.put("bb01", ByteBuffer.allocate(1000));
+      cache.put("bb02", ByteBuffer.allocate(1000));
+      cache.put("bb03", ByteBuffer.allocate(1000)); // the most recently used
+      assertThat(cache.evictFirst(java.util.List.of("bb03", "bb99"))).as("only those it holds").isEqualTo(1);
+      assertThat(cache.contains("bb03")).as("nothing deleted until room is needed").isTrue();
+      cache.put("bb04", ByteBuffer.allocate(1000));
+      assertThat(cache.contains("bb03")).as("first in line").isFalse();
+      assertThat(cache.contains("bb01")).as("otherwise least recently used, but kept").isTrue();
+      cache.put("bb05", ByteBuffer.allocate(1000));
+      assertThat(cache.contains("bb01")).as("then the usual order").isFalse();
+    }
+  }
+
+  @Test
   void concurrentReadersUnderASmallLimitAlwaysGetTheFilesBytes() throws Exception {
     Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 11);
     Origin origin = Origins.open(tmp.resolve("origin").toString());
