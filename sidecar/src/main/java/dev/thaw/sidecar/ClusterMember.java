@@ -33,6 +33,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
@@ -92,6 +93,9 @@ public final class ClusterMember implements AutoCloseable {
   private final Map<String, Acting> acting = new java.util.concurrent.ConcurrentHashMap<>();
 
   record Acting(String state, String digest) {}
+
+  /** The snapshots this member fetched ahead for the plan: snapshot name to what happened. */
+  private final Map<String, String> snapshotsAhead = new java.util.concurrent.ConcurrentHashMap<>();
 
   ClusterMember(ClusterConfig config, MountService mounts, SidecarConfig sidecar) {
     this.config = config;
@@ -178,6 +182,7 @@ public final class ClusterMember implements AutoCloseable {
     Map<String, String> doing = new TreeMap<>();
     acting.forEach((m, a) -> doing.put(m, a.state()));
     v.put("acting", doing);
+    v.put("snapshots_ahead", new TreeMap<>(snapshotsAhead));
     return v;
   }
 
@@ -201,11 +206,20 @@ public final class ClusterMember implements AutoCloseable {
 
   /** Sets how many replicas of {@code model} the cluster wants; the leader plans for it. */
   public void setDemand(String model, int replicas, long weightBytes, double bootSeconds) throws Exception {
+    setDemand(model, replicas, weightBytes, bootSeconds, null);
+  }
+
+  /** As above, naming the snapshot its replicas restore from: the members it is assigned to fetch it ahead. */
+  public void setDemand(String model, int replicas, long weightBytes, double bootSeconds, String snapshot)
+      throws Exception {
     ObjectNode d = JSON.createObjectNode();
     d.put("model", model);
     d.put("replicas", replicas);
     d.put("weight_bytes", weightBytes);
     d.put("boot_seconds", bootSeconds);
+    if (snapshot != null) {
+      d.put("snapshot", snapshot);
+    }
     client.getKVClient().put(key("/demand/" + model), bytes(d.toString())).get(5, TimeUnit.SECONDS);
   }
 
@@ -607,6 +621,9 @@ public final class ClusterMember implements AutoCloseable {
         Thread.ofVirtual().name("thaw-release-" + model).start(() -> release(model, a.digest()));
       }
     });
+    if (!assigned.isEmpty()) {
+      Thread.ofVirtual().name("thaw-snapshots-ahead").start(() -> snapshotsAhead(assigned.keySet()));
+    }
     for (String model : assigned.keySet()) {
       Acting a = acting.get(model);
       if (a != null && !a.state().startsWith("failed")) {
@@ -633,6 +650,48 @@ public final class ClusterMember implements AutoCloseable {
       acting.put(model, new Acting("failed: " + rootCause(e), null));
       LOG.warning(() -> "event=prefetch_failed model=" + model + " origin=" + sidecar.getOrigin() + " cause="
           + rootCause(e));
+    }
+  }
+
+  /**
+   * For each assigned model whose demand names a snapshot, fetches the snapshot whose key matches this node into its
+   * snapshots directory, so the replica restores from local images. A snapshot here already, or being fetched, is
+   * left alone; one that failed (no key match, no snapshot key) is tried again with the next plan.
+   */
+  private void snapshotsAhead(java.util.Set<String> models) {
+    Map<String, JsonNode> demand;
+    try {
+      demand = demand();
+    } catch (Exception e) {
+      return; // the next plan tries again
+    }
+    for (String model : models) {
+      String name = demand.containsKey(model) ? demand.get(model).path("snapshot").asText(null) : null;
+      if (name == null || (snapshotsAhead.containsKey(name) && !snapshotsAhead.get(name).startsWith("failed"))) {
+        continue;
+      }
+      snapshotsAhead.put(name, "fetching");
+      Optional<dev.thaw.checkpoint.SnapshotCipher> cipher;
+      try {
+        cipher = Optional.of(dev.thaw.checkpoint.SnapshotCipher.configured(sidecar.getSnapshotKeyFile(), false,
+            System.err));
+      } catch (java.io.IOException e) {
+        cipher = Optional.empty(); // enough for snapshots pushed unencrypted
+      }
+      try (dev.thaw.store.Origin o = dev.thaw.store.Origins.open(sidecar.getOrigin())) {
+        var snaps = new dev.thaw.checkpoint.SnapshotStore(sidecar.getSnapshots(), new dev.thaw.store.ModelStore(o),
+            cipher, sidecar.getParallelism());
+        var here = dev.thaw.checkpoint.SnapshotKey.ofThisNode(dev.thaw.checkpoint.Criu.locate(), "", List.of(),
+            SnapshotController.version());
+        var found = snaps.find(name, here, null, false, dev.thaw.checkpoint.SnapshotStore.FetchProgress.NONE);
+        snapshotsAhead.put(name, found.fetched() ? "fetched" : "here");
+        LOG.info(() -> "event=snapshot_ahead name=" + name + " node=" + config.getNodeId() + " bytes="
+            + found.bytesFetched());
+        changed();
+      } catch (Exception e) {
+        snapshotsAhead.put(name, "failed: " + rootCause(e));
+        LOG.warning(() -> "event=snapshot_ahead_failed name=" + name + " cause=" + rootCause(e));
+      }
     }
   }
 

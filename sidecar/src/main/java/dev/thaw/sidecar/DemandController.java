@@ -22,7 +22,7 @@ final class DemandController {
   }
 
   /** A model's wanted replicas, with its size and boot time for the start costs. */
-  record Demand(String model, Integer replicas, Long weightBytes, Double bootSeconds) {}
+  record Demand(String model, Integer replicas, Long weightBytes, Double bootSeconds, String snapshot) {}
 
   @Put
   Map<String, Object> set(@Nullable @Body Demand d) throws Exception {
@@ -42,8 +42,15 @@ final class DemandController {
     if (d.bootSeconds() != null && !(d.bootSeconds() >= 0)) {
       throw ApiException.badField("boot_seconds", "boot_seconds must not be negative");
     }
+    if (d.snapshot() != null) {
+      try {
+        dev.thaw.store.ModelName.parse("snapshots/" + d.snapshot() + ":x");
+      } catch (IllegalArgumentException e) {
+        throw ApiException.badField("snapshot", "not a snapshot name: " + d.snapshot());
+      }
+    }
     cluster.setDemand(d.model(), d.replicas(), d.weightBytes() == null ? 0 : d.weightBytes(),
-        d.bootSeconds() == null ? 30 : d.bootSeconds());
+        d.bootSeconds() == null ? 30 : d.bootSeconds(), d.snapshot());
     return Map.of("model", d.model(), "replicas", d.replicas());
   }
 

@@ -224,7 +224,7 @@ final class SnapshotController {
     return u.getScheme() + "://" + u.getRawAuthority() + "/v2/health/ready";
   }
 
-  private static String version() {
+  static String version() {
     String v = SnapshotController.class.getPackage().getImplementationVersion();
     return v == null ? "0.1.0-SNAPSHOT" : v; // as thaw checkpoint and thaw restore say it, so their keys match
   }

@@ -239,6 +239,39 @@ class SnapshotCommandsTest {
     }
   }
 
+  @Test
+  void aClusterMemberAssignedAModelFetchesTheSnapshotItsDemandNamesAhead() throws Exception {
+    JsonNode taken = checkpoint(); // pushed to the origin as snapshots/mlp-server:KEYTAG
+    assertThat(taken.get("tag").asText()).startsWith("snapshots/mlp-server:");
+    Path node2 = tmp.resolve("node2-snapshots");
+    try (var etcd = dev.thaw.bench.EtcdCluster.start(tmp.resolve("etcd"), 1);
+        var sidecar = dev.thaw.sidecar.Sidecar.start(java.util.Map.ofEntries(java.util.Map.entry("thaw.api.port", -1),
+            java.util.Map.entry("thaw.origin", origin), java.util.Map.entry("thaw.mount-root",
+                tmp.resolve("mounts").toString()), java.util.Map.entry("thaw.cache-dir", tmp.resolve("cache").toString()),
+            java.util.Map.entry("thaw.cache-max-bytes", 1L << 30), java.util.Map.entry("thaw.snapshots", node2.toString()),
+            java.util.Map.entry("thaw.snapshot-key-file", keyFile.toString()),
+            java.util.Map.entry("thaw.cluster.etcd", etcd.endpoints()),
+            java.util.Map.entry("thaw.cluster.token", "cluster-token-for-tests"),
+            java.util.Map.entry("thaw.cluster.peer-host", "127.0.0.1"), java.util.Map.entry("thaw.cluster.peer-port", 0),
+            java.util.Map.entry("thaw.cluster.node-id", "n2"), java.util.Map.entry("thaw.cluster.gpu-count", 1),
+            java.util.Map.entry("thaw.cluster.gpu-model", "L4")))) {
+      var member = sidecar.getBean(dev.thaw.sidecar.ClusterMember.class);
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).until(member::isLeader);
+      member.setDemand("mlp:v1", 1, spec.weightBytes(), 10, "mlp-server");
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> "fetched".equals(
+          ((java.util.Map<?, ?>) member.planView().get("snapshots_ahead")).get("mlp-server")));
+    }
+    assertThat(dev.thaw.checkpoint.SnapshotStore.listLocal(node2))
+        .extracting(dev.thaw.checkpoint.SnapshotStore.Local::name).containsExactly("mlp-server");
+    // and thaw restore finds it there: nothing from the origin
+    JsonNode restored = cli(0, "restore", "mlp-server", "--origin", "file://" + tmp.resolve("no-origin"),
+        "--snapshots", node2.toString(), "--key-file", keyFile.toString(), "--log-dir", tmp.toString(), "--json");
+    started.add(restored.get("pid").asLong());
+    assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+    assertThat(restored.get("bytes_fetched").asLong()).isZero();
+    assertThat(answer()).isEqualTo(expectedAnswer);
+  }
+
   private JsonNode checkpoint(String... extra) throws Exception {
     startServer();
     JSON.writeValue(probeFile.toFile(), probe());
