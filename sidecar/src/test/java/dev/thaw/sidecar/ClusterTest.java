@@ -194,4 +194,38 @@ class ClusterTest {
     assertThat(of(c).members()).containsKey("solo");
     assertThat(of(c).members().get("solo").path("running").path("tiny:v1").asInt()).as("its mount registered").isOne();
   }
+
+  @Test
+  void demandIsSetAndReadThroughTheApiAndBadDemandIsRefusedNamingTheField() throws Exception {
+    ApplicationContext c = member("d");
+    await().atMost(Duration.ofSeconds(15)).until(() -> of(c).degraded() == null);
+    HttpClient http = HttpClient.newHttpClient();
+    var base = c.getBean(EmbeddedServer.class).getURI();
+    java.util.function.Function<String, HttpResponse<String>> put = body -> {
+      try {
+        return http.send(HttpRequest.newBuilder(base.resolve("/v1/demand")).header("Content-Type", "application/json")
+            .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    };
+    String[][] bad = {
+      {"{\"replicas\": 1}", "model"},
+      {"{\"model\": \"a/b\", \"replicas\": 1}", "model"},
+      {"{\"model\": \"m:v1\"}", "replicas"},
+      {"{\"model\": \"m:v1\", \"replicas\": -1}", "replicas"},
+      {"{\"model\": \"m:v1\", \"replicas\": 1, \"weight_bytes\": -5}", "weight_bytes"},
+      {"{\"model\": \"m:v1\", \"replicas\": 1, \"snapshot\": \"../x\"}", "snapshot"},
+    };
+    for (String[] b : bad) {
+      HttpResponse<String> r = put.apply(b[0]);
+      assertThat(r.statusCode()).as(b[0] + " -> " + r.body()).isEqualTo(400);
+      assertThat(r.body()).contains("\"field\":\"" + b[1] + "\"");
+    }
+    HttpResponse<String> ok = put.apply("{\"model\": \"m:v1\", \"replicas\": 2, \"weight_bytes\": 1000}");
+    assertThat(ok.statusCode()).as(ok.body()).isEqualTo(200);
+    JsonNode listed = new com.fasterxml.jackson.databind.ObjectMapper().readTree(http.send(HttpRequest.newBuilder(
+        base.resolve("/v1/demand")).build(), HttpResponse.BodyHandlers.ofString()).body());
+    assertThat(listed.get("m:v1").get("replicas").asInt()).isEqualTo(2);
+  }
 }

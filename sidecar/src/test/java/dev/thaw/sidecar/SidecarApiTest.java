@@ -215,6 +215,9 @@ class SidecarApiTest {
     JsonNode plan = call("GET", "/v1/plan", null).json();
     assertThat(plan.get("mode").asText()).isEqualTo("standalone");
     assertThat(plan.get("plan").isNull()).as("no plan without a cluster").isTrue();
+    Reply demand = call("PUT", "/v1/demand", "{\"model\": \"m:v1\", \"replicas\": 1}");
+    assertThat(demand.status()).as("demand is for cluster mode").isEqualTo(409);
+    assertThat(demand.json().get("error").asText()).contains("standalone");
     JsonNode status = call("GET", "/v1/status", null).json();
     assertThat(status.get("peers")).isEmpty();
     assertThat(status.get("cache").get("capacity_bytes").asLong()).isEqualTo(1L << 30);
