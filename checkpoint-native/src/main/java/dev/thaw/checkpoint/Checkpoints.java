@@ -43,6 +43,62 @@ public final class Checkpoints {
     return new Taken(name, kept, sizeOf(kept), dumpS, m, pushed);
   }
 
+  /** What a restore came to: the process (restored, or booted instead and why), and where the images came from. */
+  public record Restoring(Snapshots.Restored restored, SnapshotStore.Found found, String readyUrl) {}
+
+  /** No snapshot of that name could be restored here, and nothing was booted instead. */
+  public static final class NoSnapshot extends IOException {
+    private final boolean nothingToBoot;
+
+    NoSnapshot(String message, boolean nothingToBoot, Throwable cause) {
+      super(message, cause);
+      this.nothingToBoot = nothingToBoot;
+    }
+
+    /** True when a fallback was allowed but there was no command to boot. */
+    public boolean nothingToBoot() {
+      return nothingToBoot;
+    }
+  }
+
+  /**
+   * Restores {@code name}, as {@code thaw restore} and the sidecar's API both do: the snapshot whose key matches
+   * {@code here} (this node's copies first, then the store; {@code fromOrigin}: the store only), checked and resumed
+   * by {@link Snapshots#restore}. When there is none, or it fails, the request's fallback command (default: the one
+   * the snapshot recorded) boots instead, saying why; with {@code noFallback} that is an error instead.
+   * {@code keyProblem}, when not null, is why no snapshot key was found: added to a refusal that needed one.
+   */
+  public static Restoring restore(Criu criu, SnapshotStore snapshots, String name, SnapshotKey here,
+      boolean fromOrigin, Snapshots.RestoreRequest request, boolean noFallback, String keyProblem,
+      SnapshotStore.FetchProgress progress) throws IOException {
+    SnapshotStore.Found found;
+    try {
+      found = snapshots.find(name, here, request.expectedModelDigest(), fromOrigin, progress);
+    } catch (IOException e) {
+      String reason = e.getMessage()
+          + (keyProblem != null && e.getMessage().contains("no snapshot key") ? "; " + keyProblem : "");
+      Snapshots.Metadata refused = e instanceof SnapshotStore.UnavailableException u ? u.metadata() : null;
+      if (noFallback) {
+        throw new NoSnapshot(reason, false, e);
+      }
+      java.util.List<String> command = request.fallbackCommand() != null && !request.fallbackCommand().isEmpty()
+          ? request.fallbackCommand() : refused != null ? refused.command() : null;
+      if (command == null) {
+        throw new NoSnapshot(reason + "; and there is no command to boot instead", true, e);
+      }
+      return new Restoring(Snapshots.coldBoot(command, request, reason), null,
+          refused != null ? refused.readyUrl() : null);
+    }
+    Snapshots.Restored r = Snapshots.restore(criu, found.images(), request);
+    if (!r.fromSnapshot() && noFallback) {
+      if (r.booted() != null) {
+        r.booted().close();
+      }
+      throw new IOException(r.fallbackReason());
+    }
+    return new Restoring(r, found, found.metadata().readyUrl());
+  }
+
   /** Bytes of the regular files under {@code dir}. */
   public static long sizeOf(Path dir) throws IOException {
     try (Stream<Path> s = Files.walk(dir)) {

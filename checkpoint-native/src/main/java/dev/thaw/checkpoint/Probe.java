@@ -13,6 +13,12 @@ import java.time.Duration;
  * give exactly that answer before it counts as restored. {@code body} null means GET.
  */
 public record Probe(String url, String body) {
+  /** Triton's readiness endpoint ({@code /v2/health/ready}) on the host and port of this probe's URL. */
+  public String readinessBeside() {
+    java.net.URI u = java.net.URI.create(url);
+    return u.getScheme() + "://" + u.getRawAuthority() + "/v2/health/ready";
+  }
+
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
   /** Sends the probe; returns the answer's body, or throws naming the URL and the status. */

@@ -93,7 +93,7 @@ final class CheckpointCommand implements Callable<Integer> {
       JsonNode e = p.get("expect");
       expected = e == null || e.isNull() ? null : e.isTextual() ? e.asText() : JsonOut.MAPPER.writeValueAsString(e);
     }
-    String ready = readyUrl != null ? readyUrl : probe != null ? readyUrlOf(probe.url())
+    String ready = readyUrl != null ? readyUrl : probe != null ? probe.readinessBeside()
         : "http://127.0.0.1:8000/v2/health/ready";
     Criu criu = Criu.locate();
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
@@ -185,12 +185,5 @@ final class CheckpointCommand implements Callable<Integer> {
     }
     return p;
   }
-
-  /** Triton's readiness endpoint on the host and port of {@code url}. */
-  static String readyUrlOf(String url) {
-    URI u = URI.create(url);
-    return u.getScheme() + "://" + u.getRawAuthority() + "/v2/health/ready";
-  }
-
 
 }

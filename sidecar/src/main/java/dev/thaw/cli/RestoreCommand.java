@@ -1,6 +1,7 @@
 package dev.thaw.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.checkpoint.Checkpoints;
 import dev.thaw.checkpoint.Criu;
 import dev.thaw.checkpoint.CudaCheckpoint;
 import dev.thaw.checkpoint.Probe;
@@ -92,51 +93,39 @@ final class RestoreCommand implements Callable<Integer> {
       SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
       Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
           modelDigest, fallbackCommand);
-      SnapshotStore.Found found;
       Progress[] bar = new Progress[1];
+      Checkpoints.Restoring done;
       try {
-        found = snaps.find(name, here, modelDigest, fromOrigin, new SnapshotStore.FetchProgress() {
-          @Override
-          public void started(long totalBytes) {
-            System.err.println("restore: fetching " + Units.bytes(totalBytes) + " of images of " + name + " from " + o.uri());
-            bar[0] = new Progress("fetch", totalBytes, false);
-          }
+        done = Checkpoints.restore(criu, snaps, name, here, fromOrigin, request, noFallback, noKey,
+            new SnapshotStore.FetchProgress() {
+              @Override
+              public void started(long totalBytes) {
+                System.err.println("restore: fetching " + Units.bytes(totalBytes) + " of images of " + name + " from "
+                    + o.uri());
+                bar[0] = new Progress("fetch", totalBytes, false);
+              }
 
-          @Override
-          public void wrote(long bytes) {
-            bar[0].add(bytes);
-          }
-        });
-      } catch (IOException e) {
-        String reason = e.getMessage() + (noKey != null && e.getMessage().contains("no snapshot key") ? "; " + noKey : "");
-        Snapshots.Metadata refused = e instanceof SnapshotStore.UnavailableException nm ? nm.metadata() : null;
-        if (noFallback) {
-          throw new IOException(reason, e);
-        }
-        List<String> command = fallbackCommand != null && !fallbackCommand.isEmpty() ? fallbackCommand
-            : refused != null ? refused.command() : null;
-        if (command == null) {
-          throw new IOException(reason + "; and there is no command to boot instead: give one after --", e);
-        }
-        System.err.println("restore: " + reason + "; booting " + String.join(" ", command) + " instead");
-        return finish(Snapshots.coldBoot(command, request, reason), null, refused != null ? refused.readyUrl() : null,
-            t0, o.uri());
+              @Override
+              public void wrote(long bytes) {
+                bar[0].add(bytes);
+              }
+            });
+      } catch (Checkpoints.NoSnapshot e) {
+        throw e.nothingToBoot() ? new IOException(e.getMessage() + ": give one after --", e) : e;
       } finally {
         if (bar[0] != null) {
           bar[0].close();
         }
       }
-      if (found.fetched()) {
+      SnapshotStore.Found found = done.found();
+      if (found == null) {
+        System.err.println("restore: " + done.restored().fallbackReason() + "; booted the server's command instead");
+      } else if (found.fetched()) {
         double s = found.fetchTime().toNanos() / 1e9;
         System.err.printf(Locale.ROOT, "restore: fetched %s from the origin in %.2f s (%.0f MB/s)%n",
             Units.bytes(found.bytesFetched()), s, Units.mbps(found.bytesFetched(), s));
       }
-      Snapshots.Restored r = Snapshots.restore(criu, found.images(), request);
-      if (!r.fromSnapshot() && noFallback) {
-        r.booted().close();
-        throw new IOException(r.fallbackReason());
-      }
-      return finish(r, found, found.metadata().readyUrl(), t0, o.uri());
+      return finish(done.restored(), found, done.readyUrl(), t0, o.uri());
     }
   }
 

@@ -52,8 +52,7 @@ public final class ThawCommand implements Runnable {
 
   /** Thaw's version, from the jar's manifest (the build's version when run from classes). */
   static String version() {
-    String v = ThawCommand.class.getPackage().getImplementationVersion();
-    return v == null ? "0.1.0-SNAPSHOT" : v;
+    return dev.thaw.sidecar.Sidecar.version(); // one jar: the CLI's and the service's are the same
   }
 
   static final class Version implements CommandLine.IVersionProvider {

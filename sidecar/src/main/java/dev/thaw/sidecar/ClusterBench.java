@@ -166,6 +166,7 @@ public final class ClusterBench {
         sidecars.add(Sidecar.start(p));
       }
       List<Path> files = new ArrayList<>();
+      String digest = null;
       for (ApplicationContext c : sidecars) {
         URI base = c.getBean(EmbeddedServer.class).getURI();
         HttpResponse<String> made = http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
@@ -175,10 +176,12 @@ public final class ClusterBench {
         if (made.statusCode() != 201) {
           throw new IOException("mount failed: " + made.body());
         }
-        files.add(Path.of(JSON.readTree(made.body()).get("mountpoint").asText(), "weights.bin"));
+        JsonNode mount = JSON.readTree(made.body());
+        files.add(Path.of(mount.get("mountpoint").asText(), "weights.bin"));
+        digest = mount.get("digest").asText();
       }
       if (peers) {
-        awaitAllFetching(sidecars, n, files);
+        awaitAllFetching(sidecars, n, digest);
       }
       proxy.resetCounters();
       long t0 = System.nanoTime();
@@ -208,26 +211,15 @@ public final class ClusterBench {
   }
 
   /** Until each member has heard that all N fetch the model: what the chunks' owners are picked among. */
-  private static void awaitAllFetching(List<ApplicationContext> sidecars, int n, List<Path> files) throws Exception {
-    String digest = null;
-    HttpClient http = HttpClient.newHttpClient();
-    URI base = sidecars.getFirst().getBean(EmbeddedServer.class).getURI();
-    for (JsonNode m : JSON.readTree(http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts")).build(),
-        HttpResponse.BodyHandlers.ofString()).body())) {
-      digest = m.get("digest").asText();
-    }
+  private static void awaitAllFetching(List<ApplicationContext> sidecars, int n, String digest) throws Exception {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (System.nanoTime() < deadline) {
-      boolean all = true;
-      for (ApplicationContext c : sidecars) {
-        all &= c.getBean(ClusterMember.class).fetchers(digest) == n;
-      }
-      if (all) {
+      if (sidecars.stream().allMatch(c -> c.getBean(ClusterMember.class).fetchers(digest) == n)) {
         return;
       }
       Thread.sleep(50);
     }
-    throw new IOException("the members did not hear of each other fetching " + files.size() + " mounts within 30 s");
+    throw new IOException("the " + n + " members did not hear of each other fetching " + digest + " within 30 s");
   }
 
   private static long readAll(Path f) throws IOException {

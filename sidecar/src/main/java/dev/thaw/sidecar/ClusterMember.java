@@ -357,10 +357,21 @@ public final class ClusterMember implements AutoCloseable {
     if (id == 0) {
       return;
     }
-    client.getKVClient().put(key("/members/" + config.getNodeId()), bytes(registration().toString()),
+    String r = registration().toString();
+    // the lease keeps an unchanged registration alive: a put that changes nothing would only wake every watcher,
+    // and the leader would plan again for nothing
+    if (id == lastPut.lease() && r.equals(lastPut.value())) {
+      return;
+    }
+    client.getKVClient().put(key("/members/" + config.getNodeId()), bytes(r),
         PutOption.builder().withLeaseId(id).build()).get(3, TimeUnit.SECONDS);
+    lastPut = new Put(id, r);
     knownMembers = members();
   }
+
+  private record Put(long lease, String value) {}
+
+  private volatile Put lastPut = new Put(0, "");
 
   /** The peers to ask for a model's chunks: the other members holding any of it, the fullest first. */
   ChunkPeersSource peersFor(String digest) {
@@ -392,7 +403,7 @@ public final class ClusterMember implements AutoCloseable {
 
     ChunkPeersSource(String digest) {
       this.digest = digest;
-      this.client = new PeerClient(() -> holders(digest), token, config.getPeerTimeout());
+      this.client = new PeerClient(token, config.getPeerTimeout());
     }
 
     @Override
@@ -444,18 +455,6 @@ public final class ClusterMember implements AutoCloseable {
   private static long score(String node, String chunkKey) {
     byte[] h = dev.thaw.store.Hashes.newDigest().digest((node + "\n" + chunkKey).getBytes(StandardCharsets.UTF_8));
     return java.nio.ByteBuffer.wrap(h).getLong();
-  }
-
-  List<String> holders(String digest) {
-    List<JsonNode> with = new ArrayList<>();
-    for (JsonNode m : knownMembers.values()) {
-      if (!m.path("node").asText().equals(config.getNodeId()) && m.path("held").path(digest).asDouble() > 0
-          && m.hasNonNull("peer_url")) {
-        with.add(m);
-      }
-    }
-    with.sort(java.util.Comparator.comparingDouble((JsonNode m) -> -m.path("held").path(digest).asDouble()));
-    return with.stream().map(m -> m.path("peer_url").asText()).toList();
   }
 
   /** How many members, this one included, are fetching a model, as this member last heard. */
@@ -516,7 +515,6 @@ public final class ClusterMember implements AutoCloseable {
     } catch (java.io.IOException e) {
       LOG.log(Level.FINE, "event=snapshots_unreadable dir=" + sidecar.getSnapshots() + " cause=" + e.getMessage());
     }
-    r.put("at", Instant.now().toString());
     return r;
   }
 
@@ -682,7 +680,7 @@ public final class ClusterMember implements AutoCloseable {
         var snaps = new dev.thaw.checkpoint.SnapshotStore(sidecar.getSnapshots(), new dev.thaw.store.ModelStore(o),
             cipher, sidecar.getParallelism());
         var here = dev.thaw.checkpoint.SnapshotKey.ofThisNode(dev.thaw.checkpoint.Criu.locate(), "", List.of(),
-            SnapshotController.version());
+            Sidecar.version());
         var found = snaps.find(name, here, null, false, dev.thaw.checkpoint.SnapshotStore.FetchProgress.NONE);
         snapshotsAhead.put(name, found.fetched() ? "fetched" : "here");
         LOG.info(() -> "event=snapshot_ahead name=" + name + " node=" + config.getNodeId() + " bytes="

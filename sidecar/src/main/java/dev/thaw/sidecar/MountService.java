@@ -215,7 +215,7 @@ public final class MountService implements AutoCloseable {
         if (member.clustered()) {
           member.changed(); // tell the others at once that this node is fetching the model
         }
-        watchFirstByte(m);
+        reader.firstRead().thenAccept(at -> cs.mark("first_byte", at));
         if (!prefetch.equals("off")) {
           startPrefetch(m, prefetch);
         }
@@ -404,21 +404,6 @@ public final class MountService implements AutoCloseable {
     m.prefetch = what + ": running";
     f.whenComplete((ok, e) -> m.prefetch = what + (e == null ? ": done" : ": failed: " + e.getMessage()));
     return what;
-  }
-
-  private void watchFirstByte(Mounted m) {
-    Thread.ofVirtual().name("thaw-first-byte-" + m.id).start(() -> {
-      while (mounts.containsKey(m.id) && m.reader.firstReadNanos() == 0) {
-        try {
-          Thread.sleep(5);
-        } catch (InterruptedException e) {
-          return;
-        }
-      }
-      if (m.reader.firstReadNanos() != 0) {
-        m.coldStart.mark("first_byte", m.reader.firstReadNanos());
-      }
-    });
   }
 
   private enum Tally { READ, FROM_CACHE, ORIGIN, PEER }

@@ -1,6 +1,5 @@
 package dev.thaw.sidecar;
 
-import dev.thaw.store.ChunkPeers;
 import dev.thaw.store.ChunkRef;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -8,43 +7,29 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.function.Supplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Asks the members that hold a model for its chunks before the origin: each in turn, each within the peer timeout.
- * A peer that answers 404, fails, stalls or sends fewer bytes than the chunk has is passed over; when none delivers,
- * the fetcher goes to the origin. The fetcher checks what a peer sends against the chunk's hash.
+ * Asks one peer for one chunk within the peer timeout; which peers, in which order, is the caller's choice
+ * ({@link ClusterMember}). A peer that answers 404, fails, stalls or sends fewer bytes than the chunk has counts as
+ * not having it. The fetcher checks what a peer sends against the chunk's hash.
  */
-final class PeerClient implements ChunkPeers {
+final class PeerClient {
   private static final Logger LOG = Logger.getLogger(PeerClient.class.getName());
 
-  private final Supplier<List<String>> peerUrls;
   private final String token;
   private final Duration timeout;
   private final HttpClient http;
 
-  PeerClient(Supplier<List<String>> peerUrls, String token, Duration timeout) {
-    this.peerUrls = peerUrls;
+  PeerClient(String token, Duration timeout) {
     this.token = token;
     this.timeout = timeout;
     this.http = HttpClient.newBuilder().connectTimeout(timeout).build();
-  }
-
-  @Override
-  public boolean read(ChunkRef chunk, ByteBuffer into) {
-    for (String peer : peerUrls.get()) {
-      if (readFrom(peer, chunk, into, false)) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /**
@@ -52,34 +37,32 @@ final class PeerClient implements ChunkPeers {
    * or as a holder; true when it sent the whole chunk within the timeout.
    */
   boolean readFrom(String peer, ChunkRef chunk, ByteBuffer into, boolean asOwner) {
-    {
-      HttpRequest req = HttpRequest.newBuilder(URI.create(peer + "/v1/chunks/" + chunk.key() + (asOwner ? "?owner" : "")))
-          .header("Authorization", "Bearer " + token).timeout(timeout).GET().build();
-      CompletableFuture<HttpResponse<byte[]>> f = http.sendAsync(req, HttpResponse.BodyHandlers.ofByteArray());
-      try {
-        // the whole chunk within the timeout: a peer that stalls mid-body is as good as gone
-        HttpResponse<byte[]> r = f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-        if (r.statusCode() != 200) {
-          return false;
-        }
-        if (r.body().length != chunk.length()) {
-          LOG.log(Level.INFO, () -> "event=peer_short_read peer=" + peer + " chunk=" + chunk.key() + " got="
-              + r.body().length + " action=next");
-          return false;
-        }
-        into.clear().limit(chunk.length());
-        into.put(r.body());
-        return true;
-      } catch (InterruptedException e) {
-        f.cancel(true);
-        Thread.currentThread().interrupt();
+    HttpRequest req = HttpRequest.newBuilder(URI.create(peer + "/v1/chunks/" + chunk.key() + (asOwner ? "?owner" : "")))
+        .header("Authorization", "Bearer " + token).timeout(timeout).GET().build();
+    CompletableFuture<HttpResponse<byte[]>> f = http.sendAsync(req, HttpResponse.BodyHandlers.ofByteArray());
+    try {
+      // the whole chunk within the timeout: a peer that stalls mid-body is as good as gone
+      HttpResponse<byte[]> r = f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      if (r.statusCode() != 200) {
         return false;
-      } catch (ExecutionException | TimeoutException | RuntimeException e) {
-        f.cancel(true);
-        LOG.log(Level.INFO, () -> "event=peer_failed peer=" + peer + " chunk=" + chunk.key() + " cause="
-            + (e instanceof ExecutionException ? e.getCause() : e) + " action=next");
       }
+      if (r.body().length != chunk.length()) {
+        LOG.log(Level.INFO, () -> "event=peer_short_read peer=" + peer + " chunk=" + chunk.key() + " got="
+            + r.body().length + " action=next");
+        return false;
+      }
+      into.clear().limit(chunk.length());
+      into.put(r.body());
+      return true;
+    } catch (InterruptedException e) {
+      f.cancel(true);
+      Thread.currentThread().interrupt();
       return false;
+    } catch (ExecutionException | TimeoutException | RuntimeException e) {
+      f.cancel(true);
+      LOG.log(Level.INFO, () -> "event=peer_failed peer=" + peer + " chunk=" + chunk.key() + " cause="
+          + (e instanceof ExecutionException ? e.getCause() : e) + " action=next");
     }
+    return false;
   }
 }

@@ -40,6 +40,12 @@ public final class Sidecar {
     }
   }
 
+  /** Thaw's version, from the jar's manifest (the build's version when run from classes): part of snapshot keys. */
+  public static String version() {
+    String v = Sidecar.class.getPackage().getImplementationVersion();
+    return v == null ? "0.1.0-SNAPSHOT" : v;
+  }
+
   /** The first cause's own words, past Micronaut's wrapping ("Error instantiating bean ... Path Taken: ..."). */
   private static String innermostMessage(Throwable e) {
     Throwable t = e;

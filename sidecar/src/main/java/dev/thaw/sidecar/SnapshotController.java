@@ -7,6 +7,7 @@ import dev.thaw.checkpoint.Criu;
 import dev.thaw.checkpoint.CudaCheckpoint;
 import dev.thaw.checkpoint.Probe;
 import dev.thaw.checkpoint.SnapshotCipher;
+import dev.thaw.checkpoint.SnapshotKey;
 import dev.thaw.checkpoint.SnapshotStore;
 import dev.thaw.checkpoint.Snapshots;
 import dev.thaw.store.ModelName;
@@ -24,7 +25,6 @@ import io.micronaut.http.annotation.Status;
 import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
 import java.io.IOException;
-import java.net.URI;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -92,7 +92,7 @@ final class SnapshotController {
       JsonNode e = t.probe().expect();
       expected = e == null || e.isNull() ? null : e.isTextual() ? e.asText() : JSON.writeValueAsString(e);
     }
-    String ready = t.readyUrl() != null ? t.readyUrl() : probe != null ? readinessBeside(probe.url())
+    String ready = t.readyUrl() != null ? t.readyUrl() : probe != null ? probe.readinessBeside()
         : "http://127.0.0.1:8000/v2/health/ready";
     boolean push = t.push() == null || t.push();
     boolean encrypt = t.encrypt() == null || t.encrypt();
@@ -108,8 +108,8 @@ final class SnapshotController {
         Checkpoints.Taken taken;
         try {
           taken = Checkpoints.take(Criu.locate(), snaps, t.name(), t.pid(), new Snapshots.TakeRequest(ready, probe,
-              expected, Boolean.TRUE.equals(t.leaveRunning()), warm, modelDigest, version(), CudaCheckpoint.locate(),
-              Duration.ofSeconds(30)), push, PushProgress.NONE);
+              expected, Boolean.TRUE.equals(t.leaveRunning()), warm, modelDigest, Sidecar.version(),
+              CudaCheckpoint.locate(), Duration.ofSeconds(30)), push, PushProgress.NONE);
         } catch (IOException e) {
           throw new ApiException(HttpStatus.CONFLICT, null, "no snapshot of process " + t.pid() + " was taken: "
               + e.getMessage(), e);
@@ -153,10 +153,12 @@ final class SnapshotController {
     Criu criu = Criu.locate();
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
     Optional<SnapshotCipher> cipher;
+    String noKey = null;
     try {
       cipher = Optional.of(SnapshotCipher.configured(config.getSnapshotKeyFile(), false, System.err));
     } catch (IOException e) {
       cipher = Optional.empty(); // enough for snapshots pushed unencrypted
+      noKey = e.getMessage();
     }
     Duration ready = Duration.ofMillis((long) (1000 * (req.readyTimeoutS() == null ? 120 : req.readyTimeoutS())));
     synchronized (dumping) {
@@ -167,30 +169,21 @@ final class SnapshotController {
         SnapshotStore snaps = new SnapshotStore(config.getSnapshots(), models, cipher, config.getParallelism());
         java.nio.file.Path logs = java.nio.file.Files.createDirectories(config.getSnapshots().resolve(".logs")
             .resolve(name));
-        Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logs, version(), cuda, ready, modelDigest,
-            req.command());
-        SnapshotStore.Found found = null;
-        Snapshots.Restored restored;
+        Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logs, Sidecar.version(), cuda, ready,
+            modelDigest, req.command());
+        Checkpoints.Restoring done;
         try {
-          found = snaps.find(name, dev.thaw.checkpoint.SnapshotKey.ofThisNode(criu, "", List.of(), version()),
-              modelDigest, Boolean.TRUE.equals(req.fromOrigin()), SnapshotStore.FetchProgress.NONE);
-          restored = Snapshots.restore(criu, found.images(), request);
+          done = Checkpoints.restore(criu, snaps, name, SnapshotKey.ofThisNode(criu, "", List.of(), Sidecar.version()),
+              Boolean.TRUE.equals(req.fromOrigin()), request, Boolean.TRUE.equals(req.noFallback()), noKey,
+              SnapshotStore.FetchProgress.NONE);
+        } catch (Checkpoints.NoSnapshot e) {
+          throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()
+              + (e.nothingToBoot() ? " (give command)" : ""), e);
         } catch (IOException e) {
-          Snapshots.Metadata refused = e instanceof SnapshotStore.UnavailableException u ? u.metadata() : null;
-          List<String> command = req.command() != null && !req.command().isEmpty() ? req.command()
-              : refused != null ? refused.command() : null;
-          if (Boolean.TRUE.equals(req.noFallback()) || command == null) {
-            throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()
-                + (command == null ? "; and there is no command to boot instead (give command)" : ""), e);
-          }
-          restored = Snapshots.coldBoot(command, request, e.getMessage());
+          throw new ApiException(HttpStatus.CONFLICT, null, e.getMessage(), e);
         }
-        if (!restored.fromSnapshot() && Boolean.TRUE.equals(req.noFallback())) {
-          if (restored.booted() != null) {
-            restored.booted().close();
-          }
-          throw new ApiException(HttpStatus.CONFLICT, null, restored.fallbackReason());
-        }
+        Snapshots.Restored restored = done.restored();
+        SnapshotStore.Found found = done.found();
         Map<String, Object> v = new LinkedHashMap<>();
         v.put("name", name);
         v.put("pid", restored.pid());
@@ -216,16 +209,5 @@ final class SnapshotController {
     v.put("bytes", s.bytes());
     v.put("taken_at", s.taken().toString());
     return v;
-  }
-
-  /** Triton's readiness endpoint on the host and port of {@code url}. */
-  private static String readinessBeside(String url) {
-    URI u = URI.create(url);
-    return u.getScheme() + "://" + u.getRawAuthority() + "/v2/health/ready";
-  }
-
-  static String version() {
-    String v = SnapshotController.class.getPackage().getImplementationVersion();
-    return v == null ? "0.1.0-SNAPSHOT" : v; // as thaw checkpoint and thaw restore say it, so their keys match
   }
 }

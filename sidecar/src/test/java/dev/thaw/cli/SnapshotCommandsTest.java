@@ -12,6 +12,7 @@ import dev.thaw.checkpoint.PidNamespaceProcess;
 import dev.thaw.checkpoint.Probe;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
+import dev.thaw.sidecar.SidecarSettings;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -190,10 +191,10 @@ class SnapshotCommandsTest {
     Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
     expectedAnswer = answer();
     Path snapshotsDir = tmp.resolve("api-snapshots");
-    try (var sidecar = dev.thaw.sidecar.Sidecar.start(java.util.Map.of("thaw.api.port", -1, "thaw.origin", origin,
-        "thaw.mount-root", tmp.resolve("mounts").toString(), "thaw.cache-dir", tmp.resolve("cache").toString(),
-        "thaw.cache-max-bytes", 1L << 30, "thaw.snapshots", snapshotsDir.toString(),
-        "thaw.snapshot-key-file", keyFile.toString()))) {
+    var settings = SidecarSettings.standalone(tmp, origin);
+    settings.put("thaw.snapshots", snapshotsDir.toString());
+    settings.put("thaw.snapshot-key-file", keyFile.toString());
+    try (var sidecar = dev.thaw.sidecar.Sidecar.start(settings)) {
       java.net.URI base = sidecar.getBean(io.micronaut.runtime.server.EmbeddedServer.class).getURI();
       ObjectNode body = JSON.createObjectNode();
       body.put("pid", ortServers().getFirst());
@@ -244,22 +245,17 @@ class SnapshotCommandsTest {
     JsonNode taken = checkpoint(); // pushed to the origin as snapshots/mlp-server:KEYTAG
     assertThat(taken.get("tag").asText()).startsWith("snapshots/mlp-server:");
     Path node2 = tmp.resolve("node2-snapshots");
-    try (var etcd = dev.thaw.bench.EtcdCluster.start(tmp.resolve("etcd"), 1);
-        var sidecar = dev.thaw.sidecar.Sidecar.start(java.util.Map.ofEntries(java.util.Map.entry("thaw.api.port", -1),
-            java.util.Map.entry("thaw.origin", origin), java.util.Map.entry("thaw.mount-root",
-                tmp.resolve("mounts").toString()), java.util.Map.entry("thaw.cache-dir", tmp.resolve("cache").toString()),
-            java.util.Map.entry("thaw.cache-max-bytes", 1L << 30), java.util.Map.entry("thaw.snapshots", node2.toString()),
-            java.util.Map.entry("thaw.snapshot-key-file", keyFile.toString()),
-            java.util.Map.entry("thaw.cluster.etcd", etcd.endpoints()),
-            java.util.Map.entry("thaw.cluster.token", "cluster-token-for-tests"),
-            java.util.Map.entry("thaw.cluster.peer-host", "127.0.0.1"), java.util.Map.entry("thaw.cluster.peer-port", 0),
-            java.util.Map.entry("thaw.cluster.node-id", "n2"), java.util.Map.entry("thaw.cluster.gpu-count", 1),
-            java.util.Map.entry("thaw.cluster.gpu-model", "L4")))) {
-      var member = sidecar.getBean(dev.thaw.sidecar.ClusterMember.class);
-      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).until(member::isLeader);
-      member.setDemand("mlp:v1", 1, spec.weightBytes(), 10, "mlp-server");
-      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> "fetched".equals(
-          ((java.util.Map<?, ?>) member.planView().get("snapshots_ahead")).get("mlp-server")));
+    try (var etcd = dev.thaw.bench.EtcdCluster.start(tmp.resolve("etcd"), 1)) {
+      var settings = SidecarSettings.member(tmp, origin, etcd.endpoints(), "/thaw", "n2");
+      settings.put("thaw.snapshots", node2.toString());
+      settings.put("thaw.snapshot-key-file", keyFile.toString());
+      try (var sidecar = dev.thaw.sidecar.Sidecar.start(settings)) {
+        var member = sidecar.getBean(dev.thaw.sidecar.ClusterMember.class);
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).until(member::isLeader);
+        member.setDemand("mlp:v1", 1, spec.weightBytes(), 10, "mlp-server");
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> "fetched".equals(
+            ((java.util.Map<?, ?>) member.planView().get("snapshots_ahead")).get("mlp-server")));
+      }
     }
     assertThat(dev.thaw.checkpoint.SnapshotStore.listLocal(node2))
         .extracting(dev.thaw.checkpoint.SnapshotStore.Local::name).containsExactly("mlp-server");

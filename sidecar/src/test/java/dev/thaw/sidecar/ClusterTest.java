@@ -18,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -66,25 +65,12 @@ class ClusterTest {
   }
 
   private ApplicationContext member(String node) {
-    Map<String, Object> p = new HashMap<>();
-    p.put("thaw.api.port", -1);
-    p.put("thaw.origin", origin);
-    p.put("thaw.mount-root", tmp.resolve(prefix.substring(1) + "/" + node + "/mounts").toString());
-    p.put("thaw.cache-dir", tmp.resolve(prefix.substring(1) + "/" + node + "/cache").toString());
-    p.put("thaw.cache-max-bytes", 1L << 30);
-    p.put("thaw.cluster.etcd", etcd.endpoints());
-    p.put("thaw.cluster.prefix", prefix);
-    p.put("thaw.cluster.node-id", node);
+    Map<String, Object> p = SidecarSettings.member(tmp.resolve(prefix.substring(1) + "/" + node), origin,
+        etcd.endpoints(), prefix, node);
     p.put("thaw.cluster.zone", "zone-" + node);
     p.put("thaw.cluster.lease-ttl", TTL.toSeconds() + "s");
     p.put("thaw.cluster.replan-interval", "2s");
     p.put("thaw.cluster.debounce", "100ms");
-    p.put("thaw.cluster.gpu-model", "L4");
-    p.put("thaw.cluster.gpu-count", 2);
-    p.put("thaw.cluster.gpu-memory-bytes", 24L << 30);
-    p.put("thaw.cluster.token", "cluster-token-for-tests");
-    p.put("thaw.cluster.peer-host", "127.0.0.1");
-    p.put("thaw.cluster.peer-port", 0);
     ApplicationContext c = Sidecar.start(p);
     started.add(c);
     return c;

@@ -30,7 +30,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -49,7 +48,7 @@ import org.junit.jupiter.api.io.TempDir;
  * where they leave it (nginx behind a counting proxy).
  */
 class PeerSharingTest {
-  static final String TOKEN = "cluster-token-for-tests";
+  static final String TOKEN = SidecarSettings.TOKEN;
   static final HttpClient HTTP = HttpClient.newHttpClient();
   static final ObjectMapper JSON = new ObjectMapper();
   @TempDir static Path tmp;
@@ -100,20 +99,8 @@ class PeerSharingTest {
   }
 
   private ApplicationContext member(String node) {
-    Map<String, Object> p = new HashMap<>();
-    p.put("thaw.api.port", -1);
-    p.put("thaw.origin", "http://127.0.0.1:" + origin.port() + "/");
-    p.put("thaw.mount-root", tmp.resolve(prefix.substring(1) + "/" + node + "/mounts").toString());
-    p.put("thaw.cache-dir", tmp.resolve(prefix.substring(1) + "/" + node + "/cache").toString());
-    p.put("thaw.cache-max-bytes", 1L << 30);
-    p.put("thaw.cluster.etcd", etcd.endpoints());
-    p.put("thaw.cluster.prefix", prefix);
-    p.put("thaw.cluster.node-id", node);
-    p.put("thaw.cluster.lease-ttl", "3s");
-    p.put("thaw.cluster.token", TOKEN);
-    p.put("thaw.cluster.peer-host", "127.0.0.1");
-    p.put("thaw.cluster.peer-port", 0);
-    ApplicationContext c = Sidecar.start(p);
+    ApplicationContext c = Sidecar.start(SidecarSettings.member(tmp.resolve(prefix.substring(1) + "/" + node),
+        "http://127.0.0.1:" + origin.port() + "/", etcd.endpoints(), prefix, node));
     started.add(c);
     return c;
   }
@@ -201,7 +188,7 @@ class PeerSharingTest {
             ByteSequence.from(ghost, StandardCharsets.UTF_8)).get(5, TimeUnit.SECONDS);
       }
       ApplicationContext c = member("c");
-      await().atMost(Duration.ofSeconds(10)).until(() -> !of(c).holders(digest).isEmpty());
+      await().atMost(Duration.ofSeconds(10)).until(() -> of(c).heldBy("ghost", digest) > 0);
       origin.resetCounters();
       JsonNode m = mountAndRead(c);
       assertThat(asked.get()).as("the dying peer was asked").isPositive();

@@ -19,7 +19,6 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -48,9 +47,7 @@ class SidecarApiTest {
       new Pusher(o, 1 << 20, 4, PushProgress.NONE).push(tmp.resolve("model"), ModelName.parse("tiny:v1"));
     }
     mountRoot = tmp.resolve("mounts");
-    sidecar = Sidecar.start(Map.of("thaw.api.port", -1, "thaw.origin", origin, "thaw.mount-root",
-        mountRoot.toString(), "thaw.cache-dir", tmp.resolve("cache").toString(), "thaw.cache-max-bytes", 1L << 30,
-        "thaw.snapshots", tmp.resolve("snapshots").toString()));
+    sidecar = Sidecar.start(SidecarSettings.standalone(tmp, origin));
     base = sidecar.getBean(EmbeddedServer.class).getURI();
   }
 

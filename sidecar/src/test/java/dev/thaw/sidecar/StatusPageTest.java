@@ -18,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,8 +42,7 @@ class StatusPageTest {
       new Pusher(o, 1 << 20, 2, PushProgress.NONE).push(model, ModelName.parse("page:v1"));
     }
     Path mounts = tmp.resolve("mounts");
-    sidecar = Sidecar.start(Map.of("thaw.api.port", -1, "thaw.origin", origin, "thaw.mount-root", mounts.toString(),
-        "thaw.cache-dir", tmp.resolve("cache").toString(), "thaw.cache-max-bytes", 1L << 30));
+    sidecar = Sidecar.start(SidecarSettings.standalone(tmp, origin));
     base = sidecar.getBean(EmbeddedServer.class).getURI();
     HttpClient http = HttpClient.newHttpClient();
     HttpResponse<String> made = http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))

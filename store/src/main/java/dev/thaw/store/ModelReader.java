@@ -26,9 +26,10 @@ public final class ModelReader implements AutoCloseable {
   private final List<String> touchPaths = new ArrayList<>();
   private final List<Integer> touchIndexes = new ArrayList<>();
   private final java.util.concurrent.atomic.AtomicLong blockedReads = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong bytesFromCache = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong bytesRead = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong firstReadAt = new java.util.concurrent.atomic.AtomicLong();
+  // counted on every read from many FUSE threads: adders, not one contended atomic
+  private final java.util.concurrent.atomic.LongAdder bytesFromCache = new java.util.concurrent.atomic.LongAdder();
+  private final java.util.concurrent.atomic.LongAdder bytesRead = new java.util.concurrent.atomic.LongAdder();
+  private final CompletableFuture<Long> firstRead = new CompletableFuture<>();
 
   private ModelReader(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
     this.manifest = manifest;
@@ -66,12 +67,12 @@ public final class ModelReader implements AutoCloseable {
 
   /** Bytes readers got, all told. */
   public long bytesRead() {
-    return bytesRead.get();
+    return bytesRead.sum();
   }
 
   /** Bytes readers got from chunks already in the local cache (as opposed to ones they waited for). */
   public long bytesFromCache() {
-    return bytesFromCache.get();
+    return bytesFromCache.sum();
   }
 
   /**
@@ -92,9 +93,9 @@ public final class ModelReader implements AutoCloseable {
     return fetcher.bytesFromPeers();
   }
 
-  /** When the first read arrived, in {@link System#nanoTime()}'s terms; 0 before any. */
-  public long firstReadNanos() {
-    return firstReadAt.get();
+  /** Completes, with {@link System#nanoTime()} then, when the first read arrives. */
+  public CompletableFuture<Long> firstRead() {
+    return firstRead.copy();
   }
 
   /** Opens a regular file of the manifest for reading. */
@@ -120,8 +121,8 @@ public final class ModelReader implements AutoCloseable {
     if (offset < 0) {
       throw new IllegalArgumentException("negative offset " + offset);
     }
-    if (firstReadAt.get() == 0) {
-      firstReadAt.compareAndSet(0, Math.max(1, System.nanoTime()));
+    if (!firstRead.isDone()) {
+      firstRead.complete(System.nanoTime());
     }
     if (offset >= file.size()) {
       return dst.hasRemaining() ? -1 : 0;
@@ -138,7 +139,7 @@ public final class ModelReader implements AutoCloseable {
       pos += n;
       index++;
     }
-    bytesRead.addAndGet(total);
+    bytesRead.add(total);
     return total;
   }
 
@@ -160,7 +161,7 @@ public final class ModelReader implements AutoCloseable {
       if (held != null) {
         try {
           int n = readLease(held, chunk, offsetInChunk, dst, want);
-          bytesFromCache.addAndGet(n);
+          bytesFromCache.add(n);
           return n;
         } finally {
           keep(slot, held);
