@@ -9,14 +9,14 @@
 # (GPU_TEST_STRICT_GOAL=1 only), 4 or 124 timed out. With $OUT set, the results go to $OUT/gpu-test.json and the log
 # to $OUT/gpu-test.log.
 # env: GPU_TEST_GIB (default 4), GPU_TEST_CRIU_GIB (default 1), GPU_TEST_PYTHON (default python3),
-#      GPU_TEST_TIMEOUT_S (default 330, the whole check), GPU_TEST_STRICT_GOAL, GPU_TEST_CRIU_REQUIRED.
+#      GPU_TEST_TIMEOUT_S (default 420, the whole check), GPU_TEST_STRICT_GOAL, GPU_TEST_CRIU_REQUIRED.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.." || exit 2
 B=checkpoint-native/target/gpu-test
 SRC=checkpoint-native/src/gpu-test
 PY=${GPU_TEST_PYTHON:-python3}
-TIMEOUT_S=${GPU_TEST_TIMEOUT_S:-330}
+TIMEOUT_S=${GPU_TEST_TIMEOUT_S:-420}
 missing=()
 PIDS=
 CRIU_DIR=
@@ -119,6 +119,7 @@ elif command -v criu >/dev/null 2>&1; then
 else
   echo "criu:    none; the snapshot round is skipped"
 fi
+echo "kernel:  $(uname -r) ($(uname -v | cut -c1-60))"
 echo "memory:  $(awk '/MemTotal|MemAvailable/{printf "%s %d GiB  ", $1, $2/1048576}' /proc/meminfo)"
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -127,6 +128,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   exit 2
 fi
 
+# the GPU server's transformers must not look for anything online: there is nothing to reach
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 echo "== running GpuCheck (GPU_TEST_GIB=${GPU_TEST_GIB:-4})"
 PIDS=$(mktemp /tmp/thaw-gpu-test-pids.XXXXXX)
 

@@ -84,6 +84,63 @@ class CriuTest {
   }
 
   @Test
+  void aMountCriuCannotDumpIsLeftExternalAndBoundAgainOnRestore() throws Exception {
+    // ramfs, like FUSE (a Thaw mount) or squashfs (a GPU node's driver folder), is a filesystem CRIU refuses to dump;
+    // the server's private copy of the node's mounts holds it
+    Path mount = Files.createDirectories(tmp.resolve("ramfs"));
+    run("mount", "-t", "ramfs", "thaw-test", mount.toString());
+    int port = freePort();
+    long restored = -1;
+    try (PidNamespaceProcess server = startCounterServer(port)) {
+      awaitListening(port);
+      assertThat(get(port)).isEqualTo("1");
+      Path images = tmp.resolve("images");
+      criu.dump(server.pid(), images, Criu.Options.SERVER_ELSEWHERE, false);
+      assertThat(Files.readAllLines(images.resolve(Criu.EXTERNAL_MOUNTS))).contains(mount.toString());
+      PidNamespaceProcess.awaitGone(server.pid(), 10_000);
+
+      restored = criu.restore(images, Criu.Options.SERVER_ELSEWHERE);
+      assertThat(get(port)).as("counting on from memory").isEqualTo("2");
+      assertThat(Files.readString(Path.of("/proc", Long.toString(restored), "mountinfo")))
+          .as("the node's mount is bound at the same place").contains(" " + mount + " ");
+    } finally {
+      if (restored > 0) {
+        long pid = restored;
+        ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+        PidNamespaceProcess.awaitGone(pid, 10_000);
+      }
+      run("umount", "-l", mount.toString());
+    }
+  }
+
+  @Test
+  void onlyFilesystemsCriuCannotDumpAreExternalNeverTheRoot() {
+    List<String> mountinfo = List.of(
+        "37 1 253:1 / / rw,relatime - ext4 /dev/vda rw",
+        "39 37 254:16 / /usr/local/nvidia ro,relatime - squashfs /dev/vdb ro,errors=continue",
+        "40 37 0:5 / /proc rw,nosuid - proc proc rw",
+        "41 37 0:40 / /srv/models/my\\040model rw - fuse.thaw thaw rw,user_id=0",
+        "42 37 0:41 / /dev/shm rw - tmpfs tmpfs rw",
+        "43 37 253:2 / /data rw - ext4 /dev/vdc rw");
+    assertThat(Criu.externalMounts(mountinfo))
+        .containsExactly("/usr/local/nvidia", "/srv/models/my model", "/data");
+  }
+
+  @Test
+  void imagesNamingAnythingButPlainMountPointsAreRefused() throws Exception {
+    Path images = Files.createDirectories(tmp.resolve("hostile"));
+    Files.writeString(images.resolve(Criu.EXTERNAL_MOUNTS), "/usr/local/nvidia\n../../etc\n");
+    assertThatThrownBy(() -> Criu.readExternalMounts(images))
+        .isInstanceOf(CriuException.class).hasMessageContaining("'../../etc'");
+  }
+
+  private static void run(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0).as(String.join(" ", cmd) + ": " + out).isTrue();
+  }
+
+  @Test
   void imagesAreNeverWrittenOverAndADeadProcessIsReported() throws Exception {
     Path images = Files.createDirectories(tmp.resolve("images"));
     Files.writeString(images.resolve("inventory.img"), "x");

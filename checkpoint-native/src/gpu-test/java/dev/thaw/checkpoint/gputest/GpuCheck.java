@@ -28,7 +28,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *   <li>a lock with a 1 ms timeout on the PyTorch holder while a long kernel runs must fail, leave it RUNNING and
  *       usable;
  *   <li>a plain host-to-device copy of the same bytes is the floor a restore is compared with;
- *   <li>optionally, with a CRIU in the bundle, a full snapshot of a PyTorch holder ({@link CriuRound}).
+ *   <li>optionally, with a CRIU in the bundle, a full snapshot of a PyTorch holder ({@link CriuRound});
+ *   <li>a GPU inference server's cold boot against its restore, through the CUDA binding and through CRIU, answers
+ *       compared token for token ({@link ServerRound}).
  * </ol>
  *
  * It prints a table and writes it as JSON ({@code --out}). Exit status: 0 all passed, 1 a step failed or a value was
@@ -42,7 +44,8 @@ public final class GpuCheck {
   static final Set<Long> STRAYS = ConcurrentHashMap.newKeySet();
 
   record Options(Path bundle, String python, Path torchHolder, double gib, double criuGib, Path out, Path pidFile,
-      long timeoutSeconds, boolean torch, boolean jcuda, boolean tree, boolean criu, boolean strictGoal) {}
+      long timeoutSeconds, boolean torch, boolean jcuda, boolean tree, boolean criu, boolean server,
+      boolean strictGoal) {}
 
   private final Options o;
   private final List<Map<String, Object>> steps = new ArrayList<>();
@@ -119,8 +122,8 @@ public final class GpuCheck {
           --criu-gib N          GiB for the CRIU round (default $GPU_TEST_CRIU_GIB, else 1)
           --out FILE            write the results as JSON there
           --pids FILE           append every child pid there (run.sh kills what is left)
-          --timeout-s N         kill everything and exit 4 after N s (default 330)
-          --skip LIST           any of torch,jcuda,tree,criu (comma-separated)
+          --timeout-s N         kill everything and exit 4 after N s (default 420)
+          --skip LIST           any of torch,jcuda,tree,criu,server (comma-separated)
           --selftest            check the bundle without a GPU: classes load, files are there
           --help
         exit: 0 passed, 1 a step failed or a value was wrong, 2 usage or setup, 3 speed goal missed
@@ -136,7 +139,7 @@ public final class GpuCheck {
     double criuGib = Double.parseDouble(env.getOrDefault("GPU_TEST_CRIU_GIB", "1"));
     Path out = null;
     Path pids = null;
-    long timeout = 330;
+    long timeout = 420;
     String skip = "";
     boolean selftest = false;
     for (int i = 0; i < args.length; i++) {
@@ -171,7 +174,7 @@ public final class GpuCheck {
     }
     List<String> skips = List.of(skip.split(","));
     Options o = new Options(bundle, python, torchHolder, gib, criuGib, out, pids, timeout, !skips.contains("torch"),
-        !skips.contains("jcuda"), !skips.contains("tree"), !skips.contains("criu"),
+        !skips.contains("jcuda"), !skips.contains("tree"), !skips.contains("criu"), !skips.contains("server"),
         "1".equals(env.get("GPU_TEST_STRICT_GOAL")));
     if (selftest) {
       System.exit(selftest(o));
@@ -208,8 +211,10 @@ public final class GpuCheck {
     } else {
       System.out.println("JCuda natives: " + nativeLib);
     }
-    if (!Files.isRegularFile(o.torchHolder())) {
-      problems.add("no " + o.torchHolder());
+    for (Path script : List.of(o.torchHolder(), o.torchHolder().resolveSibling("gpu_server.py"))) {
+      if (!Files.isRegularFile(script)) {
+        problems.add("no " + script);
+      }
     }
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
     System.out.println("CudaCheckpoint.locate(): "
@@ -327,6 +332,9 @@ public final class GpuCheck {
     if (o.criu()) {
       Map<String, Object> criu = CriuRound.run(cuda, o, this::step);
       report.put("criu", criu);
+    }
+    if (o.server()) {
+      report.put("server", ServerRound.run(cuda, o, this::step));
     }
     return finish(floor);
   }
@@ -591,6 +599,15 @@ public final class GpuCheck {
           .append(v instanceof Double d ? String.format(Locale.ROOT, "%.3f", d) : v));
       System.out.println(b);
       anyWrong |= criu.get("wrong") instanceof Long w && w != 0;
+    }
+    if (report.get("server") instanceof Map<?, ?> server) {
+      System.out.println("GPU server (" + server.get("model") + "): cold boot " + server.get("cold_boot"));
+      System.out.println("  CUDA restore: " + server.get("cuda_restore"));
+      System.out.println("  CRIU restore: " + server.get("criu"));
+      System.out.println(server.get("goal"));
+      for (String round : List.of("cuda_restore", "criu")) {
+        anyWrong |= server.get(round) instanceof Map<?, ?> m && m.get("wrong") instanceof Long w && w != 0;
+      }
     }
     anyWrong |= report.get("lock_failure") instanceof Map<?, ?> lf && lf.get("wrong") instanceof Long w && w != 0;
     String goal;
