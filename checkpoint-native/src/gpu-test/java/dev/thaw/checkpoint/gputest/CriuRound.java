@@ -173,17 +173,17 @@ final class CriuRound {
     }
   }
 
-  private static long size(Path dir) throws IOException {
+  static long size(Path dir) throws IOException {
     try (Stream<Path> s = Files.walk(dir)) {
       return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
     }
   }
 
-  private static void delete(Path dir) {
+  static void delete(Path dir) {
     try (Stream<Path> s = Files.walk(dir)) {
       s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
     } catch (IOException e) {
-      GpuCheck.log("criu: could not delete " + dir + ": " + e.getMessage());
+      GpuCheck.log("could not delete " + dir + ": " + e.getMessage());
     }
   }
 

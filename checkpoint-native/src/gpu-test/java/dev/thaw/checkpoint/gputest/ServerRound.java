@@ -19,7 +19,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -27,7 +26,6 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * A GPU inference server's cold start against its restore: {@code gpu_server.py} serves a transformers causal LM
@@ -80,7 +78,7 @@ final class ServerRound {
       steps.step("server round", false, String.valueOf(e.getMessage()));
     } finally {
       if (round.work != null) {
-        delete(round.work); // the model and the images: GiBs
+        CriuRound.delete(round.work); // the model and the images: GiBs
       }
     }
     round.summarise();
@@ -241,7 +239,7 @@ final class ServerRound {
         return c;
       }
       c.put("dump_s", seconds(t1));
-      c.put("image_bytes", size(images));
+      c.put("image_bytes", CriuRound.size(images));
       c.put("images_fs", Files.getFileStore(images).type());
       s.proc.close(); // CRIU killed it; end its unshare too and wait until its PIDs are free
       GpuCheck.STRAYS.remove(s.pid());
@@ -352,20 +350,6 @@ final class ServerRound {
       return "; its output ends: " + String.join(" | ", lines.subList(Math.max(0, lines.size() - 8), lines.size()));
     } catch (IOException e) {
       return "";
-    }
-  }
-
-  private static long size(Path dir) throws IOException {
-    try (Stream<Path> s = Files.walk(dir)) {
-      return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
-    }
-  }
-
-  private static void delete(Path dir) {
-    try (Stream<Path> s = Files.walk(dir)) {
-      s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    } catch (IOException e) {
-      GpuCheck.log("server: could not delete " + dir + ": " + e.getMessage());
     }
   }
 
