@@ -18,7 +18,9 @@ import picocli.CommandLine.Option;
       "Run the sidecar: Thaw's REST API beside an inference server (docs/api.md). Standalone: one chunk cache, the",
       "configured origin, no etcd. Settings come from application.yml's defaults, then THAW_* environment variables",
       "(THAW_ORIGIN, THAW_CACHE_DIR, THAW_MOUNT_ROOT, THAW_API_HOST, THAW_API_PORT, ...), then these flags, then",
-      "--config FILE. Runs in the foreground until SIGTERM or Ctrl-C, which unmount everything it mounted."
+      "--config FILE. Runs in the foreground until SIGTERM or Ctrl-C, which unmount everything it mounted.",
+      "Every API call but /healthz, /readyz and /metrics carries 'Authorization: Bearer TOKEN': the token in",
+      "--api-token-file (made at the first start, owner-only), or THAW_API_TOKEN."
     })
 final class SidecarCommand implements Callable<Integer> {
   @Option(names = "--api-host", paramLabel = "ADDR",
@@ -61,6 +63,10 @@ final class SidecarCommand implements Callable<Integer> {
       description = "Cluster mode: the file holding the cluster token (a mounted Secret); or $THAW_CLUSTER_TOKEN.")
   Path tokenFile;
 
+  @Option(names = "--api-token-file", paramLabel = "FILE",
+      description = "The control API's token: read from FILE, made there (owner-only) when missing. Default: ~/.thaw/api-token.")
+  Path apiTokenFile;
+
   @Option(names = "--config", paramLabel = "FILE", description = "A YAML file of settings (the keys of docs/api.md).")
   Path config;
 
@@ -75,6 +81,9 @@ final class SidecarCommand implements Callable<Integer> {
         throw new CommandLine.ParameterException(new CommandLine(this), "--api-port must be 0 to 65535, not " + apiPort);
       }
       p.put("thaw.api.port", apiPort == 0 ? -1 : apiPort); // Micronaut's "any free port"
+    }
+    if (apiTokenFile != null) {
+      p.put("thaw.api.token-file", apiTokenFile.toAbsolutePath().toString());
     }
     if (origin != null) {
       p.put("thaw.origin", origin);
@@ -123,6 +132,10 @@ final class SidecarCommand implements Callable<Integer> {
     System.err.println("thaw sidecar: listening on " + server.getURL() + (cluster.enabled()
         ? " (cluster mode: node " + cluster.getNodeId() + ", etcd " + String.join(",", cluster.getEtcd()) + ")"
         : " (standalone)"));
+    dev.thaw.sidecar.ApiToken token = context.getBean(dev.thaw.sidecar.ApiToken.class);
+    System.err.println("thaw sidecar: API calls carry 'Authorization: Bearer TOKEN', the token "
+        + (token.file() == null ? "given in THAW_API_TOKEN" : "in " + token.file())
+        + "; the status page is " + server.getURL() + "/#token=TOKEN");
     System.err.flush();
     while (context.isRunning()) {
       Thread.sleep(200);

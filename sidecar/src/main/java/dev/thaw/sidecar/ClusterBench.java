@@ -170,6 +170,7 @@ public final class ClusterBench {
       for (ApplicationContext c : sidecars) {
         URI base = c.getBean(EmbeddedServer.class).getURI();
         HttpResponse<String> made = http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+            .header("Authorization", "Bearer " + c.getBean(ApiToken.class).value())
             .header("Content-Type", "application/json")
             .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"" + name + "\", \"prefetch\": \"off\"}")).build(),
             HttpResponse.BodyHandlers.ofString());

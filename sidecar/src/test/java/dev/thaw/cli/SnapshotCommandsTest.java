@@ -195,7 +195,6 @@ class SnapshotCommandsTest {
     settings.put("thaw.snapshots", snapshotsDir.toString());
     settings.put("thaw.snapshot-key-file", keyFile.toString());
     try (var sidecar = dev.thaw.sidecar.Sidecar.start(settings)) {
-      java.net.URI base = sidecar.getBean(io.micronaut.runtime.server.EmbeddedServer.class).getURI();
       ObjectNode body = JSON.createObjectNode();
       body.put("pid", ortServers().getFirst());
       body.put("name", "api-server");
@@ -203,7 +202,7 @@ class SnapshotCommandsTest {
       var http = java.net.http.HttpClient.newHttpClient();
       java.util.function.Function<String, java.net.http.HttpResponse<String>> post = json -> {
         try {
-          return http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots"))
+          return http.send(dev.thaw.sidecar.SidecarSettings.api(sidecar, "/v1/snapshots")
               .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString(json))
               .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
         } catch (Exception e) {
@@ -219,12 +218,12 @@ class SnapshotCommandsTest {
       JsonNode t = JSON.readTree(taken.body());
       assertThat(t.get("tag").asText()).startsWith("snapshots/api-server:");
       assertThat(t.get("encrypted").asBoolean()).isTrue();
-      var listed = JSON.readTree(http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots")).build(),
+      var listed = JSON.readTree(http.send(dev.thaw.sidecar.SidecarSettings.api(sidecar, "/v1/snapshots").build(),
           java.net.http.HttpResponse.BodyHandlers.ofString()).body());
       assertThat(listed.findValuesAsText("name")).containsExactly("api-server");
       assertThat(ortServers()).as("CRIU stopped the server once dumped").isEmpty();
 
-      var restore = http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots/api-server/restore"))
+      var restore = http.send(dev.thaw.sidecar.SidecarSettings.api(sidecar, "/v1/snapshots/api-server/restore")
           .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString("{}"))
           .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
       assertThat(restore.statusCode()).as(restore.body()).isEqualTo(200);
@@ -232,7 +231,7 @@ class SnapshotCommandsTest {
       started.add(restored.get("pid").asLong());
       assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
       assertThat(answer()).as("the restored server answers as the warm one did").isEqualTo(expectedAnswer);
-      var none = http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/v1/snapshots/nothing-here/restore"))
+      var none = http.send(dev.thaw.sidecar.SidecarSettings.api(sidecar, "/v1/snapshots/nothing-here/restore")
           .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString("{}"))
           .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
       assertThat(none.statusCode()).as(none.body()).isEqualTo(404);

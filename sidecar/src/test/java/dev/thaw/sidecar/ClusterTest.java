@@ -161,7 +161,7 @@ class ClusterTest {
       assertThat(ready.statusCode()).isEqualTo(200);
       assertThat(ready.body()).contains("\"status\":\"degraded\"").contains("unreachable");
       // mounting and reading go on from the origin and the cache
-      HttpResponse<String> made = http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+      HttpResponse<String> made = http.send(SidecarSettings.api(c, "/v1/mounts")
           .header("Content-Type", "application/json")
           .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"tiny:v1\", \"path\": \"tiny\"}")).build(),
           HttpResponse.BodyHandlers.ofString());
@@ -189,7 +189,7 @@ class ClusterTest {
     var base = c.getBean(EmbeddedServer.class).getURI();
     java.util.function.Function<String, HttpResponse<String>> put = body -> {
       try {
-        return http.send(HttpRequest.newBuilder(base.resolve("/v1/demand")).header("Content-Type", "application/json")
+        return http.send(SidecarSettings.api(c, "/v1/demand").header("Content-Type", "application/json")
             .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
       } catch (Exception e) {
         throw new IllegalStateException(e);
@@ -210,8 +210,8 @@ class ClusterTest {
     }
     HttpResponse<String> ok = put.apply("{\"model\": \"m:v1\", \"replicas\": 2, \"weight_bytes\": 1000}");
     assertThat(ok.statusCode()).as(ok.body()).isEqualTo(200);
-    JsonNode listed = new com.fasterxml.jackson.databind.ObjectMapper().readTree(http.send(HttpRequest.newBuilder(
-        base.resolve("/v1/demand")).build(), HttpResponse.BodyHandlers.ofString()).body());
+    JsonNode listed = new com.fasterxml.jackson.databind.ObjectMapper().readTree(http.send(SidecarSettings.api(c,
+        "/v1/demand").build(), HttpResponse.BodyHandlers.ofString()).body());
     assertThat(listed.get("m:v1").get("replicas").asInt()).isEqualTo(2);
   }
 }

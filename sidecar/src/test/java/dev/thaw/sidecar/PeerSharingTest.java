@@ -15,7 +15,6 @@ import dev.thaw.store.Pusher;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.micronaut.context.ApplicationContext;
-import io.micronaut.runtime.server.EmbeddedServer;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
@@ -107,15 +106,14 @@ class PeerSharingTest {
 
   /** Mounts shared:v1 through the API, reads every byte, and returns the mount as the API then shows it. */
   private static JsonNode mountAndRead(ApplicationContext c) throws Exception {
-    URI base = c.getBean(EmbeddedServer.class).getURI();
-    HttpResponse<String> made = HTTP.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+    HttpResponse<String> made = HTTP.send(SidecarSettings.api(c, "/v1/mounts")
         .header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"shared:v1\", \"prefetch\": \"off\"}")).build(),
         HttpResponse.BodyHandlers.ofString());
     assertThat(made.statusCode()).as(made.body()).isEqualTo(201);
     JsonNode m = JSON.readTree(made.body());
     assertThat(Files.readAllBytes(Path.of(m.get("mountpoint").asText(), "weights.bin"))).isEqualTo(weights);
-    return JSON.readTree(HTTP.send(HttpRequest.newBuilder(base.resolve("/v1/mounts/" + m.get("id").asText()))
+    return JSON.readTree(HTTP.send(SidecarSettings.api(c, "/v1/mounts/" + m.get("id").asText())
         .build(), HttpResponse.BodyHandlers.ofString()).body());
   }
 
@@ -201,10 +199,9 @@ class PeerSharingTest {
   @Test
   void sidecarsStartingTheSameModelAtOnceFetchItFromTheOriginAboutOnce() throws Exception {
     List<ApplicationContext> members = List.of(member("a"), member("b"), member("c"));
-    List<URI> bases = members.stream().map(c -> c.getBean(EmbeddedServer.class).getURI()).toList();
     List<Path> files = new ArrayList<>();
-    for (URI base : bases) {
-      HttpResponse<String> made = HTTP.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+    for (ApplicationContext member : members) {
+      HttpResponse<String> made = HTTP.send(SidecarSettings.api(member, "/v1/mounts")
           .header("Content-Type", "application/json")
           .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"shared:v1\", \"prefetch\": \"off\"}")).build(),
           HttpResponse.BodyHandlers.ofString());

@@ -61,7 +61,7 @@ class SidecarApiTest {
   record Reply(int status, JsonNode json, String text) {}
 
   static Reply call(String method, String path, String body) throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(base.resolve(path)).timeout(Duration.ofSeconds(30));
+    HttpRequest.Builder b = SidecarSettings.api(sidecar, path).timeout(Duration.ofSeconds(30));
     b = body == null ? b.method(method, HttpRequest.BodyPublishers.noBody())
         : b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(body));
     HttpResponse<String> r = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
@@ -151,6 +151,62 @@ class SidecarApiTest {
     } finally {
       call("DELETE", "/v1/mounts/" + id, null);
     }
+  }
+
+  @Test
+  void everyCallButHealthAndMetricsNeedsTheTokenWhichOnlyItsOwnerCanRead() throws Exception {
+    for (String[] call : new String[][] {{"GET", "/v1/mounts"}, {"GET", "/v1/status"}, {"POST", "/v1/mounts"},
+        {"POST", "/v1/snapshots/nosuch/restore"}, {"PUT", "/v1/demand"}, {"GET", "/openapi.yml"}}) {
+      HttpRequest.Builder b = HttpRequest.newBuilder(base.resolve(call[1])).method(call[0],
+          HttpRequest.BodyPublishers.ofString("{}")).header("Content-Type", "application/json");
+      HttpResponse<String> none = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+      assertThat(none.statusCode()).as(call[0] + " " + call[1] + " without a token").isEqualTo(401);
+      assertThat(none.headers().firstValue("WWW-Authenticate")).hasValueSatisfying(v -> assertThat(v).startsWith("Bearer"));
+      assertThat(none.body()).contains("no token").contains(tmp.resolve("api-token").toString());
+      HttpResponse<String> wrong = HTTP.send(b.header("Authorization", "Bearer not-the-token-at-all").build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertThat(wrong.statusCode()).as(call[0] + " " + call[1] + " with a wrong token").isEqualTo(401);
+    }
+    for (String open : new String[] {"/healthz", "/readyz", "/metrics", "/"}) {
+      assertThat(HTTP.send(HttpRequest.newBuilder(base.resolve(open)).build(), HttpResponse.BodyHandlers.ofString())
+          .statusCode()).as(open + " without a token").isEqualTo(200);
+    }
+    Path tokenFile = tmp.resolve("api-token");
+    assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(tokenFile)))
+        .isEqualTo("rw-------");
+    assertThat(Files.readString(tokenFile).strip()).isEqualTo(sidecar.getBean(ApiToken.class).value()).hasSize(43);
+  }
+
+  @Test
+  void anUnprivilegedLocalUserGetsNothingFromTheApi() throws Exception {
+    // the hostile test's call, as user nobody: before, it ran its command as root
+    Path proof = Files.createDirectories(tmp.resolve("nobody-was-here")).resolve("F");
+    Files.setPosixFilePermissions(proof.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+    String body = "{\"command\":[\"/bin/sh\",\"-c\",\"id > " + proof + "\"]}";
+    Process curl = new ProcessBuilder("runuser", "-u", "nobody", "--", "curl", "-sS", "-o", "/dev/null", "-w",
+        "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "-d", body,
+        base.resolve("/v1/snapshots/nosuch/restore").toString()).redirectErrorStream(true).start();
+    String code = new String(curl.getInputStream().readAllBytes()).strip();
+    assertThat(curl.waitFor()).isZero();
+    assertThat(code).isEqualTo("401");
+    Process read = new ProcessBuilder("runuser", "-u", "nobody", "--", "cat", tmp.resolve("api-token").toString())
+        .redirectErrorStream(true).start();
+    String out = new String(read.getInputStream().readAllBytes());
+    assertThat(read.waitFor()).as("nobody cannot read the token: " + out).isNotZero();
+    assertThat(out).doesNotContain(sidecar.getBean(ApiToken.class).value());
+    assertThat(proof).doesNotExist();
+  }
+
+  @Test
+  void aTokenFileOthersCanReadIsRefusedAtStartSayingHowToFixIt() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("loose-token"));
+    Path file = dir.resolve("api-token");
+    Files.writeString(file, "a-token-that-is-long-enough-0123456789\n");
+    Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    var settings = SidecarSettings.standalone(dir, tmp.resolve("origin").toUri().toString());
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> Sidecar.start(settings))
+        .isInstanceOf(IllegalStateException.class).hasMessageContaining(file.toString())
+        .hasMessageContaining("chmod 600");
   }
 
   @Test

@@ -1,5 +1,8 @@
 package dev.thaw.sidecar;
 
+import io.micronaut.context.ApplicationContext;
+import io.micronaut.runtime.server.EmbeddedServer;
+import java.net.http.HttpRequest;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -19,7 +22,19 @@ public final class SidecarSettings {
     p.put("thaw.cache-dir", dir.resolve("cache").toString());
     p.put("thaw.cache-max-bytes", 1L << 30);
     p.put("thaw.snapshots", dir.resolve("snapshots").toString());
+    p.put("thaw.api.token-file", dir.resolve("api-token").toString());
     return p;
+  }
+
+  /** A request to {@code path} of the sidecar's control API, carrying its token. */
+  public static HttpRequest.Builder api(ApplicationContext sidecar, String path) {
+    return HttpRequest.newBuilder(sidecar.getBean(EmbeddedServer.class).getURI().resolve(path))
+        .header("Authorization", bearer(sidecar));
+  }
+
+  /** The Authorization header's value for the sidecar's control API. */
+  public static String bearer(ApplicationContext sidecar) {
+    return "Bearer " + sidecar.getBean(ApiToken.class).value();
   }
 
   /**

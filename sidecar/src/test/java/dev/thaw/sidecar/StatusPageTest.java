@@ -45,13 +45,13 @@ class StatusPageTest {
     sidecar = Sidecar.start(SidecarSettings.standalone(tmp, origin));
     base = sidecar.getBean(EmbeddedServer.class).getURI();
     HttpClient http = HttpClient.newHttpClient();
-    HttpResponse<String> made = http.send(HttpRequest.newBuilder(base.resolve("/v1/mounts"))
+    HttpResponse<String> made = http.send(SidecarSettings.api(sidecar, "/v1/mounts")
         .header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString("{\"source\": \"page:v1\", \"prefetch\": \"off\"}")).build(),
         HttpResponse.BodyHandlers.ofString());
     assertThat(made.statusCode()).as(made.body()).isEqualTo(201);
     Files.readAllBytes(mounts.resolve("page-v1/weights.bin")); // the server's load
-    HttpResponse<String> warm = http.send(HttpRequest.newBuilder(base.resolve("/v1/agent/warm"))
+    HttpResponse<String> warm = http.send(SidecarSettings.api(sidecar, "/v1/agent/warm")
         .header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString("{\"pid\": 1, \"mount\": \"m1\", \"first_inference\": true}")).build(),
         HttpResponse.BodyHandlers.ofString());
@@ -84,7 +84,7 @@ class StatusPageTest {
 
   @Test
   void thePageLoadsWithoutConsoleErrorsAndDrawsTheColdStartAsAWaterfall() throws Exception {
-    Run dom = chromium("--dump-dom", base.resolve("/").toString());
+    Run dom = chromium("--dump-dom", base.resolve("/").toString() + "#token=" + sidecar.getBean(ApiToken.class).value());
     assertThat(dom.exit()).as(dom.stderr()).isZero();
     List<String> console = dom.stderr().lines().filter(l -> l.contains("CONSOLE") || l.contains("Uncaught")).toList();
     assertThat(console).as("console messages").isEmpty();
@@ -96,7 +96,7 @@ class StatusPageTest {
 
     Path shot = Path.of("target", "status-page.png").toAbsolutePath();
     Files.deleteIfExists(shot);
-    Run screenshot = chromium("--window-size=1200,900", "--screenshot=" + shot, base.resolve("/").toString());
+    Run screenshot = chromium("--window-size=1200,900", "--screenshot=" + shot, base.resolve("/").toString() + "#token=" + sidecar.getBean(ApiToken.class).value());
     assertThat(screenshot.exit()).as(screenshot.stderr()).isZero();
     assertThat(Files.size(shot)).as("a PNG for people to look at").isGreaterThan(10_000);
   }
