@@ -30,8 +30,10 @@ final class DemandController {
     if (d == null || d.model() == null || d.model().isBlank()) {
       throw ApiException.badField("model", "model is required: the NAME[:TAG] the replicas serve");
     }
-    if (d.model().contains("/") || d.model().chars().anyMatch(Character::isWhitespace)) {
-      throw ApiException.badField("model", "model must be a NAME[:TAG], without / or spaces: " + d.model());
+    try {
+      dev.thaw.store.ModelName.parse(d.model()); // NAME[:TAG] as everywhere else: llama/8b:v1 is one
+    } catch (IllegalArgumentException e) {
+      throw ApiException.badField("model", "model must be a NAME[:TAG] (" + e.getMessage() + "): " + d.model());
     }
     if (d.replicas() == null || d.replicas() < 0 || d.replicas() > 10_000) {
       throw ApiException.badField("replicas", "replicas is required, from 0 to 10000");

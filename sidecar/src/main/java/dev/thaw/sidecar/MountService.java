@@ -23,6 +23,8 @@ import jakarta.annotation.PreDestroy;
 import jakarta.inject.Singleton;
 import java.io.FileNotFoundException;
 import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
@@ -163,6 +165,11 @@ public final class MountService implements AutoCloseable {
     if (direct && req.origin() != null) {
       throw ApiException.badField("origin", "a direct-mode source (" + source + ") is its own origin; leave origin out");
     }
+    if (direct) {
+      allowDirect(source);
+    } else if (req.origin() != null) {
+      allowOrigin(req.origin());
+    }
     Path mnt = mountPoint(req.path() != null ? req.path() : defaultPath(source));
     synchronized (this) {
       for (Mounted m : mounts.values()) {
@@ -211,6 +218,7 @@ public final class MountService implements AutoCloseable {
         mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withName("thaw:" + source));
         cs.mark("mounted");
         Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
+        Map<String, Object> view = m.view(); // a mount that cannot even be shown is not registered
         mounts.put(id, m);
         if (member.clustered()) {
           member.changed(); // tell the others at once that this node is fetching the model
@@ -221,15 +229,18 @@ public final class MountService implements AutoCloseable {
         }
         LOG.info(() -> "event=mounted id=" + id + " source=" + display + " at=" + mnt + " ms="
             + (System.nanoTime() - requested) / 1_000_000);
-        return m.view();
+        return view;
       } catch (ApiException e) {
+        mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
         throw e;
       } catch (FileNotFoundException | NoSuchFileException e) {
+        mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
         throw new ApiException(HttpStatus.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
             + e.getMessage(), e);
       } catch (OriginException e) {
+        mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
         if (e.isNotFound()) {
           throw new ApiException(HttpStatus.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
@@ -237,6 +248,7 @@ public final class MountService implements AutoCloseable {
         }
         throw new ApiException(HttpStatus.BAD_GATEWAY, null, "the origin failed: " + e.getMessage(), e);
       } catch (IOException | RuntimeException e) {
+        mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
         throw new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, null, "could not mount " + source + " at " + mnt
             + ": " + e.getMessage(), e);
@@ -244,11 +256,24 @@ public final class MountService implements AutoCloseable {
     }
   }
 
-  /** Every mount, oldest first. */
+  /** Every mount, oldest first; one that cannot be shown says why instead of failing the list. */
   public List<Map<String, Object>> list() {
     List<Mounted> all = new ArrayList<>(mounts.values());
     all.sort(java.util.Comparator.comparing((Mounted m) -> m.createdAt).thenComparing(m -> m.id));
-    return all.stream().map(Mounted::view).toList();
+    return all.stream().map(MountService::viewOrError).toList();
+  }
+
+  private static Map<String, Object> viewOrError(Mounted m) {
+    try {
+      return m.view();
+    } catch (RuntimeException e) {
+      Map<String, Object> v = new LinkedHashMap<>();
+      v.put("id", m.id);
+      v.put("source", m.source);
+      v.put("mountpoint", m.mount.mountPoint().toString());
+      v.put("error", "cannot be shown: " + e);
+      return v;
+    }
   }
 
   public Map<String, Object> get(String id) {
@@ -365,6 +390,64 @@ public final class MountService implements AutoCloseable {
       }
     }
     return mnt;
+  }
+
+  /** A request may name only the origins this sidecar was configured with. */
+  private void allowOrigin(String uri) {
+    List<String> allowed = new ArrayList<>(List.of(config.getOrigin()));
+    allowed.addAll(config.getOrigins());
+    if (allowed.stream().noneMatch(a -> sameUri(a, uri))) {
+      throw new ApiException(HttpStatus.FORBIDDEN, "origin", "origin " + uri + " is not one this sidecar reads from"
+          + " (thaw.origin, thaw.origins: " + allowed + ")");
+    }
+  }
+
+  /**
+   * A direct-mode source must lie under one of {@code thaw.direct-roots}: for {@code file://}, the real path (links
+   * resolved) under the root's real path; for other schemes, the URI under the root's, with no {@code .} or
+   * {@code ..} segment.
+   */
+  private void allowDirect(String source) {
+    List<String> roots = config.getDirectRoots();
+    String refusal = "direct-mode source " + source + " is not under a root this sidecar may mount (thaw.direct-roots: "
+        + (roots.isEmpty() ? "none set" : roots) + ")";
+    URI uri;
+    try {
+      uri = new URI(source);
+    } catch (URISyntaxException e) {
+      throw ApiException.badField("source", "source " + source + " is not a URI: " + e.getMessage());
+    }
+    String path = uri.getPath() == null ? "" : uri.getPath();
+    for (String seg : path.split("/")) {
+      if (seg.equals("..") || seg.equals(".")) {
+        throw ApiException.badField("source", "source " + source + " must not contain . or .. segments");
+      }
+    }
+    for (String root : roots) {
+      if ("file".equals(uri.getScheme()) && root.startsWith("file:")) {
+        try {
+          Path real = Path.of(uri).toRealPath();
+          Path rootReal = Path.of(URI.create(root)).toRealPath();
+          if (real.startsWith(rootReal)) {
+            return;
+          }
+        } catch (IOException | IllegalArgumentException | java.nio.file.FileSystemNotFoundException e) {
+          // a root or source that does not exist allows nothing
+        }
+      } else if (!"file".equals(uri.getScheme())) {
+        String r = root.endsWith("/") ? root : root + "/";
+        String s = source.endsWith("/") ? source : source + "/";
+        if (s.startsWith(r)) {
+          return;
+        }
+      }
+    }
+    throw new ApiException(HttpStatus.FORBIDDEN, "source", refusal);
+  }
+
+  /** Two origin URIs naming the same place: equal but for a trailing slash. */
+  private static boolean sameUri(String a, String b) {
+    return a.replaceAll("/+$", "").equals(b.replaceAll("/+$", ""));
   }
 
   private static String defaultPath(String source) {

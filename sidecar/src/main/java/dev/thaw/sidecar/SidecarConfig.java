@@ -2,6 +2,7 @@ package dev.thaw.sidecar;
 
 import io.micronaut.context.annotation.ConfigurationProperties;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * The sidecar's settings ({@code thaw.*}): from {@code application.yml}'s defaults, then {@code THAW_*} environment
@@ -17,6 +18,8 @@ public final class SidecarConfig {
   private Path snapshotKeyFile;
   private int parallelism = 16;
   private int coldStartsKept = 200;
+  private List<String> origins = List.of();
+  private List<String> directRoots = List.of();
 
   /** Where NAME[:TAG] and digest sources are read from unless a request names another origin. */
   public String getOrigin() {
@@ -24,8 +27,32 @@ public final class SidecarConfig {
   }
 
   public void setOrigin(String origin) {
-    this.origin = origin.startsWith("~/") ? Path.of(System.getProperty("user.home"), origin.substring(2)).toUri()
-        .toString() : origin;
+    this.origin = expandHome(origin);
+  }
+
+  /** Origins a mount request may name besides {@link #getOrigin()}; none by default. */
+  public List<String> getOrigins() {
+    return origins;
+  }
+
+  public void setOrigins(List<String> origins) {
+    this.origins = origins.stream().map(SidecarConfig::expandHome).toList();
+  }
+
+  /**
+   * Where direct-mode sources may be: URI prefixes such as {@code s3://models/} or {@code file:///srv/models/}. None by
+   * default: a request cannot mount a bucket or a host directory the sidecar was not told it may serve.
+   */
+  public List<String> getDirectRoots() {
+    return directRoots;
+  }
+
+  public void setDirectRoots(List<String> directRoots) {
+    this.directRoots = directRoots.stream().map(SidecarConfig::expandHome).toList();
+  }
+
+  private static String expandHome(String uri) {
+    return uri.startsWith("~/") ? Path.of(System.getProperty("user.home"), uri.substring(2)).toUri().toString() : uri;
   }
 
   public Path getCacheDir() {

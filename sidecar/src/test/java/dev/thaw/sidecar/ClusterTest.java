@@ -197,7 +197,7 @@ class ClusterTest {
     };
     String[][] bad = {
       {"{\"replicas\": 1}", "model"},
-      {"{\"model\": \"a/b\", \"replicas\": 1}", "model"},
+      {"{\"model\": \"Not A Name!\", \"replicas\": 1}", "model"},
       {"{\"model\": \"m:v1\"}", "replicas"},
       {"{\"model\": \"m:v1\", \"replicas\": -1}", "replicas"},
       {"{\"model\": \"m:v1\", \"replicas\": 1, \"weight_bytes\": -5}", "weight_bytes"},
@@ -210,8 +210,11 @@ class ClusterTest {
     }
     HttpResponse<String> ok = put.apply("{\"model\": \"m:v1\", \"replicas\": 2, \"weight_bytes\": 1000}");
     assertThat(ok.statusCode()).as(ok.body()).isEqualTo(200);
+    HttpResponse<String> nested = put.apply("{\"model\": \"llama/8b:v1\", \"replicas\": 1}");
+    assertThat(nested.statusCode()).as("a name with / as the README writes it: " + nested.body()).isEqualTo(200);
     JsonNode listed = new com.fasterxml.jackson.databind.ObjectMapper().readTree(http.send(SidecarSettings.api(c,
         "/v1/demand").build(), HttpResponse.BodyHandlers.ofString()).body());
     assertThat(listed.get("m:v1").get("replicas").asInt()).isEqualTo(2);
+    assertThat(listed.get("llama/8b:v1").get("replicas").asInt()).isEqualTo(1);
   }
 }

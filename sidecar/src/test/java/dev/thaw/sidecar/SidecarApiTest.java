@@ -47,7 +47,12 @@ class SidecarApiTest {
       new Pusher(o, 1 << 20, 4, PushProgress.NONE).push(tmp.resolve("model"), ModelName.parse("tiny:v1"));
     }
     mountRoot = tmp.resolve("mounts");
-    sidecar = Sidecar.start(SidecarSettings.standalone(tmp, origin));
+    Path direct = Files.createDirectories(tmp.resolve("direct-ok/models/small"));
+    Files.writeString(direct.resolve("config.json"), "{\"direct\": true}");
+    Files.createSymbolicLink(tmp.resolve("direct-ok/etc-link"), Path.of("/etc"));
+    var settings = SidecarSettings.standalone(tmp, origin);
+    settings.put("thaw.direct-roots", tmp.resolve("direct-ok").toUri().toString());
+    sidecar = Sidecar.start(settings);
     base = sidecar.getBean(EmbeddedServer.class).getURI();
   }
 
@@ -210,6 +215,60 @@ class SidecarApiTest {
   }
 
   @Test
+  void aRequestMountsOnlyTheConfiguredOriginsAndWhatIsUnderTheDirectRoots() throws Exception {
+    int before = call("GET", "/v1/mounts", null).json().size();
+    String inRoot = tmp.resolve("direct-ok").toUri().toString();
+    Object[][] refused = {
+      {"{\"source\": \"file:///etc/\", \"path\": \"etc\"}", "source"},
+      {"{\"source\": \"" + inRoot + "etc-link/\", \"path\": \"etc2\"}", "source"},
+      {"{\"source\": \"" + inRoot + "models/../../\", \"path\": \"up\"}", "source"},
+      {"{\"source\": \"s3://someone-elses-bucket/\", \"path\": \"s3\"}", "source"},
+      {"{\"source\": \"tiny:v1\", \"origin\": \"file:///etc/\", \"path\": \"o\"}", "origin"},
+    };
+    for (Object[] c : refused) {
+      Reply r = call("POST", "/v1/mounts", (String) c[0]);
+      assertThat(r.status()).as(c[0] + " -> " + r.text()).isIn(400, 403);
+      assertThat(r.json().get("field").asText()).as((String) c[0]).isEqualTo(c[1]);
+    }
+    assertThat(call("GET", "/v1/mounts", null).json()).as("nothing mounted").hasSize(before);
+    assertThat(mountRoot.resolve("etc")).doesNotExist();
+
+    Reply ok = call("POST", "/v1/mounts", "{\"source\": \"" + inRoot + "models/\", \"path\": \"direct\"}");
+    assertThat(ok.status()).as(ok.text()).isEqualTo(201);
+    try {
+      assertThat(Files.readString(mountRoot.resolve("direct/small/config.json"))).isEqualTo("{\"direct\": true}");
+    } finally {
+      call("DELETE", "/v1/mounts/" + ok.json().get("id").asText(), null);
+    }
+  }
+
+  @Test
+  void bodiesAreReadAsWrittenAndEveryMistakeIsA400NamingTheField() throws Exception {
+    int before = call("GET", "/v1/mounts", null).json().size();
+    String[][] cases = {
+      {"POST", "/v1/mounts", "{\"source\": [\"tiny:v1\"], \"path\": \"c1\"}", "source"},
+      {"POST", "/v1/mounts", "{\"source\": \"tiny:v1\", \"path\": \"c2\", \"bogus\": 1}", "bogus"},
+      {"POST", "/v1/mounts", "{\"source\": 5}", "source"},
+      {"POST", "/v1/mounts", "{\"source\": {\"a\": 1}}", "source"},
+      {"POST", "/v1/agent/warm", "{\"pid\": \"123\", \"paths\": [\"/x\"]}", "pid"},
+      {"POST", "/v1/agent/warm", "{\"pid\": 1.5, \"paths\": [\"/x\"]}", "pid"},
+      {"POST", "/v1/agent/warm", "{\"pid\": 1, \"paths\": \"/x\"}", "paths"},
+      {"POST", "/v1/snapshots", "{\"pid\": 99999999999999999999, \"name\": \"n\"}", "pid"},
+      {"POST", "/v1/snapshots/x/restore", "{\"ready_timeout_s\": \"soon\"}", "ready_timeout_s"},
+    };
+    for (String[] c : cases) {
+      Reply r = call(c[0], c[1], c[2]);
+      assertThat(r.status()).as(c[2] + " -> " + r.text()).isEqualTo(400);
+      assertThat(r.json().get("field").asText()).as(c[2]).isEqualTo(c[3]);
+      assertThat(r.json().get("error").asText()).contains(c[3]).doesNotContain("CoercionConfig");
+    }
+    Reply notAnObject = call("POST", "/v1/mounts", "[1, 2]");
+    assertThat(notAnObject.status()).isEqualTo(400);
+    assertThat(notAnObject.json().get("error").asText()).startsWith("the body is not the JSON");
+    assertThat(call("GET", "/v1/mounts", null).json()).as("nothing mounted").hasSize(before);
+  }
+
+  @Test
   void badRequestsAre400sNamingTheFieldAndNothingEscapesTheMountRoot() throws Exception {
     Files.createDirectories(tmp.resolve("elsewhere"));
     Files.createSymbolicLink(mountRoot.resolve("link"), tmp.resolve("elsewhere"));
@@ -222,7 +281,7 @@ class SidecarApiTest {
       {"{\"source\": \"tiny:v1\", \"path\": \"/etc/thaw\"}", 400, "path"},
       {"{\"source\": \"tiny:v1\", \"path\": \"link/inside\"}", 400, "path"},
       {"{\"source\": \"tiny:v1\", \"prefetch\": \"sometimes\"}", 400, "prefetch"},
-      {"{\"source\": \"tiny:v1\", \"origin\": \"gopher://old\"}", 400, "origin"},
+      {"{\"source\": \"tiny:v1\", \"origin\": \"gopher://old\"}", 403, "origin"},
       {"{\"source\": \"Not A Name!\"}", 400, "source"},
       {"{\"source\": \"missing:v9\"}", 404, "source"},
       {"{\"source\": \"file:///data\", \"origin\": \"file:///x\"}", 400, "origin"},
