@@ -107,8 +107,10 @@ public final class SnapshotStore {
    */
   record KeyFile(String name, Map<String, String> key, boolean encrypted, String snapshotId,
       Map<String, SnapshotCipher.Digest> files, String mac) {
-    /** The bytes {@code mac} authenticates, for the tag the record is read from: an unambiguous encoding, so no two
-     * records (or tags) share them. */
+    /**
+     * The bytes {@code mac} authenticates, for the tag the record is read from: each field length-prefixed and maps in
+     * key order, so no two records (or tags) share them, however the JSON was spaced or ordered.
+     */
     byte[] authenticated(ModelName tag) {
       var bytes = new java.io.ByteArrayOutputStream();
       var out = new java.io.DataOutputStream(bytes);
@@ -135,6 +137,10 @@ public final class SnapshotStore {
         throw new java.io.UncheckedIOException(e); // a byte array does not fail
       }
       return bytes.toByteArray();
+    }
+
+    KeyFile withMac(String hex) {
+      return new KeyFile(name, key, encrypted, snapshotId, files, hex);
     }
 
     private static void field(java.io.DataOutputStream out, String s) throws IOException {
@@ -215,8 +221,7 @@ public final class SnapshotStore {
       KeyFile kf = new KeyFile(name, key.withCommandDigest().fields(), cipher.isPresent(), snapshotId,
           cipher.isPresent() ? digests : null, null);
       if (cipher.isPresent()) {
-        kf = new KeyFile(kf.name(), kf.key(), true, snapshotId, digests,
-            java.util.HexFormat.of().formatHex(cipher.get().mac(kf.authenticated(tag))));
+        kf = kf.withMac(java.util.HexFormat.of().formatHex(cipher.get().mac(kf.authenticated(tag))));
       }
       JSON.writeValue(staging.resolve(KEY_FILE).toFile(), kf);
       Pusher.Result r = new Pusher(store.origin(), chunkSize, concurrency, progress).push(staging, tag);
@@ -361,7 +366,7 @@ public final class SnapshotStore {
       return "sealed, and no snapshot key is configured to open and authenticate it";
     }
     if (kf.snapshotId() == null || kf.files() == null || kf.mac() == null) {
-      return KEY_FILE + " says sealed but carries no seal (no snapshot_id, files or mac: an older Thaw, or edited at"
+      return KEY_FILE + " says sealed but carries no seal (no snapshotId, files or mac: an older Thaw, or edited at"
           + " the origin); refused";
     }
     if (!name.equals(kf.name())) {
