@@ -164,6 +164,9 @@ class SnapshotCommandsTest {
   @Test
   void anUnsealedSnapshotAtTheOriginIsRefusedBeforeCriuAndBootsNothingUnlessAllowUnsealedTrustsTheOrigin()
       throws Exception {
+    // a file:// origin: the process memory in clear stays out of the S3 store that other tests search for plaintext
+    Files.createDirectories(tmp.resolve("file-origin"));
+    origin = "file://" + tmp.resolve("file-origin");
     JsonNode taken = checkpoint("--no-encrypt");
     assertThat(taken.get("encrypted").asBoolean()).isFalse();
     Path logs = tmp.resolve("refused-logs");
