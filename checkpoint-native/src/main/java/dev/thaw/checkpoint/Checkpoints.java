@@ -63,39 +63,34 @@ public final class Checkpoints {
 
   /**
    * Restores {@code name}, as {@code thaw restore} and the sidecar's API both do: the snapshot whose key matches
-   * {@code here} (this node's copies first, then the store; {@code fromOrigin}: the store only), checked and resumed
-   * by {@link Snapshots#restore}. When there is none, or it fails, the request's fallback command (default: the one
-   * the snapshot recorded) boots instead, saying why; with {@code noFallback} that is an error instead.
-   * {@code keyProblem}, when not null, is why no snapshot key was found: added to a refusal that needed one.
+   * {@code here} (this node's copies first, then the store, which authenticates what it fetches; {@code fromOrigin}:
+   * the store only), checked and resumed by {@link Snapshots#restore}. When there is none, or it fails, the request's
+   * {@link Snapshots.Fallback} boots instead, saying why; with {@link Snapshots.Fallback#NONE} nothing is started and
+   * that is an error. {@code keyProblem}, when not null, is why no snapshot key was found: added to a refusal that
+   * needed one.
    */
   public static Restoring restore(Criu criu, SnapshotStore snapshots, String name, SnapshotKey here,
-      boolean fromOrigin, Snapshots.RestoreRequest request, boolean noFallback, String keyProblem,
-      SnapshotStore.FetchProgress progress) throws IOException {
+      boolean fromOrigin, Snapshots.RestoreRequest request, String keyProblem, SnapshotStore.FetchProgress progress)
+      throws IOException {
     SnapshotStore.Found found;
     try {
       found = snapshots.find(name, here, request.expectedModelDigest(), fromOrigin, progress);
     } catch (IOException e) {
       String reason = e.getMessage()
           + (keyProblem != null && e.getMessage().contains("no snapshot key") ? "; " + keyProblem : "");
+      // only a record the store authenticated: never a command an origin wrote in clear
       Snapshots.Metadata refused = e instanceof SnapshotStore.UnavailableException u ? u.metadata() : null;
-      if (noFallback) {
+      if (request.fallback().none()) {
         throw new NoSnapshot(reason, false, e);
       }
-      java.util.List<String> command = request.fallbackCommand() != null && !request.fallbackCommand().isEmpty()
-          ? request.fallbackCommand() : refused != null ? refused.command() : null;
+      java.util.List<String> command = request.fallback().commandFor(refused);
       if (command == null) {
         throw new NoSnapshot(reason + "; and there is no command to boot instead", true, e);
       }
-      return new Restoring(Snapshots.coldBoot(command, request, reason), null,
+      return new Restoring(Snapshots.coldBoot(command, request.logDir(), reason), null,
           refused != null ? refused.readyUrl() : null);
     }
     Snapshots.Restored r = Snapshots.restore(criu, found.images(), request);
-    if (!r.fromSnapshot() && noFallback) {
-      if (r.booted() != null) {
-        r.booted().close();
-      }
-      throw new IOException(r.fallbackReason());
-    }
     return new Restoring(r, found, found.metadata().readyUrl());
   }
 

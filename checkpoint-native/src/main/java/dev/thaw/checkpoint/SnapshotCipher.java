@@ -8,43 +8,98 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.HexFormat;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
+import javax.crypto.Mac;
 import javax.crypto.SecretKey;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * Encrypts snapshot image files before they leave the node: process memory holds secrets. AES-256-GCM over segments
- * of {@link #SEGMENT} bytes, so files of any size stream through in bounded memory (a single GCM message would have
- * to be held whole to be authenticated). Each segment has its own nonce (a random per-file prefix and the segment's
- * number) and its own tag, and authenticates the file header, its number and whether it is the last: segments cannot
- * be reordered, swapped between files or cut off without decryption failing.
+ * Seals snapshot image files before they leave the node: process memory holds secrets, and what a restore runs must
+ * come from whoever holds the key. AES-256-GCM over segments of {@link #SEGMENT} bytes, so files of any size stream
+ * through in bounded memory (a single GCM message would have to be held whole to be authenticated). Each segment has
+ * its own nonce (a random per-file prefix and the segment's number) and its own tag, and authenticates the file header,
+ * the {@link Binding} (the push it belongs to and the file's name), its number and whether it is the last: segments
+ * cannot be reordered, cut off, swapped between files, or mixed in from another push (an older snapshot) without
+ * decryption failing. {@link #mac} authenticates the record that lists a snapshot's files ({@code key.json}).
+ *
+ * <p>The configured key is never used directly: the image key and the record's MAC key are derived from it
+ * (HKDF-Expand with SHA-256, one label each), so no key serves two algorithms.
  *
  * <p>Segments are small (64 KiB) for speed: the JDK's AES-GCM intrinsics run only in compiled code, and with a few
  * large segments the cipher stays interpreted at about 50 MB/s here; with many small ones it is compiled at once and
  * runs at about 1.2 GB/s per core. The tags cost 0.02 %.
  *
- * <p>Format: {@code "THAWENC1"}, the segment size (4 bytes, big-endian), the nonce prefix (8 bytes); then each
+ * <p>Format: {@code "THAWENC2"}, the segment size (4 bytes, big-endian), the nonce prefix (8 bytes); then each
  * segment's ciphertext followed by its 16-byte tag. An empty file is one empty final segment.
  */
 public final class SnapshotCipher {
-  static final byte[] MAGIC = "THAWENC1".getBytes(StandardCharsets.US_ASCII);
+  static final byte[] MAGIC = "THAWENC2".getBytes(StandardCharsets.US_ASCII);
   static final int SEGMENT = 64 << 10;
   static final int TAG = 16;
   static final int HEADER = MAGIC.length + 4 + 8;
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final SecretKey key;
+  private final SecretKey macKey;
 
   public SnapshotCipher(byte[] key) {
     if (key.length != 32) {
       throw new IllegalArgumentException("an AES-256 key is 32 bytes, not " + key.length);
     }
-    this.key = new SecretKeySpec(key.clone(), "AES");
+    this.key = new SecretKeySpec(derive(key, "thaw snapshot images v2"), "AES");
+    this.macKey = new SecretKeySpec(derive(key, "thaw snapshot record v2"), "HmacSHA256");
+  }
+
+  /** HKDF-Expand (RFC 5869) of one 32-byte block: the configured key is already uniformly random, so no extract step. */
+  private static byte[] derive(byte[] key, String label) {
+    try {
+      Mac mac = Mac.getInstance("HmacSHA256");
+      mac.init(new SecretKeySpec(key, "HmacSHA256"));
+      mac.update(label.getBytes(StandardCharsets.US_ASCII));
+      mac.update((byte) 1);
+      return mac.doFinal();
+    } catch (GeneralSecurityException e) {
+      throw new IllegalStateException("the JDK has no HmacSHA256", e);
+    }
+  }
+
+  /**
+   * What a sealed file is bound to: the push it was sealed by (a random id recorded in the authenticated
+   * {@code key.json}) and its name in the snapshot. A file decrypts only under the binding it was sealed with.
+   */
+  public record Binding(String snapshotId, String file) {
+    byte[] bytes() {
+      byte[] id = snapshotId.getBytes(StandardCharsets.UTF_8);
+      byte[] name = file.getBytes(StandardCharsets.UTF_8);
+      return ByteBuffer.allocate(8 + id.length + name.length).putInt(id.length).put(id).putInt(name.length).put(name)
+          .array();
+    }
+  }
+
+  /** The plaintext's size and SHA-256 (hex), computed as it streams through. */
+  public record Digest(long size, String sha256) {}
+
+  /** HMAC-SHA256 of {@code data} under the record key derived from this key. */
+  public byte[] mac(byte[] data) {
+    try {
+      Mac mac = Mac.getInstance("HmacSHA256");
+      mac.init(macKey);
+      return mac.doFinal(data);
+    } catch (GeneralSecurityException e) {
+      throw new IllegalStateException("the JDK has no HmacSHA256", e);
+    }
+  }
+
+  /** Whether {@code tag} is {@link #mac} of {@code data}, compared in constant time. */
+  public boolean verify(byte[] data, byte[] tag) {
+    return tag != null && MessageDigest.isEqual(mac(data), tag);
   }
 
   /** The key from a file holding 32 raw bytes or their base64 (which must be owner-only: it opens every snapshot). */
@@ -75,8 +130,10 @@ public final class SnapshotCipher {
     }
   }
 
-  /** Writes {@code plain} encrypted to {@code sealed}. */
-  public void encrypt(Path plain, Path sealed) throws IOException {
+  /** Writes {@code plain} encrypted to {@code sealed}, bound to {@code binding}; returns the plaintext's digest. */
+  public Digest encrypt(Path plain, Path sealed, Binding binding) throws IOException {
+    MessageDigest sha = sha256();
+    byte[] bound = binding.bytes();
     byte[] header = new byte[HEADER];
     System.arraycopy(MAGIC, 0, header, 0, MAGIC.length);
     ByteBuffer.wrap(header, MAGIC.length, 4).putInt(SEGMENT);
@@ -92,10 +149,12 @@ public final class SnapshotCipher {
       for (long i = 0; i < segments; i++) {
         buf.clear().limit((int) Math.min(SEGMENT, size - i * SEGMENT));
         readFully(in, buf, i * SEGMENT);
-        Cipher c = cipher(Cipher.ENCRYPT_MODE, header, prefix, i, i == segments - 1);
+        sha.update(buf.array(), 0, buf.limit());
+        Cipher c = cipher(Cipher.ENCRYPT_MODE, header, bound, prefix, i, i == segments - 1);
         byte[] sealedSegment = c.doFinal(buf.array(), 0, buf.limit());
         writeFully(out, ByteBuffer.wrap(sealedSegment));
       }
+      return new Digest(size, HexFormat.of().formatHex(sha.digest()));
     } catch (GeneralSecurityException e) {
       throw new IOException("cannot encrypt " + plain + ": " + e, e);
     }
@@ -110,13 +169,13 @@ public final class SnapshotCipher {
   }
 
   /**
-   * Writes {@code sealed} decrypted to {@code plain}.
+   * Writes {@code sealed} decrypted to {@code plain}, which must have been sealed with {@code binding}.
    *
-   * @throws IOException naming the file and segment when the key is wrong or the file was changed or cut short
+   * @throws IOException naming the file and segment when the key or binding is wrong or the file was changed or cut short
    */
-  public void decrypt(Path sealed, Path plain) throws IOException {
+  public Digest decrypt(Path sealed, Path plain, Binding binding) throws IOException {
     try (FileChannel in = FileChannel.open(sealed, StandardOpenOption.READ)) {
-      decrypt(new Source() {
+      return decrypt(new Source() {
         @Override
         public long size() throws IOException {
           return in.size();
@@ -126,15 +185,17 @@ public final class SnapshotCipher {
         public int read(long position, ByteBuffer dst) throws IOException {
           return in.read(dst, position);
         }
-      }, sealed.toString(), plain);
+      }, sealed.toString(), plain, binding);
     }
   }
 
   /**
    * Writes what {@code sealed} (named {@code name} in errors) holds, decrypted, to {@code plain}, which must not exist;
-   * on failure no partial plaintext is left.
+   * on failure no partial plaintext is left. Returns the plaintext's digest.
    */
-  public void decrypt(Source sealed, String name, Path plain) throws IOException {
+  public Digest decrypt(Source sealed, String name, Path plain, Binding binding) throws IOException {
+    MessageDigest sha = sha256();
+    byte[] bound = binding.bytes();
     if (Files.exists(plain)) {
       throw new java.nio.file.FileAlreadyExistsException(plain.toString(), null, "decrypting never writes over a file");
     }
@@ -143,7 +204,7 @@ public final class SnapshotCipher {
       byte[] header = new byte[HEADER];
       if (size < HEADER + TAG || readFully(sealed, ByteBuffer.wrap(header), 0) != HEADER
           || !Arrays.equals(Arrays.copyOf(header, MAGIC.length), MAGIC)) {
-        throw new IOException(name + " is not an encrypted snapshot file (no THAWENC1 header)");
+        throw new IOException(name + " is not an encrypted snapshot file (no THAWENC2 header)");
       }
       int segment = ByteBuffer.wrap(header, MAGIC.length, 4).getInt();
       if (segment <= 0 || segment > (64 << 20)) {
@@ -161,16 +222,18 @@ public final class SnapshotCipher {
         if (readFully(sealed, buf, offset) < buf.limit() || buf.limit() < TAG) {
           throw new IOException(name + " is cut short in segment " + i);
         }
-        Cipher c = cipher(Cipher.DECRYPT_MODE, header, prefix, i, i == segments - 1);
+        Cipher c = cipher(Cipher.DECRYPT_MODE, header, bound, prefix, i, i == segments - 1);
         int n;
         try {
           n = c.doFinal(buf.array(), 0, buf.limit(), clear, 0);
         } catch (AEADBadTagException e) {
-          throw new IOException(name + ": segment " + i + " does not authenticate (wrong key, or the file was changed"
-              + " or cut short)", e);
+          throw new IOException(name + ": segment " + i + " does not authenticate (wrong key; or the file was changed,"
+              + " cut short, or taken from another file or another snapshot)", e);
         }
+        sha.update(clear, 0, n);
         writeFully(out, ByteBuffer.wrap(clear, 0, n));
       }
+      return new Digest(out.size(), HexFormat.of().formatHex(sha.digest()));
     } catch (GeneralSecurityException e) {
       Files.deleteIfExists(plain);
       throw new IOException("cannot decrypt " + name + ": " + e, e);
@@ -182,13 +245,23 @@ public final class SnapshotCipher {
     }
   }
 
-  private Cipher cipher(int mode, byte[] header, byte[] prefix, long index, boolean last) throws GeneralSecurityException {
+  private static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (GeneralSecurityException e) {
+      throw new IllegalStateException("the JDK has no SHA-256", e);
+    }
+  }
+
+  private Cipher cipher(int mode, byte[] header, byte[] bound, byte[] prefix, long index, boolean last)
+      throws GeneralSecurityException {
     byte[] nonce = new byte[12];
     System.arraycopy(prefix, 0, nonce, 0, 8);
     ByteBuffer.wrap(nonce, 8, 4).putInt(Math.toIntExact(index));
     Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
     c.init(mode, key, new GCMParameterSpec(TAG * 8, nonce));
     c.updateAAD(header);
+    c.updateAAD(bound);
     c.updateAAD(ByteBuffer.allocate(9).putLong(index).put((byte) (last ? 1 : 0)).array());
     return c;
   }

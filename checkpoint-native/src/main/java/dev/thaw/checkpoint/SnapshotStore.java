@@ -39,35 +39,55 @@ import java.util.concurrent.CompletableFuture;
  * owner-only; KEYTAG is the start of its {@link SnapshotKey#digest()}, so one name holds one snapshot per kind of node.
  * Directories appear only complete: images are dumped or fetched into a hidden sibling and renamed into place.
  *
- * <p>In the store a snapshot is a manifest tagged {@code snapshots/NAME:KEYTAG} holding {@code key.json} (its key,
- * the command line replaced by its digest, and whether the images are encrypted) and {@code images/}: every file of
- * the directory, each sealed by {@link SnapshotCipher} unless pushed with encryption off. Restoring finds the tag whose
- * key matches this node, fetches the images through a chunk cache of its own (every chunk checked against its hash,
- * refetched when corrupt; dropped afterwards) and decrypts them as they arrive.
+ * <p>In the store a snapshot is a manifest tagged {@code snapshots/NAME:KEYTAG} holding {@code key.json} and
+ * {@code images/}: every file of the directory, each sealed by {@link SnapshotCipher} unless pushed with encryption
+ * off. {@code key.json} is the snapshot's seal: its name, its key (the command line replaced by its digest), a random
+ * id of the push, and each image file's size and SHA-256, authenticated together with the tag by an HMAC under the
+ * snapshot key. Each image file is sealed bound to that id and its own name. So nothing an origin writer can do
+ * without the key (edit the record, swap files, put back a file of an older push, move a snapshot to another name or
+ * tag) gets past {@link #find}: it is refused, naming why, before anything runs. A snapshot pushed unsealed carries no
+ * such proof and is refused unless this store was opened with {@code allowUnsealed} (an origin the caller trusts).
+ *
+ * <p>Restoring finds the tag whose key matches this node, fetches the images through a chunk cache of its own (every
+ * chunk checked against its hash, refetched when corrupt; dropped afterwards) and decrypts them as they arrive.
  */
 public final class SnapshotStore {
   static final String KEY_FILE = "key.json";
   static final String IMAGES = "images/";
   private static final int KEY_TAG_HEX = 32;
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  /** Reads {@code key.json} as written: a member given twice is an error, not the last one winning. */
+  private static final ObjectMapper KEY_JSON = new ObjectMapper()
+      .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
   /** Written by CRIU at restore: never part of a snapshot. */
   private static final List<String> LOCAL_ONLY = List.of("restore.log", "restored.pid");
+  private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
 
   private final Path root;
   private final ModelStore store;
   private final Optional<SnapshotCipher> cipher;
+  private final boolean allowUnsealed;
   private final ReaderOptions readerOptions;
+
+  /** A store that restores only sealed snapshots from the origin; see the five-argument constructor. */
+  public SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism)
+      throws IOException {
+    this(root, store, cipher, parallelism, false);
+  }
 
   /**
    * @param root where this node keeps snapshots (created owner-only)
    * @param store the origin snapshots are pushed to and fetched from
    * @param cipher seals images before they are pushed and opens them when fetched; empty: images travel in clear
+   * @param allowUnsealed also fetch snapshots the origin holds unsealed (nothing proves who wrote them: their images
+   *     and command are trusted as the origin is)
    */
-  public SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism)
-      throws IOException {
+  public SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism,
+      boolean allowUnsealed) throws IOException {
     this.root = root;
     this.store = store;
     this.cipher = cipher;
+    this.allowUnsealed = allowUnsealed;
     this.readerOptions = new ReaderOptions(parallelism, 8, false);
     createOwnerOnly(root);
   }
@@ -81,8 +101,68 @@ public final class SnapshotStore {
     void wrote(long bytes);
   }
 
-  /** What {@code key.json} holds. */
-  public record KeyFile(String name, Map<String, String> key, boolean encrypted) {}
+  /**
+   * What {@code key.json} holds. Sealed: {@code snapshotId}, {@code files} (each image file's plaintext size and
+   * SHA-256, by name) and {@code mac} (hex HMAC over {@link #authenticated}); all three null when pushed unsealed.
+   */
+  record KeyFile(String name, Map<String, String> key, boolean encrypted, String snapshotId,
+      Map<String, SnapshotCipher.Digest> files, String mac) {
+    /**
+     * The bytes {@code mac} authenticates, for the tag the record is read from: each field length-prefixed and maps in
+     * key order, so no two records (or tags) share them, however the JSON was spaced or ordered.
+     */
+    byte[] authenticated(ModelName tag) {
+      var bytes = new java.io.ByteArrayOutputStream();
+      var out = new java.io.DataOutputStream(bytes);
+      try {
+        field(out, "thaw snapshot seal v2");
+        field(out, tag.toString());
+        field(out, name);
+        field(out, Boolean.toString(encrypted));
+        field(out, snapshotId);
+        var k = new java.util.TreeMap<>(key);
+        out.writeInt(k.size());
+        for (var e : k.entrySet()) {
+          field(out, e.getKey());
+          field(out, e.getValue());
+        }
+        var f = new java.util.TreeMap<>(files);
+        out.writeInt(f.size());
+        for (var e : f.entrySet()) {
+          field(out, e.getKey());
+          out.writeLong(e.getValue().size());
+          field(out, e.getValue().sha256());
+        }
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e); // a byte array does not fail
+      }
+      return bytes.toByteArray();
+    }
+
+    KeyFile withMac(String hex) {
+      return new KeyFile(name, key, encrypted, snapshotId, files, hex);
+    }
+
+    private static void field(java.io.DataOutputStream out, String s) throws IOException {
+      if (s == null) {
+        out.writeInt(-1);
+        return;
+      }
+      byte[] b = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      out.writeInt(b.length);
+      out.write(b);
+    }
+
+    /** Refuses a record with holes that would otherwise fail later, far from where it was read. */
+    KeyFile {
+      if (name == null || key == null || key.containsValue(null)) {
+        throw new IllegalArgumentException("name and every field of key are required");
+      }
+      if (files != null && files.values().stream().anyMatch(d -> d == null || d.sha256() == null)) {
+        throw new IllegalArgumentException("every listed file needs its size and sha256");
+      }
+    }
+  }
 
   public Path root() {
     return root;
@@ -123,6 +203,8 @@ public final class SnapshotStore {
     try {
       Path out = staging.resolve("images");
       createOwnerOnly(out);
+      String snapshotId = cipher.isPresent() ? java.util.HexFormat.of().formatHex(randomBytes(16)) : null;
+      Map<String, SnapshotCipher.Digest> digests = new java.util.TreeMap<>();
       try (var files = Files.list(images)) {
         for (Path f : files.sorted().toList()) {
           String n = f.getFileName().toString();
@@ -130,14 +212,18 @@ public final class SnapshotStore {
             continue;
           }
           if (cipher.isPresent()) {
-            cipher.get().encrypt(f, out.resolve(n));
+            digests.put(n, cipher.get().encrypt(f, out.resolve(n), new SnapshotCipher.Binding(snapshotId, n)));
           } else {
             Files.createLink(out.resolve(n), f); // same file system: no copy
           }
         }
       }
-      JSON.writeValue(staging.resolve(KEY_FILE).toFile(),
-          new KeyFile(name, key.withCommandDigest().fields(), cipher.isPresent()));
+      KeyFile kf = new KeyFile(name, key.withCommandDigest().fields(), cipher.isPresent(), snapshotId,
+          cipher.isPresent() ? digests : null, null);
+      if (cipher.isPresent()) {
+        kf = kf.withMac(java.util.HexFormat.of().formatHex(cipher.get().mac(kf.authenticated(tag))));
+      }
+      JSON.writeValue(staging.resolve(KEY_FILE).toFile(), kf);
       Pusher.Result r = new Pusher(store.origin(), chunkSize, concurrency, progress).push(staging, tag);
       return new Pushed(tag, r, cipher.isPresent());
     } finally {
@@ -153,8 +239,8 @@ public final class SnapshotStore {
   }
 
   /**
-   * No snapshot of a name can be restored here: none matches this node, or its images could not be fetched.
-   * {@link #metadata} is one that could not be used, when one was read.
+   * No snapshot of a name can be restored here: none matches this node or can be trusted, or its images could not be
+   * fetched. {@link #metadata} is one that could not be used, when one was read and authenticated.
    */
   public static final class UnavailableException extends IOException {
     private final transient Snapshots.Metadata metadata;
@@ -164,7 +250,11 @@ public final class SnapshotStore {
       this.metadata = metadata;
     }
 
-    /** A snapshot of the name that does not match: its command is what a cold boot runs. Null when none was read. */
+    /**
+     * A snapshot of the name that could not be used, whose record is authenticated (kept on this node, or sealed with
+     * this node's key, or unsealed when the store allows that): its command is one a cold boot may run. Null when
+     * there is none such; never metadata read in clear from an origin that is not trusted.
+     */
     public Snapshots.Metadata metadata() {
       return metadata;
     }
@@ -239,22 +329,90 @@ public final class SnapshotStore {
   private Attempt tryTag(String name, ModelName t, ChunkCache cache, SnapshotKey wanted, List<String> compared,
       FetchProgress progress) throws IOException {
     Manifest manifest = store.resolve(t);
+    String where = t + " at " + store.origin().uri() + ": ";
     try (ModelReader reader = ModelReader.open(manifest, store.origin(), cache, readerOptions)) {
-      KeyFile kf = JSON.readValue(readAll(reader, KEY_FILE), KeyFile.class);
-      String differ = new SnapshotKey(kf.key()).describeMismatches(wanted, compared);
+      KeyFile kf;
+      SnapshotKey key;
+      try {
+        kf = KEY_JSON.readValue(readAll(reader, KEY_FILE), KeyFile.class);
+        key = new SnapshotKey(kf.key());
+      } catch (IOException | RuntimeException e) {
+        return new Attempt(null, where + KEY_FILE + " cannot be read (" + e.getMessage() + "); refused", null);
+      }
+      String untrusted = untrusted(name, t, kf, manifest);
+      if (untrusted != null) {
+        return new Attempt(null, where + untrusted, null);
+      }
+      String differ = key.describeMismatches(wanted, compared);
       if (!differ.isEmpty()) {
-        return new Attempt(null, t + " at " + store.origin().uri() + ": " + differ, readMetadata(reader, kf));
+        return new Attempt(null, where + differ, readMetadata(reader, kf, t));
       }
       return new Attempt(fetch(name, t, reader, kf, progress), null, null);
     }
   }
 
+  /**
+   * Why the snapshot at {@code tag} cannot be trusted, or null when it can: sealed, its record authenticates for this
+   * tag under this node's key, and the manifest holds exactly the image files the record lists. Unsealed snapshots are
+   * trusted only when this store allows them.
+   */
+  private String untrusted(String name, ModelName tag, KeyFile kf, Manifest manifest) {
+    if (!kf.encrypted()) {
+      return allowUnsealed ? null : "not sealed (pushed with encryption off, or written by someone else at the origin):"
+          + " nothing proves who wrote its images and command; refused. Restore it only from an origin you trust,"
+          + " with --allow-unsealed";
+    }
+    if (cipher.isEmpty()) {
+      return "sealed, and no snapshot key is configured to open and authenticate it";
+    }
+    if (kf.snapshotId() == null || kf.files() == null || kf.mac() == null) {
+      return KEY_FILE + " says sealed but carries no seal (no snapshotId, files or mac: an older Thaw, or edited at"
+          + " the origin); refused";
+    }
+    if (!name.equals(kf.name())) {
+      return KEY_FILE + " names the snapshot " + kf.name() + ", not " + name + " (moved at the origin); refused";
+    }
+    byte[] mac;
+    try {
+      mac = java.util.HexFormat.of().parseHex(kf.mac());
+    } catch (IllegalArgumentException e) {
+      mac = null;
+    }
+    if (!cipher.get().verify(kf.authenticated(tag), mac)) {
+      return KEY_FILE + " does not authenticate with this node's snapshot key (sealed with another key, or edited or"
+          + " moved from another tag at the origin); refused";
+    }
+    java.util.Set<String> listed = new java.util.TreeSet<>(kf.files().keySet());
+    java.util.Set<String> present = new java.util.TreeSet<>();
+    for (FileEntry f : imageFiles(manifest)) {
+      present.add(f.path().substring(IMAGES.length()));
+    }
+    if (!listed.equals(present)) {
+      java.util.Set<String> extra = new java.util.TreeSet<>(present);
+      extra.removeAll(listed);
+      listed.removeAll(present);
+      return "its manifest does not hold the image files " + KEY_FILE + " lists (" + (extra.isEmpty() ? ""
+          : "not listed: " + extra + (listed.isEmpty() ? "" : "; ")) + (listed.isEmpty() ? "" : "missing: " + listed)
+          + "); refused";
+    }
+    return null;
+  }
+
+  /** The image files of a snapshot's manifest (those directly under {@code images/}), by path. */
+  private static List<FileEntry> imageFiles(Manifest manifest) {
+    List<FileEntry> files = new ArrayList<>();
+    for (FileEntry f : manifest.files()) {
+      if (f.path().startsWith(IMAGES) && f.path().indexOf('/', IMAGES.length()) < 0) {
+        files.add(f);
+      }
+    }
+    files.sort(Comparator.comparing(FileEntry::path));
+    return files;
+  }
+
   private Found fetch(String name, ModelName tag, ModelReader reader, KeyFile kf, FetchProgress progress)
       throws IOException {
     long start = System.nanoTime();
-    if (kf.encrypted() && cipher.isEmpty()) {
-      throw new IOException("snapshot " + tag + " is encrypted and no snapshot key is configured");
-    }
     createOwnerOnly(nameDir(name));
     Path dir = nameDir(name).resolve(".fetch-" + System.nanoTime());
     createOwnerOnly(dir);
@@ -264,19 +422,14 @@ public final class SnapshotStore {
     CompletableFuture<Void> fill = profile.isPresent()
         ? CompletableFuture.allOf(reader.prefetch(profile.get()), reader.fillAll()) : reader.fillAll();
     try {
-      List<FileEntry> files = new ArrayList<>();
-      for (FileEntry f : reader.manifest().files()) {
-        if (f.path().startsWith(IMAGES) && f.path().indexOf('/', IMAGES.length()) < 0) {
-          files.add(f);
-        }
-      }
-      files.sort(Comparator.comparing(FileEntry::path));
+      List<FileEntry> files = imageFiles(reader.manifest());
       progress.started(files.stream().mapToLong(FileEntry::size).sum());
       for (FileEntry f : files) {
-        Path dst = dir.resolve(f.path().substring(IMAGES.length()));
+        String n = f.path().substring(IMAGES.length());
+        Path dst = dir.resolve(n);
         try (ModelReader.ModelFile in = reader.open(f.path())) {
           if (kf.encrypted()) {
-            cipher.get().decrypt(new SnapshotCipher.Source() {
+            SnapshotCipher.Digest d = cipher.get().decrypt(new SnapshotCipher.Source() {
               @Override
               public long size() {
                 return in.size();
@@ -286,8 +439,9 @@ public final class SnapshotStore {
               public int read(long position, ByteBuffer b) throws IOException {
                 return in.read(position, b);
               }
-            }, tag + " " + f.path(), dst);
-            progress.wrote(Files.size(dst));
+            }, tag + " " + f.path(), dst, new SnapshotCipher.Binding(kf.snapshotId(), n));
+            checkListed(kf, n, d, tag);
+            progress.wrote(d.size());
           } else {
             copy(in, dst, progress);
           }
@@ -295,6 +449,9 @@ public final class SnapshotStore {
       }
       fill.join();
       Snapshots.Metadata m = Snapshots.Metadata.read(dir);
+      if (!m.snapshotKey().withCommandDigest().equals(new SnapshotKey(kf.key()).withCommandDigest())) {
+        throw new IOException(Snapshots.METADATA + " records another key than " + KEY_FILE + " of " + tag);
+      }
       Path kept = replace(dir, nameDir(name).resolve(tag.tag()));
       return new Found(kept, m, tag + " at " + store.origin().uri(), reader.bytesFetched(),
           Duration.ofNanos(System.nanoTime() - start));
@@ -304,11 +461,21 @@ public final class SnapshotStore {
       Throwable cause = e instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
           ? ce.getCause() : e;
       throw new UnavailableException("the images of snapshot " + tag + " could not be fetched: " + cause.getMessage(),
-          readMetadata(reader, kf), cause);
+          readMetadata(reader, kf, tag), cause);
     }
   }
 
-  private Snapshots.Metadata readMetadata(ModelReader reader, KeyFile kf) {
+  /** A decrypted file must be the one {@code key.json} lists: its size and digest. */
+  private static void checkListed(KeyFile kf, String file, SnapshotCipher.Digest got, ModelName tag) throws IOException {
+    SnapshotCipher.Digest listed = kf.files().get(file);
+    if (!got.equals(listed)) {
+      throw new IOException(IMAGES + file + " of " + tag + " is not the file " + KEY_FILE + " lists (" + got.size()
+          + " bytes, sha256 " + got.sha256() + "; listed: " + listed + ")");
+    }
+  }
+
+  /** The metadata of a snapshot whose record {@link #untrusted} accepted; null when it cannot be read or opened. */
+  private Snapshots.Metadata readMetadata(ModelReader reader, KeyFile kf, ModelName tag) {
     try {
       byte[] raw = readAll(reader, IMAGES + Snapshots.METADATA);
       if (kf.encrypted()) {
@@ -318,7 +485,7 @@ public final class SnapshotStore {
         Path tmp = Files.createTempFile(root, ".metadata", ".json");
         Files.delete(tmp);
         try {
-          cipher.get().decrypt(new SnapshotCipher.Source() {
+          SnapshotCipher.Digest d = cipher.get().decrypt(new SnapshotCipher.Source() {
             @Override
             public long size() {
               return raw.length;
@@ -333,7 +500,8 @@ public final class SnapshotStore {
               b.put(raw, (int) position, n);
               return n;
             }
-          }, Snapshots.METADATA, tmp);
+          }, Snapshots.METADATA, tmp, new SnapshotCipher.Binding(kf.snapshotId(), Snapshots.METADATA));
+          checkListed(kf, Snapshots.METADATA, d, tag);
           return Snapshots.Metadata.parse(Files.readAllBytes(tmp));
         } finally {
           Files.deleteIfExists(tmp);
@@ -439,6 +607,12 @@ public final class SnapshotStore {
   private Path nameDir(String name) {
     ModelName.parse(storeName(name) + ":x"); // refuses names that could escape the root
     return root.resolve(name);
+  }
+
+  private static byte[] randomBytes(int n) {
+    byte[] b = new byte[n];
+    RANDOM.nextBytes(b);
+    return b;
   }
 
   private static SnapshotKey withModel(SnapshotKey here, String modelDigest) {

@@ -20,7 +20,9 @@ import java.util.Optional;
  * dumps the tree with CRIU and writes {@code snapshot.json} beside the images: the {@link SnapshotKey}, the server's
  * command line, the probe and its answer. {@link #restore}: refuses a snapshot whose key does not match this node
  * (naming the fields), restores the tree and its CUDA state, and checks the restored server gives the recorded answer;
- * any failure kills what was restored, boots the server from its command line instead, and says why.
+ * any failure kills what was restored, boots the request's {@link Fallback} instead (or nothing), and says why. The
+ * images directory is trusted as this node's own: taken here, or fetched by {@link SnapshotStore#find}, which
+ * authenticates what it fetches.
  */
 public final class Snapshots {
   static final String METADATA = "snapshot.json";
@@ -126,13 +128,52 @@ public final class Snapshots {
   }
 
   /**
+   * What boots when a snapshot cannot be restored: nothing ({@link #NONE}), a command given on this node (the CLI's
+   * {@code -- CMD}, the sidecar's configuration), or the command the snapshot recorded ({@link #RECORDED}), which is
+   * used only from a record this node trusts: its own images, or one {@link SnapshotStore#find} authenticated. A
+   * command read in clear from an origin is never booted.
+   */
+  public record Fallback(List<String> command, boolean recorded) {
+    /** Nothing boots: a restore that fails is an error. */
+    public static final Fallback NONE = new Fallback(List.of(), false);
+    /** The snapshot's own (authenticated) command line. */
+    public static final Fallback RECORDED = new Fallback(List.of(), true);
+
+    public Fallback {
+      command = List.copyOf(command);
+    }
+
+    /** {@code given} when there is one, else {@link #RECORDED}. */
+    public static Fallback givenOrRecorded(List<String> given) {
+      return given == null || given.isEmpty() ? RECORDED : new Fallback(given, false);
+    }
+
+    /** True when nothing may boot. */
+    public boolean none() {
+      return command.isEmpty() && !recorded;
+    }
+
+    /** The command to boot for a snapshot whose trusted record is {@code m} (null: none read); null: nothing. */
+    List<String> commandFor(Metadata m) {
+      if (!command.isEmpty()) {
+        return command;
+      }
+      return recorded && m != null && m.command() != null && !m.command().isEmpty() ? m.command() : null;
+    }
+  }
+
+  /**
    * How to restore.
    *
    * @param expectedModelDigest the model manifest digest the restored server must serve; null: not compared
-   * @param fallbackCommand booted when the snapshot cannot be restored; null: the snapshot's own command
+   * @param fallback what boots when the snapshot cannot be restored
    */
   public record RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
-      String expectedModelDigest, List<String> fallbackCommand) {}
+      String expectedModelDigest, Fallback fallback) {
+    public RestoreRequest {
+      java.util.Objects.requireNonNull(fallback, "fallback: say what boots when the restore fails (Fallback.NONE: nothing)");
+    }
+  }
 
   /**
    * Restores the snapshot in {@code images} and verifies it; on any failure boots the recorded command under a new
@@ -140,10 +181,15 @@ public final class Snapshots {
    */
   public static Restored restore(Criu criu, Path images, Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda,
       Duration readyTimeout) throws IOException {
-    return restore(criu, images, new RestoreRequest(logDir, thawVersion, cuda, readyTimeout, null, null));
+    return restore(criu, images, new RestoreRequest(logDir, thawVersion, cuda, readyTimeout, null, Fallback.RECORDED));
   }
 
-  /** As {@link #restore(Criu, Path, Path, String, Optional, Duration)}, with every choice in {@code r}. */
+  /**
+   * As {@link #restore(Criu, Path, Path, String, Optional, Duration)}, with every choice in {@code r}.
+   *
+   * @throws IOException saying why, when the snapshot cannot be restored and {@code r}'s fallback boots nothing
+   *     (nothing is started then)
+   */
   public static Restored restore(Criu criu, Path images, RestoreRequest r) throws IOException {
     Metadata m = Metadata.read(images);
     long restored = -1;
@@ -181,7 +227,11 @@ public final class Snapshots {
       if (restored > 0) {
         kill(restored); // never leave a half-restored server running
       }
-      return coldBoot(m.command(), r, e.getMessage());
+      List<String> boot = r.fallback().commandFor(m);
+      if (boot == null) {
+        throw new IOException(e.getMessage(), e);
+      }
+      return coldBoot(boot, r.logDir(), e.getMessage());
     }
   }
 
@@ -191,12 +241,11 @@ public final class Snapshots {
     return now;
   }
 
-  /** Boots {@code r}'s fallback command (else {@code command}) under a new PID namespace, saying why. */
-  public static Restored coldBoot(List<String> command, RestoreRequest r, String reason) throws IOException {
-    List<String> boot = r.fallbackCommand() != null && !r.fallbackCommand().isEmpty() ? r.fallbackCommand() : command;
-    Files.createDirectories(r.logDir());
-    PidNamespaceProcess booted = PidNamespaceProcess.start(boot, r.logDir().resolve("server.out"),
-        r.logDir().resolve("server.err"));
+  /** Boots {@code command} under a new PID namespace, its output in {@code logDir}, saying why. */
+  static Restored coldBoot(List<String> command, Path logDir, String reason) throws IOException {
+    Files.createDirectories(logDir);
+    PidNamespaceProcess booted = PidNamespaceProcess.start(command, logDir.resolve("server.out"),
+        logDir.resolve("server.err"));
     return new Restored(booted.pid(), reason, booted, Map.of());
   }
 

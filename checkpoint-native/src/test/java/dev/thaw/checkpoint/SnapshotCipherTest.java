@@ -18,6 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 class SnapshotCipherTest {
   @TempDir Path tmp;
   private final SnapshotCipher cipher = new SnapshotCipher(key(1));
+  private static final SnapshotCipher.Binding PAGES = new SnapshotCipher.Binding("push-1", "pages-1.img");
 
   @ParameterizedTest(name = "{0} bytes")
   @ValueSource(ints = {0, 1, 64 << 10, (64 << 10) + 1, (9 << 20) + 12345})
@@ -25,14 +26,48 @@ class SnapshotCipherTest {
     byte[] data = new byte[size];
     new Random(size).nextBytes(data);
     Path plain = Files.write(tmp.resolve("pages-1.img"), data);
-    cipher.encrypt(plain, tmp.resolve("sealed"));
+    SnapshotCipher.Digest sent = cipher.encrypt(plain, tmp.resolve("sealed"), PAGES);
     byte[] sealed = Files.readAllBytes(tmp.resolve("sealed"));
-    assertThat(new String(sealed, 0, 8, java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("THAWENC1");
+    assertThat(new String(sealed, 0, 8, java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("THAWENC2");
     if (size >= 64) {
       assertThat(indexOf(sealed, java.util.Arrays.copyOf(data, 64))).as("no plaintext run in the sealed file").isNegative();
     }
-    cipher.decrypt(tmp.resolve("sealed"), tmp.resolve("back"));
+    SnapshotCipher.Digest got = cipher.decrypt(tmp.resolve("sealed"), tmp.resolve("back"), PAGES);
     assertThat(Files.readAllBytes(tmp.resolve("back"))).isEqualTo(data);
+    assertThat(got).isEqualTo(sent);
+    assertThat(got.size()).isEqualTo(size);
+    assertThat(got.sha256()).isEqualTo(java.util.HexFormat.of().formatHex(
+        java.security.MessageDigest.getInstance("SHA-256").digest(data)));
+  }
+
+  @Test
+  void aSealedFileOpensOnlyAsTheFileOfThePushItWasSealedFor() throws Exception {
+    byte[] data = new byte[(64 << 10) * 2 + 7];
+    new Random(4).nextBytes(data);
+    Path sealed = tmp.resolve("sealed");
+    cipher.encrypt(Files.write(tmp.resolve("plain"), data), sealed, PAGES);
+
+    assertThatThrownBy(() -> cipher.decrypt(sealed, tmp.resolve("a"), new SnapshotCipher.Binding("push-1", "core-1.img")))
+        .as("swapped with another file of the same push").hasMessageContaining("segment 0 does not authenticate");
+    assertThatThrownBy(() -> cipher.decrypt(sealed, tmp.resolve("b"), new SnapshotCipher.Binding("push-0", "pages-1.img")))
+        .as("the same file of another (older) push").hasMessageContaining("segment 0 does not authenticate");
+    assertThat(tmp.resolve("a")).doesNotExist();
+    assertThat(tmp.resolve("b")).doesNotExist();
+    cipher.decrypt(sealed, tmp.resolve("c"), PAGES);
+    assertThat(Files.readAllBytes(tmp.resolve("c"))).isEqualTo(data);
+  }
+
+  @Test
+  void recordsAreAuthenticatedByAMacThatAnotherKeyOrAChangedByteDoesNotMatch() {
+    byte[] record = "{\"name\":\"mlp-server\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    byte[] mac = cipher.mac(record);
+    assertThat(cipher.verify(record, mac)).isTrue();
+    assertThat(new SnapshotCipher(key(2)).verify(record, mac)).isFalse();
+    byte[] changed = record.clone();
+    changed[3] ^= 1;
+    assertThat(cipher.verify(changed, mac)).isFalse();
+    assertThat(cipher.verify(record, null)).isFalse();
+    assertThat(cipher.verify(record, java.util.Arrays.copyOf(mac, 16))).isFalse();
   }
 
   @Test
@@ -41,9 +76,9 @@ class SnapshotCipherTest {
     new Random(2).nextBytes(data);
     Path plain = Files.write(tmp.resolve("plain"), data);
     Path sealed = tmp.resolve("sealed");
-    cipher.encrypt(plain, sealed);
+    cipher.encrypt(plain, sealed, PAGES);
 
-    assertThatThrownBy(() -> new SnapshotCipher(key(2)).decrypt(sealed, tmp.resolve("a")))
+    assertThatThrownBy(() -> new SnapshotCipher(key(2)).decrypt(sealed, tmp.resolve("a"), PAGES))
         .hasMessageContaining("segment 0 does not authenticate");
     assertThat(tmp.resolve("a")).doesNotExist();
 
@@ -52,7 +87,7 @@ class SnapshotCipherTest {
       // a byte in the second segment
       ch.write(java.nio.ByteBuffer.wrap(new byte[] {42}), SnapshotCipher.HEADER + SnapshotCipher.SEGMENT + 100L);
     }
-    assertThatThrownBy(() -> cipher.decrypt(changed, tmp.resolve("b"))).hasMessageContaining("segment 1 ");
+    assertThatThrownBy(() -> cipher.decrypt(changed, tmp.resolve("b"), PAGES)).hasMessageContaining("segment 1 ");
     assertThat(tmp.resolve("b")).doesNotExist();
 
     // cut at a segment boundary: what is left must not pass as a whole file
@@ -60,11 +95,11 @@ class SnapshotCipherTest {
     try (FileChannel ch = FileChannel.open(cut, StandardOpenOption.WRITE)) {
       ch.truncate(SnapshotCipher.HEADER + 2L * (SnapshotCipher.SEGMENT + SnapshotCipher.TAG));
     }
-    assertThatThrownBy(() -> cipher.decrypt(cut, tmp.resolve("c"))).hasMessageContaining("does not authenticate");
+    assertThatThrownBy(() -> cipher.decrypt(cut, tmp.resolve("c"), PAGES)).hasMessageContaining("does not authenticate");
     assertThat(tmp.resolve("c")).doesNotExist();
 
-    assertThatThrownBy(() -> cipher.decrypt(plain, tmp.resolve("d"))).hasMessageContaining("not an encrypted snapshot");
-    assertThatThrownBy(() -> cipher.decrypt(sealed, plain)).isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
+    assertThatThrownBy(() -> cipher.decrypt(plain, tmp.resolve("d"), PAGES)).hasMessageContaining("not an encrypted snapshot");
+    assertThatThrownBy(() -> cipher.decrypt(sealed, plain, PAGES)).isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
     assertThat(Files.readAllBytes(plain)).isEqualTo(data);
   }
 
@@ -75,8 +110,8 @@ class SnapshotCipherTest {
     Path b64 = Files.writeString(tmp.resolve("b64.key"), Base64.getEncoder().encodeToString(key(3)) + "\n");
     Files.setPosixFilePermissions(b64, PosixFilePermissions.fromString("rw-------"));
     Path plain = Files.write(tmp.resolve("plain"), new byte[] {1, 2, 3});
-    SnapshotCipher.fromKeyFile(raw).encrypt(plain, tmp.resolve("sealed"));
-    SnapshotCipher.fromKeyFile(b64).decrypt(tmp.resolve("sealed"), tmp.resolve("back"));
+    SnapshotCipher.fromKeyFile(raw).encrypt(plain, tmp.resolve("sealed"), PAGES);
+    SnapshotCipher.fromKeyFile(b64).decrypt(tmp.resolve("sealed"), tmp.resolve("back"), PAGES);
     assertThat(Files.readAllBytes(tmp.resolve("back"))).containsExactly(1, 2, 3);
 
     Files.setPosixFilePermissions(raw, PosixFilePermissions.fromString("rw-r--r--"));

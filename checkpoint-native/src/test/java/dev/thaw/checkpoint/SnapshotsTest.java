@@ -70,7 +70,7 @@ class SnapshotsTest {
   void aSnapshotOfAnotherModelIsRefusedNamingTheModelDigest() throws Exception {
     Path images = snapshot();
     Snapshots.Restored r = Snapshots.restore(criu, images, new Snapshots.RestoreRequest(tmp.resolve("logs"), "test",
-        Optional.empty(), Duration.ofSeconds(60), "sha256:another-model", null));
+        Optional.empty(), Duration.ofSeconds(60), "sha256:another-model", Snapshots.Fallback.RECORDED));
     try {
       assertThat(r.fromSnapshot()).isFalse();
       assertThat(r.fallbackReason()).contains("model_digest (snapshot: sha256:model, here: sha256:another-model)");

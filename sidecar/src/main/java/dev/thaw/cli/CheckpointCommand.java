@@ -70,7 +70,8 @@ final class CheckpointCommand implements Callable<Integer> {
           + " of the key, so a restore can insist on it.")
   String model;
 
-  @Option(names = "--no-encrypt", description = "Push the images unencrypted (they hold the process's memory, secrets included).")
+  @Option(names = "--no-encrypt", description = "Push the images unencrypted and unauthenticated (they hold the process's"
+      + " memory, secrets included); restoring them from the origin then needs thaw restore --allow-unsealed.")
   boolean noEncrypt;
 
   @Option(names = "--no-push", description = "Keep the snapshot on this node only.")

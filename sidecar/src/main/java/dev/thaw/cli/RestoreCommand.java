@@ -31,8 +31,10 @@ import picocli.CommandLine.Parameters;
       "this node first, else at the origin, whose images are fetched in parallel, checked chunk by chunk against their",
       "hashes and decrypted), restore it with CRIU into a new PID namespace, restore its CUDA state (remapping GPUs by",
       "UUID when they differ) and check it answers its readiness URL and the snapshot's probe as it did when taken.",
-      "On any failure the half-restored tree is killed and the server is booted from its command line (or CMD after",
-      "--) instead, saying why, unless --no-fallback. Needs root.",
+      "A snapshot from the origin must be sealed with the snapshot key and authenticate (its record, its command, each",
+      "image file): anything else is refused before CRIU runs, unless --allow-unsealed for an unsealed one.",
+      "On any failure the half-restored tree is killed and the server is booted from CMD after -- (or the command line",
+      "of a snapshot that authenticated) instead, saying why; --no-fallback boots nothing. Needs root.",
       "Example: thaw restore mlp-server --wait"
     })
 final class RestoreCommand implements Callable<Integer> {
@@ -40,7 +42,8 @@ final class RestoreCommand implements Callable<Integer> {
   String name;
 
   @Parameters(index = "1..*", paramLabel = "CMD", arity = "0..*",
-      description = "Booted (after --) when no snapshot can be restored; default: the snapshot's own command line.")
+      description = "Booted (after --) when no snapshot can be restored; default: the command line of the snapshot, when"
+          + " it was taken on this node or authenticated with the snapshot key.")
   List<String> fallbackCommand;
 
   @Option(names = "--model", paramLabel = "MODEL",
@@ -50,8 +53,13 @@ final class RestoreCommand implements Callable<Integer> {
   @Option(names = "--from-origin", description = "Fetch the images from the origin even when this node has them.")
   boolean fromOrigin;
 
-  @Option(names = "--no-fallback", description = "Fail (exit 1) instead of booting the server when restoring fails.")
+  @Option(names = "--no-fallback", description = "Fail (exit 1) instead of booting the server when restoring fails:"
+      + " nothing is started.")
   boolean noFallback;
+
+  @Option(names = "--allow-unsealed", description = "Also restore a snapshot the origin holds unsealed (pushed with"
+      + " --no-encrypt): nothing proves who wrote its images and command, so only from an origin you trust.")
+  boolean allowUnsealed;
 
   @Option(names = "--ready-timeout", paramLabel = "DURATION", defaultValue = "5m", converter = Units.DurationConverter.class,
       description = "How long the restored (or booted) server may take to answer. Default: ${DEFAULT-VALUE}.")
@@ -73,9 +81,15 @@ final class RestoreCommand implements Callable<Integer> {
 
   @Mixin SnapshotOptions snapshots;
 
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
   @Override
   public Integer call() throws Exception {
     long t0 = System.nanoTime();
+    if (noFallback && fallbackCommand != null && !fallbackCommand.isEmpty()) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--no-fallback boots nothing,"
+          + " yet a command to boot was given after --: drop one of them");
+    }
     Criu criu = Criu.locate();
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
     Optional<SnapshotCipher> cipher;
@@ -89,14 +103,14 @@ final class RestoreCommand implements Callable<Integer> {
     try (Origin o = Origins.open(snapshots.originUri())) {
       ModelStore models = new ModelStore(o);
       String modelDigest = model == null ? null : model.startsWith("sha256:") ? model : models.digestOf(ModelName.parse(model));
-      SnapshotStore snaps = snapshots.open(models, cipher, snapshots.parallelism);
+      SnapshotStore snaps = new SnapshotStore(snapshots.root(), models, cipher, snapshots.parallelism, allowUnsealed);
       SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
       Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
-          modelDigest, fallbackCommand);
+          modelDigest, noFallback ? Snapshots.Fallback.NONE : Snapshots.Fallback.givenOrRecorded(fallbackCommand));
       Progress[] bar = new Progress[1];
       Checkpoints.Restoring done;
       try {
-        done = Checkpoints.restore(criu, snaps, name, here, fromOrigin, request, noFallback, noKey,
+        done = Checkpoints.restore(criu, snaps, name, here, fromOrigin, request, noKey,
             new SnapshotStore.FetchProgress() {
               @Override
               public void started(long totalBytes) {

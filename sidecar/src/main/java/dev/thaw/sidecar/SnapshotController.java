@@ -170,11 +170,12 @@ final class SnapshotController {
         java.nio.file.Path logs = java.nio.file.Files.createDirectories(config.getSnapshots().resolve(".logs")
             .resolve(name));
         Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logs, Sidecar.version(), cuda, ready,
-            modelDigest, req.command());
+            modelDigest, Boolean.TRUE.equals(req.noFallback()) ? Snapshots.Fallback.NONE
+                : Snapshots.Fallback.givenOrRecorded(req.command()));
         Checkpoints.Restoring done;
         try {
           done = Checkpoints.restore(criu, snaps, name, SnapshotKey.ofThisNode(criu, "", List.of(), Sidecar.version()),
-              Boolean.TRUE.equals(req.fromOrigin()), request, Boolean.TRUE.equals(req.noFallback()), noKey,
+              Boolean.TRUE.equals(req.fromOrigin()), request, noKey,
               SnapshotStore.FetchProgress.NONE);
         } catch (Checkpoints.NoSnapshot e) {
           throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()

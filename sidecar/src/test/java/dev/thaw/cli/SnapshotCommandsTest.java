@@ -162,6 +162,50 @@ class SnapshotCommandsTest {
   }
 
   @Test
+  void anUnsealedSnapshotAtTheOriginIsRefusedBeforeCriuAndBootsNothingUnlessAllowUnsealedTrustsTheOrigin()
+      throws Exception {
+    // a file:// origin: the process memory in clear stays out of the S3 store that other tests search for plaintext
+    Files.createDirectories(tmp.resolve("file-origin"));
+    origin = "file://" + tmp.resolve("file-origin");
+    JsonNode taken = checkpoint("--no-encrypt");
+    assertThat(taken.get("encrypted").asBoolean()).isFalse();
+    Path logs = tmp.resolve("refused-logs");
+    cli(1, "restore", "mlp-server", "--origin", origin, "--snapshots", tmp.resolve("node2-snapshots").toString(),
+        "--key-file", keyFile.toString(), "--log-dir", logs.toString(), "--json");
+    assertThat(lastErr).contains("not sealed").contains("--allow-unsealed").contains("give one after --");
+    assertThat(ortServers()).as("neither restored nor booted from a command read in clear").isEmpty();
+    assertThat(logs).as("nothing was started").doesNotExist();
+
+    JsonNode r = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots",
+        tmp.resolve("node2-snapshots").toString(), "--key-file", keyFile.toString(), "--allow-unsealed",
+        "--log-dir", tmp.toString(), "--json");
+    started.add(r.get("pid").asLong());
+    assertThat(r.get("restored").asBoolean()).as(r.toString()).isTrue();
+    assertThat(answer()).isEqualTo(expectedAnswer);
+  }
+
+  @Test
+  void withNoFallbackARestoreThatFailsStartsNothingAndACommandToBootIsAContradiction() throws Exception {
+    JsonNode taken = checkpoint("--no-push");
+    try (Stream<Path> files = Files.list(Path.of(taken.get("images").asText()))) {
+      for (Path p : files.filter(f -> f.getFileName().toString().startsWith("pages-")).toList()) {
+        Files.delete(p); // the memory of the process is gone
+      }
+    }
+    Path logs = tmp.resolve("no-fallback-logs");
+    cli(1, "restore", "mlp-server", "--origin", "file://" + tmp.resolve("no-origin"), "--snapshots",
+        tmp.resolve("snapshots").toString(), "--no-fallback", "--log-dir", logs.toString());
+    assertThat(lastErr).contains("criu restore");
+    assertThat(logs).as("no server was started, not even for a moment").doesNotExist();
+    assertThat(ortServers()).isEmpty();
+
+    cli(2, "restore", "mlp-server", "--snapshots", tmp.resolve("snapshots").toString(), "--no-fallback",
+        "--log-dir", logs.toString(), "--", "/bin/true");
+    assertThat(lastErr).contains("--no-fallback boots nothing");
+    assertThat(logs).doesNotExist();
+  }
+
+  @Test
   void aProbeThatDoesNotGetItsExpectedAnswerTakesNoSnapshot() throws Exception {
     startServer();
     ObjectNode p = probe();
