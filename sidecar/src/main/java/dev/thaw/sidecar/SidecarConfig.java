@@ -20,6 +20,7 @@ public final class SidecarConfig {
   private int coldStartsKept = 200;
   private List<String> origins = List.of();
   private List<String> directRoots = List.of();
+  private List<String> fallbackCommand = List.of();
 
   /** Where NAME[:TAG] and digest sources are read from unless a request names another origin. */
   public String getOrigin() {
@@ -49,6 +50,18 @@ public final class SidecarConfig {
 
   public void setDirectRoots(List<String> directRoots) {
     this.directRoots = directRoots.stream().map(SidecarConfig::expandHome).toList();
+  }
+
+  /**
+   * What a failed restore boots instead (the server's command line); none: the command of a snapshot whose record
+   * authenticates with the snapshot key, else nothing. No request can name one.
+   */
+  public List<String> getFallbackCommand() {
+    return fallbackCommand;
+  }
+
+  public void setFallbackCommand(List<String> fallbackCommand) {
+    this.fallbackCommand = List.copyOf(fallbackCommand);
   }
 
   private static String expandHome(String uri) {

@@ -135,10 +135,11 @@ final class SnapshotController {
 
   /**
    * Restore {@code name}: the snapshot whose key matches this node, from this node's copies first, then the origin
-   * ({@code from_origin}: the origin only), for {@code model} when given; on any failure boot {@code command}
-   * (default: the one the snapshot recorded) instead, unless {@code no_fallback}.
+   * ({@code from_origin}: the origin only), for {@code model} when given; on any failure boot instead what this
+   * sidecar is configured to ({@code thaw.fallback-command}, else the command of a snapshot whose record authenticates),
+   * unless {@code no_fallback}. A request never names a command: what the sidecar boots is its configuration's.
    */
-  record Restore(String model, Boolean fromOrigin, List<String> command, Boolean noFallback, Double readyTimeoutS) {}
+  record Restore(String model, Boolean fromOrigin, Boolean noFallback, Double readyTimeoutS) {}
 
   /** Restores a snapshot on this node (or boots instead, saying why); the server runs on after the call. */
   @Post("/{name}/restore")
@@ -148,7 +149,7 @@ final class SnapshotController {
     } catch (IllegalArgumentException e) {
       throw ApiException.badField("name", "not a snapshot name: " + name);
     }
-    Restore req = r != null ? r : new Restore(null, null, null, null, null);
+    Restore req = r != null ? r : new Restore(null, null, null, null);
     long t0 = System.nanoTime();
     Criu criu = Criu.locate();
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
@@ -171,7 +172,7 @@ final class SnapshotController {
             .resolve(name));
         Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logs, Sidecar.version(), cuda, ready,
             modelDigest, Boolean.TRUE.equals(req.noFallback()) ? Snapshots.Fallback.NONE
-                : Snapshots.Fallback.givenOrRecorded(req.command()));
+                : Snapshots.Fallback.givenOrRecorded(config.getFallbackCommand()));
         Checkpoints.Restoring done;
         try {
           done = Checkpoints.restore(criu, snaps, name, SnapshotKey.ofThisNode(criu, "", List.of(), Sidecar.version()),
@@ -179,7 +180,7 @@ final class SnapshotController {
               SnapshotStore.FetchProgress.NONE);
         } catch (Checkpoints.NoSnapshot e) {
           throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()
-              + (e.nothingToBoot() ? " (give command)" : ""), e);
+              + (e.nothingToBoot() ? " (set thaw.fallback-command to boot the server instead)" : ""), e);
         } catch (IOException e) {
           throw new ApiException(HttpStatus.CONFLICT, null, e.getMessage(), e);
         }

@@ -200,6 +200,12 @@ class SidecarApiTest {
     assertThat(read.waitFor()).as("nobody cannot read the token: " + out).isNotZero();
     assertThat(out).doesNotContain(sidecar.getBean(ApiToken.class).value());
     assertThat(proof).doesNotExist();
+
+    // with the token, no request names a command either
+    Reply withToken = call("POST", "/v1/snapshots/nosuch/restore", body);
+    assertThat(withToken.status()).as(withToken.text()).isEqualTo(400);
+    assertThat(withToken.json().get("field").asText()).isEqualTo("command");
+    assertThat(proof).doesNotExist();
   }
 
   @Test
