@@ -450,13 +450,21 @@ public final class Criu {
   static Result run(List<String> cmd, long timeoutSeconds) throws CriuException {
     try {
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      // CRIU's own output is small (its log goes to a file); read it whole
-      byte[] out = p.getInputStream().readAllBytes();
+      // CRIU's own output is small (its log goes to a file); read it aside, so that a CRIU that hangs (it can spin on
+      // damaged images) is still killed at the deadline rather than waited for
+      java.util.concurrent.CompletableFuture<byte[]> out = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try {
+          return p.getInputStream().readAllBytes();
+        } catch (IOException e) {
+          return new byte[0];
+        }
+      }, r -> Thread.ofVirtual().name("criu-output").start(r));
       if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+        p.descendants().forEach(ProcessHandle::destroyForcibly);
         p.destroyForcibly();
-        throw new CriuException(String.join(" ", cmd) + " did not finish within " + timeoutSeconds + " s");
+        throw new CriuException(String.join(" ", cmd) + " did not finish within " + timeoutSeconds + " s: killed");
       }
-      return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+      return new Result(p.exitValue(), new String(out.join(), StandardCharsets.UTF_8));
     } catch (IOException e) {
       throw new CriuException("cannot run " + cmd.getFirst() + ": " + e.getMessage(), e);
     } catch (InterruptedException e) {

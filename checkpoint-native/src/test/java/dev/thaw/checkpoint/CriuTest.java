@@ -114,6 +114,14 @@ class CriuTest {
   }
 
   @Test
+  void aCriuThatHangsIsKilledAtItsDeadline() {
+    long t0 = System.nanoTime();
+    assertThatThrownBy(() -> Criu.run(List.of("sh", "-c", "echo started; exec sleep 60"), 1))
+        .isInstanceOf(CriuException.class).hasMessageContaining("did not finish within 1 s");
+    assertThat((System.nanoTime() - t0) / 1e9).as("seconds until it was given up").isLessThan(20);
+  }
+
+  @Test
   void onlyFilesystemsCriuCannotDumpAreExternalNeverTheRoot() {
     List<String> mountinfo = List.of(
         "37 1 253:1 / / rw,relatime - ext4 /dev/vda rw",
