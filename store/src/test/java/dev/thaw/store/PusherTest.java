@@ -80,6 +80,37 @@ class PusherTest {
   }
 
   @Test
+  void refusesAChainOfSymlinksThatTogetherLeaveTheDirectoryBeforeUploadingAnything() throws Exception {
+    Path dir = model();
+    Files.createDirectories(dir.resolve("a/b"));
+    Files.createSymbolicLink(dir.resolve("a/b/up"), Path.of("../.."));
+    Files.createSymbolicLink(dir.resolve("esc"), Path.of("a/b/up/../../outside/secret.txt"));
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    assertThatThrownBy(() -> new Pusher(origin, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("x")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("cannot push " + dir)
+        .hasMessageContaining("entry 'esc'").hasMessageContaining("leaves the tree through the link 'a/b/up'");
+    assertThat(tmp.resolve("origin")).as("nothing uploaded").doesNotExist();
+  }
+
+  @Test
+  void refusesAFileOfMoreChunksThanAReaderAcceptsBeforeUploadingAnythingNamingAChunkSizeThatFits() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("big"));
+    try (var f = new java.io.RandomAccessFile(dir.resolve("weights.bin").toFile(), "rw")) {
+      f.setLength((Manifest.MAX_CHUNKS_PER_FILE + 1L) * 1024); // sparse: 1 GiB and 1 KiB, none of it written
+    }
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    long start = System.nanoTime();
+    assertThatThrownBy(() -> new Pusher(origin, 1024, 4, PushProgress.NONE).push(dir, ModelName.parse("big")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'weights.bin'")
+        .hasMessageContaining("more than 1048576 chunks")
+        .hasMessageContaining("use a chunk size of at least 1025 bytes");
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).as("refused before hashing").isLessThan(Duration.ofSeconds(5));
+    assertThat(tmp.resolve("origin")).as("nothing uploaded").doesNotExist();
+  }
+
+  @Test
   void aPushKilledMidwayLeavesNoManifestOrTagAndARepushCompletes() throws Exception {
     Path dir = Files.createDirectories(tmp.resolve("big"));
     Random random = new Random(3);
