@@ -55,6 +55,7 @@ public final class ChunkCache implements AutoCloseable {
   private final Map<String, Integer> reservations = new java.util.HashMap<>();
   private long usedBytes;
   private long evictions;
+  private long discarded;
   private final boolean directWrites;
 
   private static final class CacheEntry {
@@ -229,27 +230,49 @@ public final class ChunkCache implements AutoCloseable {
 
   /** Pins a cached chunk and opens it for reading, or returns null when the cache does not hold it. */
   public Lease acquire(String key) throws IOException {
+    CacheEntry e;
     synchronized (entries) {
-      CacheEntry e = entries.get(key);
+      e = entries.get(key);
       if (e == null) {
         return null;
       }
       e.pins++;
     }
     try {
-      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ));
+      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ), e);
     } catch (NoSuchFileException gone) {
       // Someone deleted the file behind the cache's back: forget it so it is fetched again.
       synchronized (entries) {
-        CacheEntry e = entries.remove(key);
-        if (e != null) {
+        if (entries.remove(key, e)) {
           usedBytes -= e.size;
         }
       }
       return null;
     } catch (IOException | RuntimeException ex) {
-      unpin(key);
+      unpin(e);
       throw ex;
+    }
+  }
+
+  /**
+   * Deletes the chunk a lease holds because its bytes turned out wrong (bit rot, a truncated or swapped file), so the
+   * next reader fetches it again. A copy stored since the lease was taken is kept. The lease stays readable until
+   * closed, as an evicted chunk does.
+   */
+  void discard(Lease lease) throws IOException {
+    synchronized (entries) {
+      if (entries.remove(lease.key, lease.entry)) {
+        usedBytes -= lease.entry.size;
+        discarded++;
+        Files.deleteIfExists(pathOf(lease.key));
+      }
+    }
+  }
+
+  /** Chunks deleted because their bytes were found wrong when read. */
+  public long discarded() {
+    synchronized (entries) {
+      return discarded;
     }
   }
 
@@ -270,15 +293,17 @@ public final class ChunkCache implements AutoCloseable {
 
   /** Turns a reservation into a lease on the arrived chunk, or returns null (the reservation stays) if absent. */
   Lease adoptReserved(String key) throws IOException {
+    CacheEntry e;
     synchronized (entries) {
-      if (!entries.containsKey(key)) {
+      e = entries.get(key);
+      if (e == null) {
         return null;
       }
     }
     try {
-      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ));
+      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ), e);
     } catch (IOException | RuntimeException ex) {
-      unpin(key);
+      unpin(e);
       throw ex;
     }
   }
@@ -429,10 +454,10 @@ public final class ChunkCache implements AutoCloseable {
     }
   }
 
-  private void unpin(String key) {
+  /** Unpins the entry a lease was taken on: a copy stored after that one was discarded keeps its own pins. */
+  private void unpin(CacheEntry e) {
     synchronized (entries) {
-      CacheEntry e = entries.get(key);
-      if (e != null && e.pins > 0) {
+      if (e.pins > 0) {
         e.pins--;
       }
     }
@@ -455,11 +480,13 @@ public final class ChunkCache implements AutoCloseable {
   public final class Lease implements AutoCloseable {
     private final String key;
     private final FileChannel channel;
+    private final CacheEntry entry;
     private boolean closed;
 
-    private Lease(String key, FileChannel channel) {
+    private Lease(String key, FileChannel channel, CacheEntry entry) {
       this.key = key;
       this.channel = channel;
+      this.entry = entry;
     }
 
     public String key() {
@@ -494,7 +521,7 @@ public final class ChunkCache implements AutoCloseable {
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       } finally {
-        unpin(key);
+        unpin(entry);
       }
     }
   }
