@@ -37,6 +37,54 @@ final class FileOrigin implements Origin {
     return root;
   }
 
+  /** The file origin behind {@code origin} (as {@link Origins#open} wraps it), or null for another kind. */
+  static FileOrigin of(Origin origin) {
+    Origin o = origin instanceof RetryingOrigin r ? r.delegate() : origin;
+    return o instanceof FileOrigin f ? f : null;
+  }
+
+  /** The temp files of writes in progress, or of writes killed before their rename: no listing shows them. */
+  List<ObjectInfo> temporaries() throws OriginException {
+    List<ObjectInfo> out = new ArrayList<>();
+    if (!Files.isDirectory(root)) {
+      return out;
+    }
+    try {
+      Files.walkFileTree(root, new SimpleFileVisitor<>() {
+        @Override
+        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) {
+          if (attrs.isRegularFile() && file.getFileName().toString().startsWith(TEMP_PREFIX)) {
+            out.add(new ObjectInfo(root.relativize(file).toString().replace('\\', '/'), attrs.size(), null,
+                attrs.lastModifiedTime().toInstant()));
+          }
+          return FileVisitResult.CONTINUE;
+        }
+
+        @Override
+        public FileVisitResult visitFileFailed(Path file, IOException e) {
+          return FileVisitResult.CONTINUE; // a temp file renamed or removed while the tree was walked
+        }
+      });
+    } catch (IOException e) {
+      throw translate("", e);
+    }
+    out.sort(Comparator.comparing(ObjectInfo::key));
+    return out;
+  }
+
+  /** Deletes a temp file found by {@link #temporaries()}; never anything else. */
+  void deleteTemporary(String key) throws OriginException {
+    Path p = path(key);
+    if (!p.getFileName().toString().startsWith(TEMP_PREFIX)) {
+      throw new IllegalArgumentException("not a temp file: " + urlOf(key));
+    }
+    try {
+      Files.deleteIfExists(p);
+    } catch (IOException e) {
+      throw translate(key, e);
+    }
+  }
+
   @Override
   public String uri() {
     return uri;
