@@ -111,6 +111,20 @@ class PusherTest {
   }
 
   @Test
+  void aFileOfHalfAMillionChunksThatPushAcceptsIsReadBackByAReader() throws Exception {
+    // What the issue found: 481 MB at 1 KiB chunks pushed fine, and then no reader could parse its manifest.
+    Path dir = Files.createDirectories(tmp.resolve("many"));
+    try (var f = new java.io.RandomAccessFile(dir.resolve("weights.bin").toFile(), "rw")) {
+      f.setLength(481_000_000L); // sparse
+    }
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    Pusher.Result r = new Pusher(origin, 1024, 4, PushProgress.NONE).push(dir, ModelName.parse("many:v1"));
+    assertThat(r.chunks()).isEqualTo(469_727);
+    Manifest m = new ModelStore(origin).resolve(ModelName.parse("many:v1"));
+    assertThat(((FileEntry) m.entry("weights.bin")).chunkCount()).isEqualTo(469_727);
+  }
+
+  @Test
   void aPushKilledMidwayLeavesNoManifestOrTagAndARepushCompletes() throws Exception {
     Path dir = Files.createDirectories(tmp.resolve("big"));
     Random random = new Random(3);
