@@ -248,8 +248,8 @@ public final class ModelReader implements AutoCloseable {
       long size = lease.size();
       found = size != chunk.length() ? size + " bytes instead of " + chunk.length()
           : expected == null ? "no recorded hash" : sha256Hex(lease, expected);
-    } catch (IOException e) {
-      found = "a read error (" + e.getMessage() + ")";
+    } catch (IOException | RuntimeException e) {
+      found = "a read error (" + e.getMessage() + ")"; // never left unanswered: others may wait on this check
     }
     boolean good = found == null;
     if (good) {
