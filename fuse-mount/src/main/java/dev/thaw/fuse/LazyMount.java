@@ -17,7 +17,7 @@ import org.cryptomator.jfuse.api.FuseMountFailedException;
  * A model mounted read-only at a directory: the tree answers at once from the manifest, reads stream through the
  * given {@link ModelReader}. The mount keeps the kernel page cache across opens (content is immutable), uses long
  * entry and attribute timeouts, 1 MiB requests and a multithreaded session. A stale mount left at the directory by a
- * killed process is cleared first; one whose process is stopped is reported, within {@link MountTable#PROBE_TIMEOUT},
+ * killed process is cleared first; one whose process is stopped is reported, within 5 s,
  * instead of waited on. {@link #close()} unmounts lazily, so files still open keep reading.
  */
 public final class LazyMount implements AutoCloseable {

@@ -18,12 +18,12 @@ import java.util.concurrent.TimeoutException;
 /** What the kernel says is mounted ({@code /proc/self/mountinfo}), and {@code fusermount3} to unmount. */
 public final class MountTable {
   /** How long a FUSE mount's daemon may take to answer one getattr before it is taken for stopped or hung. */
-  public static final Duration PROBE_TIMEOUT = Duration.ofSeconds(5);
+  static final Duration PROBE_TIMEOUT = Duration.ofSeconds(5);
 
   private MountTable() {}
 
   /** What is at a mount point, as far as a FUSE daemon's answer tells. */
-  public enum Health {
+  enum Health {
     /** No FUSE mount there. */
     NONE,
     /** A FUSE mount whose daemon answers. */
@@ -87,7 +87,7 @@ public final class MountTable {
    * {@code timeout}: a stopped daemon never answers, and a caller asking it directly would wait forever. The question
    * is asked on a daemon thread left behind when unanswered; it ends when the daemon resumes or the mount goes.
    */
-  public static Health probe(Path mountPoint, Duration timeout) throws IOException {
+  static Health probe(Path mountPoint, Duration timeout) throws IOException {
     Optional<MountInfo> m = find(mountPoint);
     if (m.isEmpty() || !m.get().isFuse()) {
       return Health.NONE;
