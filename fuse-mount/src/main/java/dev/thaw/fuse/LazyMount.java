@@ -17,7 +17,8 @@ import org.cryptomator.jfuse.api.FuseMountFailedException;
  * A model mounted read-only at a directory: the tree answers at once from the manifest, reads stream through the
  * given {@link ModelReader}. The mount keeps the kernel page cache across opens (content is immutable), uses long
  * entry and attribute timeouts, 1 MiB requests and a multithreaded session. A stale mount left at the directory by a
- * killed process is cleared first. {@link #close()} unmounts lazily, so files still open keep reading.
+ * killed process is cleared first; one whose process is stopped is reported, within 5 s,
+ * instead of waited on. {@link #close()} unmounts lazily, so files still open keep reading.
  */
 public final class LazyMount implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(LazyMount.class.getName());
@@ -42,7 +43,14 @@ public final class LazyMount implements AutoCloseable {
    */
   public static LazyMount mount(ModelReader reader, Path mountPoint, MountOptions options) throws IOException {
     Path mnt = mountPoint.toAbsolutePath().normalize();
-    if (MountTable.isStale(mnt)) {
+    MountTable.Health health = MountTable.probe(mnt, MountTable.PROBE_TIMEOUT);
+    if (health == MountTable.Health.UNRESPONSIVE) {
+      String what = MountTable.find(mnt).map(i -> " (" + i.fsType() + " from " + i.source() + ")").orElse("");
+      throw new IOException(mnt + " is a FUSE mount" + what + " whose daemon has not answered within "
+          + MountTable.PROBE_TIMEOUT.toSeconds() + " s: it is stopped (SIGSTOP, a debugger) or hung. Resume or kill that "
+          + "process, or detach the mount: fusermount3 -u -z " + mnt);
+    }
+    if (health == MountTable.Health.STALE) {
       LOG.warning(() -> "event=stale_mount_cleared mountpoint=" + mnt);
       try {
         MountTable.abort(mnt); // frees a half-dead daemon whose own thread still waits on the mount

@@ -9,11 +9,30 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.List;
 import java.util.Optional;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /** What the kernel says is mounted ({@code /proc/self/mountinfo}), and {@code fusermount3} to unmount. */
 public final class MountTable {
+  /** How long a FUSE mount's daemon may take to answer one getattr before it is taken for stopped or hung. */
+  static final Duration PROBE_TIMEOUT = Duration.ofSeconds(5);
+
   private MountTable() {}
+
+  /** What is at a mount point, as far as a FUSE daemon's answer tells. */
+  enum Health {
+    /** No FUSE mount there. */
+    NONE,
+    /** A FUSE mount whose daemon answers. */
+    LIVE,
+    /** A FUSE mount whose daemon is gone (the kernel says "not connected"). */
+    STALE,
+    /** A FUSE mount whose daemon does not answer: stopped (SIGSTOP, a debugger) or hung. */
+    UNRESPONSIVE
+  }
 
   /**
    * One mountinfo line.
@@ -60,16 +79,40 @@ public final class MountTable {
 
   /** True when a FUSE mount is listed at {@code mountPoint} but its daemon is gone. */
   public static boolean isStale(Path mountPoint) throws IOException {
+    return probe(mountPoint, PROBE_TIMEOUT) == Health.STALE;
+  }
+
+  /**
+   * Asks the FUSE mount at {@code mountPoint}, if there is one, for its root's attributes, waiting at most
+   * {@code timeout}: a stopped daemon never answers, and a caller asking it directly would wait forever. The question
+   * is asked on a daemon thread left behind when unanswered; it ends when the daemon resumes or the mount goes.
+   */
+  static Health probe(Path mountPoint, Duration timeout) throws IOException {
     Optional<MountInfo> m = find(mountPoint);
     if (m.isEmpty() || !m.get().isFuse()) {
-      return false;
+      return Health.NONE;
     }
+    CompletableFuture<Health> answer = new CompletableFuture<>();
+    Thread.ofPlatform().daemon().name("thaw-mount-probe").start(() -> {
+      try {
+        Files.readAttributes(mountPoint, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        answer.complete(Health.LIVE);
+      } catch (FileSystemException e) {
+        String reason = e.getReason() + " " + e.getMessage();
+        answer.complete(reason.contains("not connected") ? Health.STALE : Health.LIVE);
+      } catch (IOException | RuntimeException e) {
+        answer.complete(Health.LIVE); // it answered, with an error: a daemon is there
+      }
+    });
     try {
-      Files.readAttributes(mountPoint, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-      return false;
-    } catch (FileSystemException e) {
-      String reason = String.valueOf(e.getReason()) + " " + e.getMessage();
-      return reason.contains("not connected");
+      return answer.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (TimeoutException e) {
+      return Health.UNRESPONSIVE;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted while probing the mount at " + mountPoint);
+    } catch (ExecutionException e) {
+      throw new IOException("cannot probe the mount at " + mountPoint + ": " + e.getCause(), e.getCause());
     }
   }
 

@@ -2,6 +2,7 @@ package dev.thaw.fuse;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.awaitility.Awaitility.await;
 
 import dev.thaw.store.AccessProfile;
@@ -157,6 +158,47 @@ class MountLifecycleTest {
       assertThat(MountTable.isStale(mnt)).isFalse();
       assertThat(Files.readString(mnt.resolve("config.json"))).isEqualTo("{\"layers\": 4}\n");
     }
+  }
+
+  @Test
+  void aMountWhoseDaemonIsStoppedMakesTheNextMountThereFailSayingSoInsteadOfHanging() throws Exception {
+    Path model = TestModels.generate(tmp.resolve("model"));
+    TestModels.push(model, tmp.resolve("origin"), "z:v1");
+    Path mnt = tmp.resolve("mnt");
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Process child = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED",
+        "-Djava.library.path=/usr/lib/x86_64-linux-gnu", "-cp", System.getProperty("java.class.path"),
+        MountChild.class.getName(), tmp.resolve("origin").toString(), "z:v1", tmp.resolve("child-cache").toString(), mnt.toString())
+        .redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile()).start();
+    try {
+      await().atMost(Duration.ofSeconds(60)).until(() -> Files.exists(mnt.resolve("config.json")));
+      signal("STOP", child.pid()); // a daemon stopped (SIGSTOP, a debugger) still holds its mount; nobody answers
+      Manifest m = new ModelStore(Origins.open(tmp.resolve("origin").toString())).resolve(dev.thaw.store.ModelName.parse("z:v1"));
+      try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), tmp.resolve("c"), ReaderOptions.DEFAULT)) {
+        long start = System.nanoTime();
+        assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertThatThrownBy(
+            () -> LazyMount.mount(r.reader(), mnt, MountOptions.DEFAULT))
+            .isInstanceOf(IOException.class)
+            .hasMessageContaining(mnt.toString())
+            .hasMessageContaining("has not answered")
+            .hasMessageContaining("fusermount3 -u -z " + mnt));
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(MountTable.PROBE_TIMEOUT.plusSeconds(5));
+      }
+    } finally {
+      signal("CONT", child.pid());
+      child.destroyForcibly();
+      if (!child.waitFor(10, TimeUnit.SECONDS)) {
+        MountTable.abort(mnt);
+        child.waitFor();
+      }
+      if (MountTable.find(mnt).isPresent()) {
+        MountTable.unmount(mnt, true);
+      }
+    }
+  }
+
+  private static void signal(String name, long pid) throws IOException, InterruptedException {
+    assertThat(new ProcessBuilder("kill", "-" + name, Long.toString(pid)).inheritIO().start().waitFor()).isZero();
   }
 
   @Test

@@ -6,10 +6,12 @@ import dev.thaw.store.ModelReader;
 import dev.thaw.store.ReaderOptions;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "cat", mixinStandardHelpOptions = true,
@@ -26,6 +28,11 @@ final class CatCommand implements Callable<Integer> {
 
   @Mixin StoreOptions store;
 
+  @Option(names = "--read-timeout", paramLabel = "DURATION", defaultValue = "60s", converter = Units.DurationConverter.class,
+      description = "Fail when a chunk cannot be had this long (retries included), naming it and its origin, instead "
+          + "of waiting on a stalled origin. Default: ${DEFAULT-VALUE}.")
+  Duration readTimeout;
+
   @Override
   public Integer call() throws Exception {
     try (StoreOptions.Resolved r = store.resolve(model);
@@ -33,7 +40,8 @@ final class CatCommand implements Callable<Integer> {
       Optional<AccessProfile> profile = r.manifest().isDirect()
           ? Optional.empty() : r.store().profile(r.manifest(), cache.directory());
       try (ModelReader reader = ModelReader.open(r.manifest(), r.origin(), cache,
-          ReaderOptions.DEFAULT.withParallelism(store.parallelism).withRecordProfile(profile.isEmpty()))) {
+          ReaderOptions.DEFAULT.withParallelism(store.parallelism).withRecordProfile(profile.isEmpty())
+              .withReadTimeout(readTimeout))) {
         profile.ifPresent(reader::prefetch);
         OutputStream out = System.out;
         try (ModelReader.ModelFile file = reader.open(path)) {

@@ -14,7 +14,8 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "gc", mixinStandardHelpOptions = true,
     description = {
-      "Delete chunks that no manifest references and that are older than the grace period.",
+      "Delete chunks that no manifest references and that are older than the grace period, and on a file:// origin",
+      "the temp files that killed writes left, once older than the grace period.",
       "Pushes running meanwhile are safe as long as they take less than the grace period."
     })
 final class GcCommand implements Callable<Integer> {
@@ -43,14 +44,22 @@ final class GcCommand implements Callable<Integer> {
             .put("young_unreferenced", r.youngUnreferenced()).put("deleted_bytes", r.candidateBytes());
         var list = n.putArray(dryRun ? "would_delete" : "deleted");
         r.candidates().forEach(c -> list.add(c.key()));
+        var temps = n.putArray(dryRun ? "would_delete_temporaries" : "deleted_temporaries");
+        r.temporaries().forEach(t -> temps.add(t.key()));
+        n.put("deleted_temporary_bytes", r.temporaryBytes());
         JsonOut.print(System.out, n);
       } else {
         for (ObjectInfo c : r.candidates()) {
           System.out.println((dryRun ? "would delete " : "deleted ") + c.key() + " (" + c.size() + " bytes, " + c.lastModified() + ")");
         }
-        System.out.printf("gc %s: %d manifests, %d chunks; %s %d unreferenced chunks (%s); kept %d younger than %s%n",
+        for (ObjectInfo t : r.temporaries()) {
+          System.out.println((dryRun ? "would delete " : "deleted ") + t.key() + " (left by an interrupted write, "
+              + t.size() + " bytes, " + t.lastModified() + ")");
+        }
+        System.out.printf("gc %s: %d manifests, %d chunks; %s %d unreferenced chunks (%s) and %d temp files of interrupted "
+            + "writes (%s); kept %d younger than %s%n",
             o.uri(), r.manifests(), r.chunks(), verb, r.candidates().size(), Units.bytes(r.candidateBytes()),
-            r.youngUnreferenced(), grace);
+            r.temporaries().size(), Units.bytes(r.temporaryBytes()), r.youngUnreferenced(), grace);
       }
       return 0;
     }

@@ -28,7 +28,8 @@ final class StoreOptions {
   Path cache;
 
   @Option(names = "--cache-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Most bytes the cache may hold (e.g. 50g). Default: 80%% of the cache file system's free space.")
+      description = "Most bytes the cache may hold (e.g. 50g). Default: 80%% of the cache file system's free space "
+          + "plus what the cache holds.")
   Long cacheSize;
 
   @Option(names = "--parallelism", paramLabel = "N", defaultValue = "16",

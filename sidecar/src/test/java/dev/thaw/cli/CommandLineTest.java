@@ -91,6 +91,53 @@ class CommandLineTest {
   }
 
   @Test
+  void catFromAnOriginThatStallsMidChunkEndsWithAClearErrorWithinItsReadTimeout() throws Exception {
+    run("push", model.toString(), origin, "--name", "m", "--chunk-size", "64k");
+    Path root = tmp.resolve("origin");
+    // Tags and manifests are served; every chunk's body stops halfway and the connection stays open.
+    com.sun.net.httpserver.HttpServer stalled = com.sun.net.httpserver.HttpServer.create(
+        new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+    java.util.concurrent.CountDownLatch stop = new java.util.concurrent.CountDownLatch(1);
+    stalled.setExecutor(java.util.concurrent.Executors.newCachedThreadPool());
+    stalled.createContext("/", x -> {
+      Path file = root.resolve(x.getRequestURI().getPath().substring(1));
+      if (!Files.isRegularFile(file)) {
+        x.sendResponseHeaders(404, -1);
+        x.close();
+        return;
+      }
+      byte[] body = Files.readAllBytes(file);
+      x.sendResponseHeaders(200, body.length);
+      if (x.getRequestURI().getPath().startsWith("/chunks/")) {
+        x.getResponseBody().write(body, 0, body.length / 2);
+        x.getResponseBody().flush();
+        try {
+          stop.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      } else {
+        x.getResponseBody().write(body);
+      }
+      x.close();
+    });
+    stalled.start();
+    try {
+      String url = "http://127.0.0.1:" + stalled.getAddress().getPort() + "/";
+      long start = System.nanoTime();
+      assertThat(run("cat", url + "#m", "weights/shard.bin", "--cache", tmp.resolve("cache").toString(),
+          "--read-timeout", "2s")).isEqualTo(1);
+      java.time.Duration took = java.time.Duration.ofNanos(System.nanoTime() - start);
+      assertThat(took).isLessThan(java.time.Duration.ofSeconds(15));
+      assertThat(err.toString(StandardCharsets.UTF_8).trim())
+          .startsWith("thaw cat: error:").contains("timed out after 2000 ms").contains(url + "chunks/");
+    } finally {
+      stop.countDown();
+      stalled.stop(0);
+    }
+  }
+
+  @Test
   void lsListsADirectoryInDirectModeWithoutAPush() throws Exception {
     assertThat(run("ls", model.toUri().toString(), "--json")).isZero();
     JsonNode ls = onlyJsonOnStdout();

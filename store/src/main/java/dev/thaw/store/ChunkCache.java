@@ -43,7 +43,7 @@ public final class ChunkCache implements AutoCloseable {
   private final Path dir;
   private final Path chunks;
   private final Path tmp;
-  private final long maxBytes;
+  private volatile long maxBytes; // lowered when the disk fills before the cache reaches it
   private final FileChannel lockChannel;
   private final FileLock lock;
   private final FileChannel hashLog;
@@ -55,6 +55,7 @@ public final class ChunkCache implements AutoCloseable {
   private final Map<String, Integer> reservations = new java.util.HashMap<>();
   private long usedBytes;
   private long evictions;
+  private long discarded;
   private final boolean directWrites;
 
   private static final class CacheEntry {
@@ -127,14 +128,36 @@ public final class ChunkCache implements AutoCloseable {
     }
   }
 
-  /** A default size: 80% of the space usable on the cache's file system. */
+  /**
+   * A default size: 80% of the space usable on the cache's file system, counting what the cache already holds there
+   * (so a full cache does not shrink itself at each start). No floor: a cache sized past its disk would find the
+   * disk full before its limit, and every uncached read would fail.
+   *
+   * @throws IOException naming the directory when its file system has no room for a cache at all
+   */
   public static long defaultMaxBytes(Path dir) throws IOException {
     Path existing = dir.toAbsolutePath();
     while (existing != null && !Files.exists(existing)) {
       existing = existing.getParent();
     }
-    return Math.max(1L << 30, (long) (Files.getFileStore(existing).getUsableSpace() * 0.8));
+    long usable = Files.getFileStore(existing).getUsableSpace();
+    long held = 0;
+    Path chunkDir = dir.resolve("chunks");
+    if (Files.isDirectory(chunkDir)) {
+      try (var files = Files.walk(chunkDir)) {
+        held = files.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+      }
+    }
+    long size = (long) ((usable + held) * 0.8);
+    if (size < MIN_DEFAULT_BYTES) {
+      throw new IOException("no room for a chunk cache in " + dir + ": its file system has " + usable
+          + " bytes usable; free space there, or give the cache another directory or an explicit size");
+    }
+    return size;
   }
+
+  /** Below this, a default-sized cache could not hold even a small model's chunks: say so instead. */
+  static final long MIN_DEFAULT_BYTES = 1L << 20;
 
   private static String hostName() {
     try {
@@ -183,6 +206,7 @@ public final class ChunkCache implements AutoCloseable {
     return dir;
   }
 
+  /** The limit: as opened, or lower once the disk turned out to hold less. */
   public long maxBytes() {
     return maxBytes;
   }
@@ -229,27 +253,49 @@ public final class ChunkCache implements AutoCloseable {
 
   /** Pins a cached chunk and opens it for reading, or returns null when the cache does not hold it. */
   public Lease acquire(String key) throws IOException {
+    CacheEntry e;
     synchronized (entries) {
-      CacheEntry e = entries.get(key);
+      e = entries.get(key);
       if (e == null) {
         return null;
       }
       e.pins++;
     }
     try {
-      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ));
+      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ), e);
     } catch (NoSuchFileException gone) {
       // Someone deleted the file behind the cache's back: forget it so it is fetched again.
       synchronized (entries) {
-        CacheEntry e = entries.remove(key);
-        if (e != null) {
+        if (entries.remove(key, e)) {
           usedBytes -= e.size;
         }
       }
       return null;
     } catch (IOException | RuntimeException ex) {
-      unpin(key);
+      unpin(e);
       throw ex;
+    }
+  }
+
+  /**
+   * Deletes the chunk a lease holds because its bytes turned out wrong (bit rot, a truncated or swapped file), so the
+   * next reader fetches it again. A copy stored since the lease was taken is kept. The lease stays readable until
+   * closed, as an evicted chunk does.
+   */
+  void discard(Lease lease) throws IOException {
+    synchronized (entries) {
+      if (entries.remove(lease.key, lease.entry)) {
+        usedBytes -= lease.entry.size;
+        discarded++;
+        Files.deleteIfExists(pathOf(lease.key));
+      }
+    }
+  }
+
+  /** Chunks deleted because their bytes were found wrong when read. */
+  public long discarded() {
+    synchronized (entries) {
+      return discarded;
     }
   }
 
@@ -270,15 +316,17 @@ public final class ChunkCache implements AutoCloseable {
 
   /** Turns a reservation into a lease on the arrived chunk, or returns null (the reservation stays) if absent. */
   Lease adoptReserved(String key) throws IOException {
+    CacheEntry e;
     synchronized (entries) {
-      if (!entries.containsKey(key)) {
+      e = entries.get(key);
+      if (e == null) {
         return null;
       }
     }
     try {
-      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ));
+      return new Lease(key, FileChannel.open(pathOf(key), StandardOpenOption.READ), e);
     } catch (IOException | RuntimeException ex) {
-      unpin(key);
+      unpin(e);
       throw ex;
     }
   }
@@ -308,7 +356,7 @@ public final class ChunkCache implements AutoCloseable {
     long size = data.remaining();
     Path t = tmp.resolve(key + "." + tmpCounter.incrementAndGet());
     try {
-      writeChunkFile(t, data.duplicate());
+      writeMakingRoom(key, t, data, size);
       Path target = pathOf(key);
       Files.createDirectories(target.getParent());
       synchronized (entries) {
@@ -324,6 +372,75 @@ public final class ChunkCache implements AutoCloseable {
     } finally {
       Files.deleteIfExists(t);
     }
+  }
+
+  /**
+   * Writes a chunk file; when the file system is full before the cache reached its limit (other files took the space,
+   * or the limit was set past the disk), evicts least recently used chunks until it fits and lowers the limit to what
+   * the disk holds, so later chunks evict before writing. Fails, naming the cache and what to do, only when every
+   * cached chunk is being read.
+   */
+  private void writeMakingRoom(String key, Path t, ByteBuffer data, long size) throws IOException {
+    while (true) {
+      try {
+        writeChunkFile(t, data.duplicate());
+        return;
+      } catch (IOException e) {
+        if (!isNoSpace(e)) {
+          throw e;
+        }
+        Files.deleteIfExists(t);
+        long freed;
+        long limit;
+        synchronized (entries) {
+          freed = evictAtLeastLocked(size + ALIGN);
+          limit = maxBytes = Math.min(maxBytes, usedBytes + size);
+        }
+        if (freed == 0) {
+          throw new IOException("no room in the chunk cache " + dir + " for chunk " + key + " (" + size + " bytes): its"
+              + " file system is full (" + usableSpace() + " bytes usable) and every cached chunk is being read; free"
+              + " space there, or give the cache a larger disk (--cache DIR)", e);
+        }
+        long l = limit;
+        LOG.warning(() -> "event=cache_disk_full cache=" + dir + " evicted_bytes=" + freed + " limit_bytes=" + l);
+      }
+    }
+  }
+
+  private static boolean isNoSpace(IOException e) {
+    for (Throwable c = e; c != null; c = c.getCause()) {
+      String m = c.getMessage();
+      if (m != null && (m.contains("No space left on device") || m.contains("Disk quota exceeded"))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private long usableSpace() {
+    try {
+      return Files.getFileStore(dir).getUsableSpace();
+    } catch (IOException e) {
+      return -1;
+    }
+  }
+
+  /** Evicts least recently used chunks that no reader holds until {@code bytes} are freed or none is left; returns bytes freed. */
+  private long evictAtLeastLocked(long bytes) throws IOException {
+    long freed = 0;
+    Iterator<Map.Entry<String, CacheEntry>> it = entries.entrySet().iterator();
+    while (freed < bytes && it.hasNext()) {
+      Map.Entry<String, CacheEntry> e = it.next();
+      if (e.getValue().pins > 0) {
+        continue;
+      }
+      Files.deleteIfExists(pathOf(e.getKey()));
+      usedBytes -= e.getValue().size;
+      freed += e.getValue().size;
+      evictions++;
+      it.remove();
+    }
+    return freed;
   }
 
   private static final int ALIGN = 4096;
@@ -429,10 +546,10 @@ public final class ChunkCache implements AutoCloseable {
     }
   }
 
-  private void unpin(String key) {
+  /** Unpins the entry a lease was taken on: a copy stored after that one was discarded keeps its own pins. */
+  private void unpin(CacheEntry e) {
     synchronized (entries) {
-      CacheEntry e = entries.get(key);
-      if (e != null && e.pins > 0) {
+      if (e.pins > 0) {
         e.pins--;
       }
     }
@@ -455,11 +572,13 @@ public final class ChunkCache implements AutoCloseable {
   public final class Lease implements AutoCloseable {
     private final String key;
     private final FileChannel channel;
+    private final CacheEntry entry;
     private boolean closed;
 
-    private Lease(String key, FileChannel channel) {
+    private Lease(String key, FileChannel channel, CacheEntry entry) {
       this.key = key;
       this.channel = channel;
+      this.entry = entry;
     }
 
     public String key() {
@@ -494,7 +613,7 @@ public final class ChunkCache implements AutoCloseable {
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       } finally {
-        unpin(key);
+        unpin(entry);
       }
     }
   }

@@ -21,6 +21,7 @@ final class ChunkFetcher implements AutoCloseable {
 
   private final Origin origin;
   private final ChunkCache cache;
+  private final java.util.function.Consumer<String> stored;
   private final ConcurrentHashMap<String, Task> inflight = new ConcurrentHashMap<>();
   private final PriorityBlockingQueue<Queued> queue = new PriorityBlockingQueue<>();
   private final AtomicLong sequence = new AtomicLong();
@@ -54,12 +55,14 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
-  ChunkFetcher(Origin origin, ChunkCache cache, int parallelism) {
+  /** @param stored told the key of every chunk this fetcher verified and stored */
+  ChunkFetcher(Origin origin, ChunkCache cache, int parallelism, java.util.function.Consumer<String> stored) {
     if (parallelism < 1) {
       throw new IllegalArgumentException("parallelism must be at least 1");
     }
     this.origin = origin;
     this.cache = cache;
+    this.stored = stored;
     this.workers = new Thread[parallelism];
     for (int i = 0; i < parallelism; i++) {
       workers[i] = Thread.ofPlatform().daemon().name("thaw-fetch-" + i).start(this::work);
@@ -164,6 +167,7 @@ final class ChunkFetcher implements AutoCloseable {
         if (expected.equals(Hashes.sha256Hex(buffer))) {
           buffer.position(0);
           cache.put(chunk.key(), buffer);
+          stored.accept(chunk.key());
           bytesFromPeers.addAndGet(chunk.length());
           chunksFetched.incrementAndGet();
           onFetched.accept(chunk, System.nanoTime() - t0);
@@ -184,6 +188,7 @@ final class ChunkFetcher implements AutoCloseable {
           cache.recordHash(chunk.key(), actual);
         }
         cache.put(chunk.key(), buffer);
+        stored.accept(chunk.key());
         chunksFetched.incrementAndGet();
         onFetched.accept(chunk, System.nanoTime() - t0);
         return;

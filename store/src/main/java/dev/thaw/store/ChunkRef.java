@@ -12,7 +12,7 @@ package dev.thaw.store;
  * @param length bytes in the chunk
  * @param objectKey the origin object holding the bytes, relative to the origin's root
  * @param objectOffset where the chunk starts in that object
- * @param ifMatch the object version the bytes must come from (an S3 ETag or a file's size and mtime), or null
+ * @param ifMatch the object version the bytes must come from (an S3 ETag, or a file's size, mtime, ctime and inode), or null
  */
 public record ChunkRef(
     String key,

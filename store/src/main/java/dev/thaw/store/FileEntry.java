@@ -17,7 +17,7 @@ public final class FileEntry implements Entry {
   private final String encodedHashes; // null in direct mode
   private final long[] lengthRuns; // pairs: length, count
   private final String objectKey; // direct mode: the object holding the file
-  private final String version; // direct mode: ETag or size+mtime
+  private final String version; // direct mode: ETag, or size, mtime, ctime and inode
   private final String chunkKeySeed; // direct mode: what names the chunks in the cache
   private volatile List<ChunkRef> chunks;
 
@@ -59,7 +59,7 @@ public final class FileEntry implements Entry {
     return encodedHashes == null;
   }
 
-  /** The object version direct reads must match (ETag or size and mtime); null for pushed files. */
+  /** The object version direct reads must match (ETag, or size, mtime, ctime and inode); null for pushed files. */
   public String version() {
     return version;
   }

@@ -17,6 +17,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -34,6 +35,54 @@ final class FileOrigin implements Origin {
 
   Path root() {
     return root;
+  }
+
+  /** The file origin behind {@code origin} (as {@link Origins#open} wraps it), or null for another kind. */
+  static FileOrigin of(Origin origin) {
+    Origin o = origin instanceof RetryingOrigin r ? r.delegate() : origin;
+    return o instanceof FileOrigin f ? f : null;
+  }
+
+  /** The temp files of writes in progress, or of writes killed before their rename: no listing shows them. */
+  List<ObjectInfo> temporaries() throws OriginException {
+    List<ObjectInfo> out = new ArrayList<>();
+    if (!Files.isDirectory(root)) {
+      return out;
+    }
+    try {
+      Files.walkFileTree(root, new SimpleFileVisitor<>() {
+        @Override
+        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) {
+          if (attrs.isRegularFile() && file.getFileName().toString().startsWith(TEMP_PREFIX)) {
+            out.add(new ObjectInfo(root.relativize(file).toString().replace('\\', '/'), attrs.size(), null,
+                attrs.lastModifiedTime().toInstant()));
+          }
+          return FileVisitResult.CONTINUE;
+        }
+
+        @Override
+        public FileVisitResult visitFileFailed(Path file, IOException e) {
+          return FileVisitResult.CONTINUE; // a temp file renamed or removed while the tree was walked
+        }
+      });
+    } catch (IOException e) {
+      throw translate("", e);
+    }
+    out.sort(Comparator.comparing(ObjectInfo::key));
+    return out;
+  }
+
+  /** Deletes a temp file found by {@link #temporaries()}; never anything else. */
+  void deleteTemporary(String key) throws OriginException {
+    Path p = path(key);
+    if (!p.getFileName().toString().startsWith(TEMP_PREFIX)) {
+      throw new IllegalArgumentException("not a temp file: " + urlOf(key));
+    }
+    try {
+      Files.deleteIfExists(p);
+    } catch (IOException e) {
+      throw translate(key, e);
+    }
   }
 
   @Override
@@ -54,8 +103,25 @@ final class FileOrigin implements Origin {
     return p;
   }
 
-  static String version(BasicFileAttributes attrs) {
-    return attrs.size() + "-" + attrs.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS);
+  /**
+   * A file's version, as S3's ETag is an object's: its size, modification and change times (nanoseconds) and inode.
+   * Size and mtime alone miss a same-size rewrite whose mtime was put back; the change time cannot be put back, and a
+   * file replaced by a rename has another inode.
+   */
+  static String version(Path p) throws IOException {
+    Map<String, Object> a;
+    try {
+      a = Files.readAttributes(p, "unix:size,lastModifiedTime,ctime,ino");
+    } catch (UnsupportedOperationException notUnix) {
+      BasicFileAttributes b = Files.readAttributes(p, BasicFileAttributes.class);
+      return b.size() + "-" + nanos(b.lastModifiedTime());
+    }
+    return a.get("size") + "-" + nanos((FileTime) a.get("lastModifiedTime")) + "-" + nanos((FileTime) a.get("ctime"))
+        + "-" + a.get("ino");
+  }
+
+  private static long nanos(FileTime t) {
+    return t.to(java.util.concurrent.TimeUnit.NANOSECONDS);
   }
 
   @Override
@@ -83,7 +149,7 @@ final class FileOrigin implements Origin {
   }
 
   private void checkVersion(String key, Path p, String expected) throws IOException {
-    String actual = version(Files.readAttributes(p, BasicFileAttributes.class));
+    String actual = version(p);
     if (!actual.equals(expected)) {
       throw new OriginException(urlOf(key), 412, false,
           "object changed since it was listed: " + urlOf(key) + " (listed " + expected + ", now " + actual + ")", null);
@@ -102,8 +168,9 @@ final class FileOrigin implements Origin {
   @Override
   public Optional<ObjectInfo> stat(String key) throws OriginException {
     try {
-      BasicFileAttributes a = Files.readAttributes(path(key), BasicFileAttributes.class);
-      return Optional.of(new ObjectInfo(key, a.size(), version(a), a.lastModifiedTime().toInstant()));
+      Path p = path(key);
+      BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
+      return Optional.of(new ObjectInfo(key, a.size(), version(p), a.lastModifiedTime().toInstant()));
     } catch (NoSuchFileException e) {
       return Optional.empty();
     } catch (IOException e) {
@@ -122,10 +189,16 @@ final class FileOrigin implements Origin {
     try {
       Files.walkFileTree(start, new SimpleFileVisitor<>() {
         @Override
-        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) {
+        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
           String key = root.relativize(file).toString().replace('\\', '/');
           if (attrs.isRegularFile() && key.startsWith(prefix) && !file.getFileName().toString().startsWith(TEMP_PREFIX)) {
-            out.add(new ObjectInfo(key, attrs.size(), version(attrs), attrs.lastModifiedTime().toInstant()));
+            String version;
+            try {
+              version = version(file);
+            } catch (NoSuchFileException gone) {
+              return FileVisitResult.CONTINUE; // deleted since the directory was read
+            }
+            out.add(new ObjectInfo(key, attrs.size(), version, attrs.lastModifiedTime().toInstant()));
           }
           return FileVisitResult.CONTINUE;
         }

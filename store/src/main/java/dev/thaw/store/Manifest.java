@@ -1,6 +1,8 @@
 package dev.thaw.store;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -8,9 +10,11 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collections;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,16 +27,28 @@ import java.util.TreeMap;
  * SHA-256 of its canonical JSON (RFC 8785).
  *
  * <p>Every manifest is validated when it is parsed or built: an unknown version or hash, a path that is absolute
- * or holds "..", a duplicate path, a symlink that leaves the tree, or chunk lengths that do not add up to the
- * file size are refused with a {@link ManifestException} that names the entry.
+ * or holds "..", a duplicate path, a symlink that leaves the tree (followed link by link, as the kernel follows it
+ * in a mount), chunk lengths that do not add up to the file size (in exact arithmetic), or more chunks in one file
+ * than {@link #MAX_CHUNKS_PER_FILE} are refused with a {@link ManifestException} that names the entry.
  */
 public final class Manifest {
   /** The format version this code writes and reads. */
   public static final int VERSION = 1;
   /** The largest chunk a manifest may declare. */
   public static final int MAX_CHUNK_SIZE = 256 << 20;
+  /**
+   * The most chunks one file may have: 8 TiB at the default 8 MiB chunks. Writers refuse more before uploading
+   * anything, and the reader's JSON limits are derived from it, so whatever a push writes is readable.
+   */
+  public static final int MAX_CHUNKS_PER_FILE = 1 << 20;
+  /** The longest JSON string a reader accepts: the base64 chunk list of a file of {@link #MAX_CHUNKS_PER_FILE}. */
+  static final int MAX_JSON_STRING = 4 * (int) ((MAX_CHUNKS_PER_FILE * (long) Hashes.LENGTH + 2) / 3);
+  /** Links followed in one resolution before it is taken for a loop: Linux's limit (MAXSYMLINKS). */
+  static final int MAX_SYMLINK_HOPS = 40;
 
-  static final ObjectMapper JSON = new ObjectMapper();
+  static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+      .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(MAX_JSON_STRING).build())
+      .build());
 
   private final int chunkSize;
   private final String directSource; // null for pushed manifests
@@ -77,9 +93,21 @@ public final class Manifest {
         d = parent;
       }
     }
+    // An implicit directory may have stopped at a listed ancestor that is a file or a symlink.
+    for (Map.Entry<String, List<Entry>> k : kids.entrySet()) {
+      if (!k.getKey().isEmpty() && !(index.get(k.getKey()) instanceof DirectoryEntry)) {
+        throw new ManifestException("entry '" + k.getValue().getFirst().path() + "': its ancestor '" + k.getKey()
+            + "' is not a directory");
+      }
+    }
     for (Entry e : entries) {
       if (e instanceof SymlinkEntry s) {
         checkSymlink(s);
+      }
+    }
+    for (Entry e : entries) {
+      if (e instanceof SymlinkEntry s) {
+        checkSymlinkChain(s, index);
       }
     }
     kids.replaceAll((k, v) -> Collections.unmodifiableList(v));
@@ -234,7 +262,7 @@ public final class Manifest {
       throw new ManifestException("manifest is not a JSON object");
     }
     JsonNode version = root.get("version");
-    if (version == null || !version.canConvertToInt() || version.intValue() != VERSION) {
+    if (version == null || !version.isIntegralNumber() || !version.canConvertToInt() || version.intValue() != VERSION) {
       throw new ManifestException(
           "unsupported manifest version " + version + " (this Thaw reads version " + VERSION + ")");
     }
@@ -260,7 +288,7 @@ public final class Manifest {
       switch (type) {
         case "file" -> {
           long size = number(n, "size", path);
-          int mode = (int) number(n, "mode", path);
+          int mode = mode(n, path);
           JsonNode runsNode = n.get("lengths");
           if (runsNode == null || !runsNode.isArray()) {
             throw new ManifestException("entry '" + path + "': no 'lengths'");
@@ -268,7 +296,7 @@ public final class Manifest {
           long[] runs = new long[runsNode.size() * 2];
           int i = 0;
           for (JsonNode run : runsNode) {
-            if (!run.isArray() || run.size() != 2 || !run.get(0).canConvertToLong() || !run.get(1).canConvertToLong()) {
+            if (!run.isArray() || run.size() != 2 || !integral(run.get(0)) || !integral(run.get(1))) {
               throw new ManifestException("entry '" + path + "': a length run must be [length, count]");
             }
             runs[i++] = run.get(0).longValue();
@@ -280,7 +308,7 @@ public final class Manifest {
             b.file(path, size, mode, null, runs, text(n, "object", path), text(n, "version", path));
           }
         }
-        case "dir" -> b.directory(path, (int) number(n, "mode", path));
+        case "dir" -> b.directory(path, mode(n, path));
         case "symlink" -> b.symlink(path, text(n, "target", path));
         default -> throw new ManifestException("entry '" + path + "': unknown type '" + type + "'");
       }
@@ -298,10 +326,22 @@ public final class Manifest {
 
   private static long number(JsonNode n, String field, String where) {
     JsonNode v = n.get(field);
-    if (v == null || !v.canConvertToLong() || !v.isIntegralNumber()) {
-      throw new ManifestException(label(where) + ": missing integer field '" + field + "'");
+    if (!integral(v)) {
+      throw new ManifestException(label(where) + ": missing integer field '" + field + "' (or it is beyond 64 bits)");
     }
     return v.longValue();
+  }
+
+  /** An integer that fits a long exactly (a fraction or a larger number is not one). */
+  private static boolean integral(JsonNode v) {
+    return v != null && v.isIntegralNumber() && v.canConvertToLong();
+  }
+
+  /** A mode read as a whole number and range-checked before it is narrowed, so 2^32 + 0644 is not 0644. */
+  private static int mode(JsonNode n, String path) {
+    long mode = number(n, "mode", path);
+    Builder.checkMode(path, mode);
+    return (int) mode;
   }
 
   private static String label(String where) {
@@ -350,6 +390,51 @@ public final class Manifest {
     }
   }
 
+  /**
+   * Follows a symlink through the tree as the kernel follows it in a mount: each link met on the way is replaced by
+   * its target, resolved from the link's own directory, so a chain of links that each stay inside cannot together
+   * climb out ({@code a/b/up -> ../..} then {@code esc -> a/b/up/../../x}). A name the tree does not hold is taken
+   * as a directory, which refuses more, never less. A chain longer than {@link #MAX_SYMLINK_HOPS} is refused as a
+   * loop: the kernel would not resolve it either.
+   */
+  static void checkSymlinkChain(SymlinkEntry link, Map<String, Entry> tree) {
+    Deque<String> todo = new ArrayDeque<>(List.of(link.target().split("/")));
+    List<String> at = new ArrayList<>(segments(parentOf(link.path())));
+    SymlinkEntry via = link;
+    int hops = 1;
+    while (!todo.isEmpty()) {
+      String seg = todo.pollFirst();
+      if (seg.isEmpty() || seg.equals(".")) {
+        continue;
+      }
+      if (seg.equals("..")) {
+        if (at.isEmpty()) {
+          throw new ManifestException("entry '" + link.path() + "': symlink target '" + link.target() + "' leaves the tree"
+              + (via == link ? "" : " through the link '" + via.path() + "' -> '" + via.target() + "'"));
+        }
+        at.removeLast();
+        continue;
+      }
+      at.add(seg);
+      if (tree.get(String.join("/", at)) instanceof SymlinkEntry next) {
+        if (++hops > MAX_SYMLINK_HOPS) {
+          throw new ManifestException("entry '" + link.path() + "': symlink target '" + link.target()
+              + "' goes through more than " + MAX_SYMLINK_HOPS + " links (a loop at '" + next.path() + "'?)");
+        }
+        at.removeLast(); // the next link's target is resolved from the directory that holds it
+        String[] t = next.target().split("/");
+        for (int i = t.length - 1; i >= 0; i--) {
+          todo.addFirst(t[i]);
+        }
+        via = next;
+      }
+    }
+  }
+
+  private static List<String> segments(String path) {
+    return path.isEmpty() ? List.of() : List.of(path.split("/"));
+  }
+
   static String parentOf(String path) {
     int slash = path.lastIndexOf('/');
     return slash < 0 ? "" : path.substring(0, slash);
@@ -395,6 +480,7 @@ public final class Manifest {
 
     /** Adds a direct-mode file: {@code size} bytes of object {@code objectKey} at {@code version}. */
     public Builder directFile(String path, long size, int mode, String objectKey, String version) {
+      checkChunkCount(path, size, chunkSize);
       List<Integer> lengths = new ArrayList<>();
       for (long off = 0; off < size; off += chunkSize) {
         lengths.add((int) Math.min(chunkSize, size - off));
@@ -434,8 +520,12 @@ public final class Manifest {
           throw new ManifestException(
               "entry '" + path + "': chunk length " + len + " x " + n + " is outside 1.." + chunkSize);
         }
-        sum += len * n;
-        count += n;
+        // Bounded before any arithmetic: a sum that wrapped could match the size while the runs describe 2^64 more.
+        if (n > MAX_CHUNKS_PER_FILE || (count += n) > MAX_CHUNKS_PER_FILE) {
+          throw new ManifestException("entry '" + path + "': its lengths declare more than " + MAX_CHUNKS_PER_FILE
+              + " chunks, the most one file may have (run " + len + " x " + n + ")");
+        }
+        sum += len * n; // at most 2^28 x 2^20 per run and 2^20 chunks in all: exact
       }
       if (sum != size) {
         throw new ManifestException(
@@ -471,9 +561,31 @@ public final class Manifest {
       }
     }
 
-    private static void checkMode(String path, int mode) {
+    /**
+     * Refuses a file of {@code size} bytes that would have more than {@link #MAX_CHUNKS_PER_FILE} chunks of
+     * {@code chunkSize}, naming the chunk size that would do; what a push checks before it uploads anything.
+     */
+    static void checkChunkCount(String path, long size, int chunkSize) {
+      if (size > 0 && (size - 1) / chunkSize + 1 > MAX_CHUNKS_PER_FILE) {
+        throw tooManyChunks(path, size, chunkSize);
+      }
+    }
+
+    private static ManifestException tooManyChunks(String path, long size, int chunkSize) {
+      long least = (size + MAX_CHUNKS_PER_FILE - 1) / MAX_CHUNKS_PER_FILE;
+      return new ManifestException("entry '" + path + "': " + size + " bytes in chunks of " + chunkSize
+          + " bytes is more than " + MAX_CHUNKS_PER_FILE + " chunks, the most one file may have; "
+          + (least <= MAX_CHUNK_SIZE ? "use a chunk size of at least " + least + " bytes" : "the file is too large"));
+    }
+
+    /** Validates the tree collected so far (paths, parents, symlink chains), as {@link #build()} would. */
+    void checkTree() {
+      build();
+    }
+
+    static void checkMode(String path, long mode) {
       if (mode < 0 || mode > 07777) {
-        throw new ManifestException("entry '" + path + "': mode " + Integer.toOctalString(mode) + " is not a permission mode");
+        throw new ManifestException("entry '" + path + "': mode " + Long.toOctalString(mode) + " is not a permission mode");
       }
     }
 

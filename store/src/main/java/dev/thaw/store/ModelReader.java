@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * Thread-safe: any number of threads may read any files at once.
  */
 public final class ModelReader implements AutoCloseable {
+  private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(ModelReader.class.getName());
   private final Manifest manifest;
   private final ChunkCache cache;
   private final ChunkFetcher fetcher;
@@ -31,11 +32,19 @@ public final class ModelReader implements AutoCloseable {
   private final java.util.concurrent.atomic.LongAdder bytesRead = new java.util.concurrent.atomic.LongAdder();
   private final CompletableFuture<Long> firstRead = new CompletableFuture<>();
 
+  // Chunks this reader has checked (or fetched and checked itself): a cached chunk is hashed at most once per reader.
+  // A future per key, so readers meeting an unchecked chunk at once wait for one check instead of each hashing it.
+  private final ConcurrentHashMap<String, CompletableFuture<Boolean>> checked = new ConcurrentHashMap<>();
+  private static final CompletableFuture<Boolean> GOOD = CompletableFuture.completedFuture(true);
+  private final java.util.concurrent.atomic.AtomicLong cacheChecks = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong corruptCached = new java.util.concurrent.atomic.AtomicLong();
+  private static final ThreadLocal<ByteBuffer> CHECK_BUFFER = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1 << 20));
+
   private ModelReader(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
     this.manifest = manifest;
     this.cache = cache;
     this.options = options;
-    this.fetcher = new ChunkFetcher(origin, cache, options.parallelism());
+    this.fetcher = new ChunkFetcher(origin, cache, options.parallelism(), key -> checked.put(key, GOOD));
   }
 
   /** A reader of {@code manifest} whose bytes come from {@code origin} through {@code cache}. */
@@ -58,6 +67,16 @@ public final class ModelReader implements AutoCloseable {
 
   public long corruptRefetches() {
     return fetcher.corruptRefetches();
+  }
+
+  /** Cached chunks found wrong (size or hash) when this reader first used them: deleted and fetched again. */
+  public long corruptCachedChunks() {
+    return corruptCached.get();
+  }
+
+  /** Cached chunks this reader hashed to check them (each at most once). */
+  long cacheChecks() {
+    return cacheChecks.get();
   }
 
   /** Reads that found their chunk missing from the cache and had to wait for the origin. */
@@ -157,6 +176,10 @@ public final class ModelReader implements AutoCloseable {
       }
       if (held == null) {
         held = cache.acquire(chunk.key());
+        if (held != null && !check(chunk, held)) {
+          held.close(); // wrong bytes: deleted from the cache, fetched again below
+          held = null;
+        }
       }
       if (held != null) {
         try {
@@ -167,34 +190,102 @@ public final class ModelReader implements AutoCloseable {
           keep(slot, held);
         }
       }
-      // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
       blockedReads.incrementAndGet();
-      cache.reserve(chunk.key());
-      boolean adopted = false;
-      try {
-        for (int attempt = 0; ; attempt++) {
+      for (int attempt = 1; ; attempt++) {
+        // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
+        cache.reserve(chunk.key());
+        ChunkCache.Lease lease;
+        try {
           await(fetcher.fetch(chunk, FetchPriority.BLOCKING), chunk);
-          ChunkCache.Lease lease = cache.adoptReserved(chunk.key());
-          if (lease != null) {
-            adopted = true;
-            try {
-              return readLease(lease, chunk, offsetInChunk, dst, want);
-            } finally {
-              keep(slot, lease);
-            }
-          }
-          if (attempt >= 3) {
-            throw new IOException(chunk + " vanished from the cache directory " + cache.directory() + " while being read");
-          }
-        }
-      } finally {
-        if (!adopted) {
+          lease = cache.adoptReserved(chunk.key());
+        } catch (IOException | RuntimeException e) {
           cache.unreserve(chunk.key());
+          throw e;
+        }
+        if (lease == null) {
+          cache.unreserve(chunk.key());
+        } else if (check(chunk, lease)) {
+          try {
+            return readLease(lease, chunk, offsetInChunk, dst, want);
+          } finally {
+            keep(slot, lease);
+          }
+        } else {
+          lease.close();
+        }
+        if (attempt >= 3) {
+          throw new IOException(chunk + " vanished from the cache directory " + cache.directory()
+              + " or turned out wrong there, " + attempt + " times in a row; check that disk");
         }
       }
     } finally {
       dst.limit(limit);
     }
+  }
+
+  /**
+   * Whether a cached chunk holds the bytes the manifest names: its size and hash are checked the first time this reader
+   * uses it (the cache's disk may have rotted, or its files been truncated or swapped since they were verified on
+   * arrival). A wrong one is deleted from the cache, so the caller fetches it again.
+   */
+  private boolean check(ChunkRef chunk, ChunkCache.Lease lease) throws IOException {
+    CompletableFuture<Boolean> mine = new CompletableFuture<>();
+    CompletableFuture<Boolean> first = checked.putIfAbsent(chunk.key(), mine);
+    if (first != null) {
+      try {
+        return first.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while " + chunk + " was checked");
+      } catch (ExecutionException e) {
+        return false;
+      }
+    }
+    String expected = chunk.hash() != null ? chunk.hash() : cache.recordedHash(chunk.key());
+    String found;
+    try {
+      cacheChecks.incrementAndGet();
+      long size = lease.size();
+      found = size != chunk.length() ? size + " bytes instead of " + chunk.length()
+          : expected == null ? "no recorded hash" : sha256Hex(lease, expected);
+    } catch (IOException | RuntimeException e) {
+      found = "a read error (" + e.getMessage() + ")"; // never left unanswered: others may wait on this check
+    }
+    boolean good = found == null;
+    if (good) {
+      mine.complete(true);
+      return true;
+    }
+    try {
+      corruptCached.incrementAndGet();
+      String why = found;
+      LOG.warning(() -> "event=cached_chunk_corrupt chunk=" + chunk.key() + " cache=" + cache.directory()
+          + " found=\"" + why + "\" action=delete_and_refetch");
+      cache.discard(lease);
+    } finally {
+      checked.remove(chunk.key(), mine); // the refetched copy is checked by its fetch
+      mine.complete(false); // only now: whoever waited must not find the wrong copy still cached
+    }
+    return false;
+  }
+
+  /** Null when the lease's bytes hash to {@code expected}, else what they hash to. */
+  private static String sha256Hex(ChunkCache.Lease lease, String expected) throws IOException {
+    java.security.MessageDigest digest = Hashes.newDigest();
+    ByteBuffer buf = CHECK_BUFFER.get();
+    long pos = 0;
+    while (true) {
+      buf.clear();
+      int n = lease.read(buf, pos);
+      if (n <= 0) {
+        break;
+      }
+      buf.flip();
+      digest.update(buf);
+      pos += n;
+    }
+    String actual = Hashes.hex(digest.digest());
+    return actual.equals(expected) ? null : "sha256 " + actual + " instead of " + expected;
   }
 
   /** Puts a lease back in the file's slot for the next read, or closes it. */

@@ -16,6 +16,10 @@ import java.util.Optional;
  * the manifest digest), {@code profiles/<sha256>.json}, {@code chunks/<2 hex>/<sha256>}.
  */
 public final class ModelStore {
+  private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(ModelStore.class.getName());
+  /** Reads of a tag or manifest whose bytes are wrong, before giving up: as a corrupt chunk is fetched again. */
+  static final int READS = 3;
+
   private final Origin origin;
 
   public ModelStore(Origin origin) {
@@ -42,35 +46,76 @@ public final class ModelStore {
     return hex;
   }
 
-  /** The digest a tag points at. */
+  /** The digest a tag points at; a tag that does not read as a digest is read again, as a corrupt chunk is. */
   public String digestOf(ModelName name) throws OriginException {
-    try {
-      String digest = new String(origin.readAll(name.tagKey()), StandardCharsets.UTF_8).trim();
-      hexOf(digest);
-      return digest.startsWith("sha256:") ? digest : "sha256:" + digest;
-    } catch (OriginException e) {
-      if (e.isNotFound()) {
-        throw new OriginException(e.url(), 404, false,
-            "no model " + name + " at " + origin.uri() + " (tag object " + e.url() + " not found)", null);
+    String text = null;
+    for (int read = 1; read <= READS; read++) {
+      try {
+        text = new String(origin.readAll(name.tagKey()), StandardCharsets.UTF_8).trim();
+      } catch (OriginException e) {
+        if (e.isNotFound()) {
+          throw new OriginException(e.url(), 404, false,
+              "no model " + name + " at " + origin.uri() + " (tag object " + e.url() + " not found)", null);
+        }
+        throw e;
       }
-      throw e;
+      String hex = text.startsWith("sha256:") ? text.substring(7) : text;
+      if (Hashes.isHex(hex, 64)) {
+        return "sha256:" + hex;
+      }
+      String got = text;
+      LOG.warning(() -> "event=tag_corrupt url=" + origin.urlOf(name.tagKey()) + " got=\"" + abbreviate(got) + "\" action=refetch");
     }
+    throw new ManifestException("tag " + origin.urlOf(name.tagKey()) + " of " + name + " holds '" + abbreviate(text)
+        + "', not a manifest digest (sha256:<64 hex>), on " + READS + " reads in a row; push the model again");
   }
 
   /** Resolves {@code name} through its tag and loads its manifest. */
   public Manifest resolve(ModelName name) throws OriginException {
-    return load(digestOf(name));
+    String digest = digestOf(name);
+    for (int read = 1; ; read++) {
+      try {
+        return load(digest);
+      } catch (OriginException e) {
+        if (!e.isNotFound() || read >= READS) {
+          throw e;
+        }
+        // A tag damaged on the way can still read as a digest, of a manifest that does not exist: read the tag again.
+        String again = digestOf(name);
+        if (again.equals(digest)) {
+          throw new OriginException(e.url(), 404, false, "tag " + origin.urlOf(name.tagKey()) + " of " + name
+              + " names manifest " + digest + ", which is not at the origin (" + e.url() + ")", null);
+        }
+        String was = digest;
+        LOG.warning(() -> "event=tag_changed url=" + origin.urlOf(name.tagKey()) + " was=" + was + " now=" + again);
+        digest = again;
+      }
+    }
   }
 
-  /** Loads a manifest by digest, refusing bytes that do not hash to it. */
+  /**
+   * Loads a manifest by digest. Bytes that do not hash to it are read again (a byte flipped in transit), and refused
+   * when they still do not after {@value #READS} reads.
+   */
   public Manifest load(String digest) throws OriginException {
-    byte[] bytes = origin.readAll(manifestKey(digest));
-    String actual = "sha256:" + Hashes.sha256Hex(bytes);
-    String expected = digest.startsWith("sha256:") ? digest : "sha256:" + digest;
-    if (!actual.equals(expected)) {
-      throw new ManifestException("manifest " + origin.urlOf(manifestKey(digest)) + " is corrupt: its bytes hash to " + actual);
+    String expected = "sha256:" + hexOf(digest);
+    String url = origin.urlOf(manifestKey(digest));
+    String actual = null;
+    for (int read = 1; read <= READS; read++) {
+      byte[] bytes = origin.readAll(manifestKey(digest));
+      actual = "sha256:" + Hashes.sha256Hex(bytes);
+      if (actual.equals(expected)) {
+        return Manifest.parse(bytes);
+      }
+      String got = actual;
+      LOG.warning(() -> "event=manifest_corrupt url=" + url + " expected=" + expected + " got=" + got + " action=refetch");
     }
-    return Manifest.parse(bytes);
+    throw new ManifestException("manifest " + url + " is corrupt: its bytes hash to " + actual + ", not " + expected
+        + ", on " + READS + " reads in a row");
+  }
+
+  private static String abbreviate(String s) {
+    return s == null || s.length() <= 80 ? s : s.substring(0, 80) + "...";
   }
 
   /** Writes a manifest (if absent) and then its tag; call only once every chunk is stored. */

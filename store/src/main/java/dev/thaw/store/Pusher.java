@@ -87,7 +87,13 @@ public final class Pusher {
     }
     Manifest.Builder builder = Manifest.builder(chunkSize);
     List<FileTask> files = new ArrayList<>();
-    scan(root, builder, files);
+    try {
+      scan(root, builder, files);
+      // Refused here, before a byte is uploaded, is whatever a reader would refuse in the finished manifest.
+      builder.checkTree();
+    } catch (ManifestException e) {
+      throw new ManifestException("cannot push " + dir + ": " + e.getMessage(), e);
+    }
     long total = files.stream().mapToLong(FileTask::size).sum();
     progress.started(total, files.size());
 
@@ -177,11 +183,10 @@ public final class Pusher {
       public FileVisitResult visitFile(Path f, BasicFileAttributes attrs) throws IOException {
         String path = rel(f);
         if (attrs.isSymbolicLink()) {
-          SymlinkEntry link = new SymlinkEntry(path, Files.readSymbolicLink(f).toString());
-          Manifest.checkSymlink(link);
-          builder.symlink(path, link.target());
+          builder.symlink(path, Files.readSymbolicLink(f).toString());
         } else if (attrs.isRegularFile()) {
           long size = attrs.size();
+          Manifest.Builder.checkChunkCount(path, size, chunkSize);
           List<Integer> lengths = new ArrayList<>();
           for (long off = 0; off < size; off += chunkSize) {
             lengths.add((int) Math.min(chunkSize, size - off));

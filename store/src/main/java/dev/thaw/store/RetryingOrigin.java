@@ -14,6 +14,10 @@ final class RetryingOrigin implements Origin {
     this.policy = policy;
   }
 
+  Origin delegate() {
+    return delegate;
+  }
+
   @Override
   public String uri() {
     return delegate.uri();

@@ -16,6 +16,8 @@ import java.nio.file.attribute.FileTime;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Direct mode over a file:// directory of ordinary files: no push, chunks are byte ranges of the files. */
 class DirectModeFileTest {
@@ -60,6 +62,44 @@ class DirectModeFileTest {
         assertThat(changed).as("cause of %s", failure).isNotNull();
         assertThat(changed.isChanged()).isTrue();
         assertThat(changed.attempts()).isEqualTo(1);
+        assertThat(failure.getMessage()).contains(dir.toUri() + "model.bin").contains("changed");
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"rewritten in place", "replaced by a rename"})
+  void aSameSizeRewriteThatPutsBackTheOldMtimeIsStillSeenAsAChange(String how) throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("plain"));
+    Path file = dir.resolve("model.bin");
+    byte[] original = randomBytes(1, 4 * CHUNK);
+    Files.write(file, original);
+    try (Origin origin = Origins.open(dir.toUri().toString());
+        ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 64 << 20)) {
+      Manifest manifest = DirectListing.list(origin, CHUNK);
+      try (ModelReader reader = ModelReader.open(manifest, origin, cache, new ReaderOptions(2, 0, false));
+          ModelReader.ModelFile f = reader.open("model.bin")) {
+        ByteBuffer first = ByteBuffer.allocate(CHUNK);
+        f.read(0, first);
+        assertThat(first.array()).isEqualTo(Arrays.copyOf(original, CHUNK));
+
+        FileTime listed = Files.getLastModifiedTime(file);
+        if (how.equals("rewritten in place")) {
+          Files.write(file, randomBytes(2, 4 * CHUNK));
+          Files.setLastModifiedTime(file, listed); // what `touch -r` or a restoring copy does
+        } else {
+          Path next = dir.resolve(".next");
+          Files.write(next, randomBytes(2, 4 * CHUNK));
+          Files.setLastModifiedTime(next, listed);
+          Files.move(next, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+        assertThat(Files.getLastModifiedTime(file)).isEqualTo(listed);
+        assertThat(Files.size(file)).isEqualTo(original.length);
+
+        Throwable failure = catchThrowable(() -> f.read(CHUNK, ByteBuffer.allocate(CHUNK)));
+        OriginException changed = causeOf(failure, OriginException.class);
+        assertThat(changed).as("cause of %s", failure).isNotNull();
+        assertThat(changed.isChanged()).isTrue();
         assertThat(failure.getMessage()).contains(dir.toUri() + "model.bin").contains("changed");
       }
     }

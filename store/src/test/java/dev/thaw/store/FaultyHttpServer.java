@@ -33,7 +33,9 @@ public final class FaultyHttpServer implements AutoCloseable {
     /** The connection is reset (SO_LINGER 0, then close) before any response. */
     RESET,
     /** The right headers and length, with one byte of the body flipped. */
-    CORRUPT
+    CORRUPT,
+    /** The headers and half the body, then nothing more until the server closes: an origin that hangs. */
+    STALL
   }
 
   /** A fault applied to every {@code everyNth} request whose path contains {@code pathContains}, {@code times} times. */
@@ -237,6 +239,20 @@ public final class FaultyHttpServer implements AutoCloseable {
     if (rule != null && rule.fault == Fault.CORRUPT && body.length > 0) {
       body = body.clone();
       body[body.length / 2] ^= 0x5A;
+    }
+    if (rule != null && rule.fault == Fault.STALL && method.equals("GET")) {
+      writeHead(out, status, status == 206 ? "Partial Content" : "OK", "application/octet-stream", body.length, contentRange);
+      out.write(body, 0, body.length / 2);
+      out.flush();
+      while (!closed) {
+        try {
+          Thread.sleep(50);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+      return false;
     }
     if (rule != null && rule.fault == Fault.TRUNCATE && body.length > 1 && method.equals("GET")) {
       writeHead(out, status, status == 206 ? "Partial Content" : "OK", "application/octet-stream", body.length, contentRange);

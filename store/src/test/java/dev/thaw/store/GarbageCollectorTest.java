@@ -96,6 +96,29 @@ class GarbageCollectorTest {
   }
 
   @Test
+  void tempFilesThatAKilledPushLeftAreDeletedOnceOlderThanTheGracePeriodAndALiveWritesIsKept() throws Exception {
+    Path dead = Files.write(Files.createDirectories(originDir.resolve("chunks/ab")).resolve(FileOrigin.TEMP_PREFIX + "killed"),
+        new byte[1234]);
+    Files.setLastModifiedTime(dead, FileTime.from(Instant.now().minus(Duration.ofDays(2))));
+    Path live = Files.write(originDir.resolve("manifests").resolve(FileOrigin.TEMP_PREFIX + "writing"), new byte[10]);
+
+    GarbageCollector.Result dry = new GarbageCollector(origin, Clock.systemUTC()).collect(Duration.ofHours(24), true);
+    assertThat(dry.temporaries()).extracting(ObjectInfo::key).containsExactly("chunks/ab/" + FileOrigin.TEMP_PREFIX + "killed");
+    assertThat(dead).exists();
+
+    GarbageCollector.Result r = new GarbageCollector(origin, Clock.systemUTC()).collect(Duration.ofHours(24), false);
+    assertThat(r.temporaries()).extracting(ObjectInfo::key).containsExactly("chunks/ab/" + FileOrigin.TEMP_PREFIX + "killed");
+    assertThat(r.temporaryBytes()).isEqualTo(1234);
+    assertThat(dead).doesNotExist();
+    assertThat(live).as("a write in progress").exists();
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 1 << 30);
+        ModelReader reader = ModelReader.open(new ModelStore(origin).resolve(ModelName.parse("kept")), origin, cache,
+            ReaderOptions.DEFAULT)) {
+      OriginTestSupport.assertModelReadsBack(reader, tmp.resolve("model"));
+    }
+  }
+
+  @Test
   void aCorruptManifestStopsCollectionBeforeAnythingIsDeleted() throws Exception {
     Path manifest;
     try (var s = Files.list(originDir.resolve("manifests"))) {

@@ -117,6 +117,95 @@ class ManifestTest {
     assertThat(((SymlinkEntry) m.entry("a/b/link")).target()).isEqualTo("../../c");
   }
 
+  private static String link(String path, String target) {
+    return "{\"path\":\"" + path + "\",\"type\":\"symlink\",\"target\":\"" + target + "\"}";
+  }
+
+  @Test
+  void aChainOfSymlinksThatTogetherLeaveTheTreeIsRefusedNamingTheLinkAndTheStepThatLeaves() {
+    // Each link stays inside on its own; followed as the kernel follows them, esc reaches ../outside/secret.txt.
+    String entries = link("a/b/up", "../..") + "," + link("esc", "a/b/up/../../outside/secret.txt");
+    assertThatThrownBy(() -> parse(json(entries))).isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'esc': symlink target 'a/b/up/../../outside/secret.txt' leaves the tree")
+        .hasMessageContaining("through the link 'a/b/up' -> '../..'");
+  }
+
+  @ParameterizedTest(name = "{0} levels deep")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 2, 8, 30})
+  void aDeepChainReachingAHostFileIsRefused(int depth) {
+    // d1/.../dN/up climbs to the root; esc goes up N+1 more levels and down to etc/hostname.
+    String dirs = String.join("/", java.util.stream.IntStream.rangeClosed(1, depth).mapToObj(i -> "d" + i).toList());
+    String entries = link(dirs + "/up", "../".repeat(depth).replaceAll("/$", "")) + ","
+        + link("esc", dirs + "/up/" + "../".repeat(depth + 1) + "etc/hostname");
+    assertThatThrownBy(() -> parse(json(entries))).isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'esc'").hasMessageContaining("leaves the tree");
+  }
+
+  @Test
+  void chainsOfSymlinksThatStayInsideTheTreeAreAccepted() {
+    String file = "{\"path\":\"blobs/h1\",\"type\":\"file\",\"size\":1,\"mode\":420,\"chunks\":\"" + H
+        + "\",\"lengths\":[[1,1]]}";
+    Manifest m = parse(json(String.join(",", file,
+        link("a/b/up", "../.."),
+        link("ok", "a/b/up/blobs/h1"),
+        link("snapshots/rev/model.bin", "../../blobs/h1"), // a Hugging Face cache's layout
+        link("latest", "snapshots/rev"),
+        link("via-latest", "latest/model.bin"))));
+    assertThat(m.entry("via-latest")).isInstanceOf(SymlinkEntry.class);
+  }
+
+  @Test
+  void aSymlinkLoopIsRefusedAsTheKernelWouldNotResolveItEither() {
+    assertThatThrownBy(() -> parse(json(link("a", "b") + "," + link("b", "a"))))
+        .isInstanceOf(ManifestException.class).hasMessageContaining("more than 40 links");
+  }
+
+  @Test
+  void anEntryBelowASymlinkIsRefused() {
+    String under = "{\"path\":\"l/x/f\",\"type\":\"dir\",\"mode\":493}";
+    assertThatThrownBy(() -> parse(json(link("l", "d") + "," + under)))
+        .isInstanceOf(ManifestException.class).hasMessageContaining("entry 'l/x': its ancestor 'l' is not a directory");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+    // 4 x 2^62 wraps to 0, and 32 x (1 + 2^62) hash bytes wrap to 32: one hash, one byte, unless counted exactly
+    "lengths wrapping 64 bits     | 4  | [[1,1],[4,4611686018427387904]]   | entry 'f': its lengths declare more than 1048576 chunks",
+    "the issue's 2^59 x 32 run    | 64 | [[1,1],[32,576460752303423488]]   | entry 'f': its lengths declare more than 1048576 chunks",
+    "a count beyond 64 bits       | 4  | [[1,1],[4,18446744073709551616]]  | entry 'f': a length run must be [length, count]",
+    "a fractional length          | 4  | [[1.5,1]]                         | entry 'f': a length run must be [length, count]",
+  })
+  void chunkLengthsAreCheckedInExactArithmetic(String why, int chunkSize, String lengths, String message) {
+    String manifest = "{\"version\":1,\"hash\":\"sha256\",\"chunkSize\":" + chunkSize + ",\"entries\":["
+        + "{\"path\":\"f\",\"type\":\"file\",\"size\":1,\"mode\":420,\"chunks\":\"" + H + "\",\"lengths\":" + lengths + "}]}";
+    assertThatThrownBy(() -> parse(manifest)).isInstanceOf(ManifestException.class).hasMessageContaining(message);
+  }
+
+  @Test
+  void aModeBeyond32BitsIsRefusedNotTruncated() {
+    String f = "{\"path\":\"f\",\"type\":\"file\",\"size\":0,\"mode\":4294967716,\"chunks\":\"\",\"lengths\":[]}";
+    assertThatThrownBy(() -> parse(json(f))).isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'f': mode 40000000644 is not a permission mode");
+  }
+
+  @Test
+  void aFileOfTheMostChunksAManifestMayHoldIsReadBackAndOneMoreIsRefusedNamingTheChunkSizeThatFits() {
+    int n = Manifest.MAX_CHUNKS_PER_FILE;
+    List<byte[]> hashes = java.util.Collections.nCopies(n, new byte[32]);
+    List<Integer> lengths = java.util.Collections.nCopies(n, 1);
+    byte[] json = Manifest.builder(1).file("big.bin", 0644, hashes, lengths).build().canonicalBytes();
+    assertThat(json.length).as("its chunk list is one JSON string longer than Jackson's default limit").isGreaterThan(20_000_000);
+    assertThat(((FileEntry) Manifest.parse(json).entry("big.bin")).chunkCount()).isEqualTo(n);
+
+    List<byte[]> oneMore = java.util.Collections.nCopies(n + 1, new byte[32]);
+    assertThatThrownBy(() -> Manifest.builder(1).file("big.bin", 0644, oneMore, java.util.Collections.nCopies(n + 1, 1)))
+        .isInstanceOf(ManifestException.class).hasMessageContaining("entry 'big.bin'").hasMessageContaining("1048576 chunks");
+    assertThatThrownBy(() -> Manifest.Builder.checkChunkCount("big.bin", n + 1L, 1))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'big.bin': 1048577 bytes in chunks of 1 bytes is more than 1048576 chunks")
+        .hasMessageContaining("use a chunk size of at least 2 bytes");
+  }
+
   @Test
   void aModelOfATerabyteIsDescribedCompactlyAndItsTreeListsWithoutDecodingChunkLists() {
     int chunkSize = 16 << 20;

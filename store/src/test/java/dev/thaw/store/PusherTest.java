@@ -80,6 +80,51 @@ class PusherTest {
   }
 
   @Test
+  void refusesAChainOfSymlinksThatTogetherLeaveTheDirectoryBeforeUploadingAnything() throws Exception {
+    Path dir = model();
+    Files.createDirectories(dir.resolve("a/b"));
+    Files.createSymbolicLink(dir.resolve("a/b/up"), Path.of("../.."));
+    Files.createSymbolicLink(dir.resolve("esc"), Path.of("a/b/up/../../outside/secret.txt"));
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    assertThatThrownBy(() -> new Pusher(origin, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("x")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("cannot push " + dir)
+        .hasMessageContaining("entry 'esc'").hasMessageContaining("leaves the tree through the link 'a/b/up'");
+    assertThat(tmp.resolve("origin")).as("nothing uploaded").doesNotExist();
+  }
+
+  @Test
+  void refusesAFileOfMoreChunksThanAReaderAcceptsBeforeUploadingAnythingNamingAChunkSizeThatFits() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("big"));
+    try (var f = new java.io.RandomAccessFile(dir.resolve("weights.bin").toFile(), "rw")) {
+      f.setLength((Manifest.MAX_CHUNKS_PER_FILE + 1L) * 1024); // sparse: 1 GiB and 1 KiB, none of it written
+    }
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    long start = System.nanoTime();
+    assertThatThrownBy(() -> new Pusher(origin, 1024, 4, PushProgress.NONE).push(dir, ModelName.parse("big")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("entry 'weights.bin'")
+        .hasMessageContaining("more than 1048576 chunks")
+        .hasMessageContaining("use a chunk size of at least 1025 bytes");
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).as("refused before hashing").isLessThan(Duration.ofSeconds(5));
+    assertThat(tmp.resolve("origin")).as("nothing uploaded").doesNotExist();
+  }
+
+  @Test
+  void aFileOfHalfAMillionChunksThatPushAcceptsIsReadBackByAReader() throws Exception {
+    // What the issue found: 481 MB at 1 KiB chunks pushed fine, and then no reader could parse its manifest.
+    Path dir = Files.createDirectories(tmp.resolve("many"));
+    try (var f = new java.io.RandomAccessFile(dir.resolve("weights.bin").toFile(), "rw")) {
+      f.setLength(481_000_000L); // sparse
+    }
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    Pusher.Result r = new Pusher(origin, 1024, 4, PushProgress.NONE).push(dir, ModelName.parse("many:v1"));
+    assertThat(r.chunks()).isEqualTo(469_727);
+    Manifest m = new ModelStore(origin).resolve(ModelName.parse("many:v1"));
+    assertThat(((FileEntry) m.entry("weights.bin")).chunkCount()).isEqualTo(469_727);
+  }
+
+  @Test
   void aPushKilledMidwayLeavesNoManifestOrTagAndARepushCompletes() throws Exception {
     Path dir = Files.createDirectories(tmp.resolve("big"));
     Random random = new Random(3);
