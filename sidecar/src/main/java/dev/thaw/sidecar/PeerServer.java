@@ -17,8 +17,9 @@ import java.util.regex.Pattern;
 /**
  * The peer endpoint: {@code GET /v1/chunks/{key}} serves a chunk of this node's cache to the other members. It has
  * its own address and port, apart from the control API, and nothing else is reachable on it. Every request needs
- * {@code Authorization: Bearer TOKEN}, compared in constant time; the cache only ever holds chunks verified against
- * their hash. Built on the JDK's HTTP server: one route, its own socket, no routes of the control API beside it.
+ * {@code Authorization: Bearer TOKEN}, compared in constant time. A chunk is hashed again before it leaves
+ * ({@link ChunkCache#acquireVerified}): the cache's disk may have rotted since it was verified on arrival, and a wrong
+ * one is deleted, never served. Built on the JDK's HTTP server: one route, its own socket, no routes of the control API beside it.
  */
 final class PeerServer implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
@@ -66,12 +67,12 @@ final class PeerServer implements AutoCloseable {
         send(x, 400, "not a chunk key: " + key);
         return;
       }
-      ChunkCache.Lease lease = cache.acquire(key);
+      ChunkCache.Lease lease = cache.acquireVerified(key);
       if (lease == null && "owner".equals(x.getRequestURI().getQuery())) {
         // the caller takes this node for the chunk's owner: fetch it from the origin, once for everyone
         try {
           if (owned.fetch(key)) {
-            lease = cache.acquire(key);
+            lease = cache.acquireVerified(key);
           }
         } catch (Exception e) {
           send(x, 502, "could not fetch chunk " + key + " from the origin: " + e);

@@ -159,6 +159,24 @@ class PeerSharingTest {
   }
 
   @Test
+  void aCachedChunkThatRottedOnDiskIsNeverSentToAPeer() throws Exception {
+    ApplicationContext a = member("a");
+    mountAndRead(a);
+    String key = firstChunkKey(a);
+    Path file;
+    try (var files = Files.walk(a.getBean(MountService.class).cache().directory())) {
+      file = files.filter(f -> f.getFileName().toString().equals(key)).findFirst().orElseThrow();
+    }
+    byte[] bytes = Files.readAllBytes(file);
+    bytes[1000] ^= 1;
+    Files.write(file, bytes);
+    URI peer = URI.create("http://127.0.0.1:" + of(a).peerPort() + "/v1/chunks/" + key);
+    assertThat(get(peer, "Bearer " + TOKEN).statusCode()).as("a chunk whose bytes are wrong is not served")
+        .isEqualTo(404);
+    assertThat(file).as("and is deleted, to be fetched again").doesNotExist();
+  }
+
+  @Test
   void aPeerThatDiesMidTransferCostsOneFetchFromTheOriginNotAnError() throws Exception {
     AtomicInteger asked = new AtomicInteger();
     try (ServerSocket dying = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {

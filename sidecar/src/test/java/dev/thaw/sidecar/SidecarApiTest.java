@@ -49,6 +49,11 @@ class SidecarApiTest {
     mountRoot = tmp.resolve("mounts");
     Path direct = Files.createDirectories(tmp.resolve("direct-ok/models/small"));
     Files.writeString(direct.resolve("config.json"), "{\"direct\": true}");
+    Files.writeString(direct.resolve("secret.bin"), "owner only");
+    Files.setPosixFilePermissions(direct.resolve("secret.bin"),
+        java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    Files.setPosixFilePermissions(direct.resolve("config.json"),
+        java.nio.file.attribute.PosixFilePermissions.fromString("rw-r-----"));
     Files.createSymbolicLink(tmp.resolve("direct-ok/etc-link"), Path.of("/etc"));
     var settings = SidecarSettings.standalone(tmp, origin);
     settings.put("thaw.direct-roots", tmp.resolve("direct-ok").toUri().toString());
@@ -243,6 +248,11 @@ class SidecarApiTest {
     assertThat(ok.status()).as(ok.text()).isEqualTo(201);
     try {
       assertThat(Files.readString(mountRoot.resolve("direct/small/config.json"))).isEqualTo("{\"direct\": true}");
+      // modes no wider than the source's, and read-only
+      assertThat(java.nio.file.attribute.PosixFilePermissions.toString(
+          Files.getPosixFilePermissions(mountRoot.resolve("direct/small/secret.bin")))).isEqualTo("r--------");
+      assertThat(java.nio.file.attribute.PosixFilePermissions.toString(
+          Files.getPosixFilePermissions(mountRoot.resolve("direct/small/config.json")))).isEqualTo("r--r-----");
     } finally {
       call("DELETE", "/v1/mounts/" + ok.json().get("id").asText(), null);
     }

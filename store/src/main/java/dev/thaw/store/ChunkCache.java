@@ -278,6 +278,38 @@ public final class ChunkCache implements AutoCloseable {
   }
 
   /**
+   * As {@link #acquire}, for a chunk about to leave this node (to a peer): its bytes are hashed first against its hash
+   * (its key for a pushed chunk, the hash recorded on its first fetch for a direct-mode one). A chunk whose bytes are
+   * wrong is deleted, and one whose hash is not known is not served: both give null, as a chunk not held does.
+   */
+  public Lease acquireVerified(String key) throws IOException {
+    String expected = Hashes.isHex(key, 2 * Hashes.LENGTH) ? key : recordedHash(key);
+    if (expected == null) {
+      return null;
+    }
+    Lease lease = acquire(key);
+    if (lease == null) {
+      return null;
+    }
+    String actual;
+    try {
+      actual = lease.sha256Hex(ByteBuffer.allocate(1 << 20));
+    } catch (IOException | RuntimeException e) {
+      lease.close();
+      throw e;
+    }
+    if (actual.equals(expected)) {
+      return lease;
+    }
+    LOG.warning(() -> "event=cached_chunk_corrupt chunk=" + key + " cache=" + dir + " found=\"sha256 " + actual
+        + "\" action=delete_not_served");
+    try (lease) {
+      discard(lease);
+    }
+    return null;
+  }
+
+  /**
    * Deletes the chunk a lease holds because its bytes turned out wrong (bit rot, a truncated or swapped file), so the
    * next reader fetches it again. A copy stored since the lease was taken is kept. The lease stays readable until
    * closed, as an evicted chunk does.
@@ -587,6 +619,23 @@ public final class ChunkCache implements AutoCloseable {
 
     public long size() throws IOException {
       return channel.size();
+    }
+
+    /** The SHA-256 (hex) of the cached bytes, read through {@code buf}. */
+    String sha256Hex(ByteBuffer buf) throws IOException {
+      java.security.MessageDigest digest = Hashes.newDigest();
+      long pos = 0;
+      while (true) {
+        buf.clear();
+        int n = read(buf, pos);
+        if (n <= 0) {
+          break;
+        }
+        buf.flip();
+        digest.update(buf);
+        pos += n;
+      }
+      return Hashes.hex(digest.digest());
     }
 
     /** Reads into {@code dst} from {@code position} until dst is full or the chunk ends; returns bytes read. */

@@ -198,7 +198,7 @@ final class FileOrigin implements Origin {
             } catch (NoSuchFileException gone) {
               return FileVisitResult.CONTINUE; // deleted since the directory was read
             }
-            out.add(new ObjectInfo(key, attrs.size(), version, attrs.lastModifiedTime().toInstant()));
+            out.add(new ObjectInfo(key, attrs.size(), version, attrs.lastModifiedTime().toInstant(), readMode(file)));
           }
           return FileVisitResult.CONTINUE;
         }
@@ -268,5 +268,23 @@ final class FileOrigin implements Origin {
   @Override
   public String toString() {
     return uri;
+  }
+
+  /** The read bits of a file's mode (0444 where the file system has no POSIX modes). */
+  static int readMode(Path file) throws IOException {
+    try {
+      int mode = 0;
+      for (java.nio.file.attribute.PosixFilePermission p : Files.getPosixFilePermissions(file)) {
+        mode |= switch (p) {
+          case OWNER_READ -> 0400;
+          case GROUP_READ -> 0040;
+          case OTHERS_READ -> 0004;
+          default -> 0;
+        };
+      }
+      return mode;
+    } catch (UnsupportedOperationException e) {
+      return 0444;
+    }
   }
 }

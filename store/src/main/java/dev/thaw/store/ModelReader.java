@@ -271,20 +271,7 @@ public final class ModelReader implements AutoCloseable {
 
   /** Null when the lease's bytes hash to {@code expected}, else what they hash to. */
   private static String sha256Hex(ChunkCache.Lease lease, String expected) throws IOException {
-    java.security.MessageDigest digest = Hashes.newDigest();
-    ByteBuffer buf = CHECK_BUFFER.get();
-    long pos = 0;
-    while (true) {
-      buf.clear();
-      int n = lease.read(buf, pos);
-      if (n <= 0) {
-        break;
-      }
-      buf.flip();
-      digest.update(buf);
-      pos += n;
-    }
-    String actual = Hashes.hex(digest.digest());
+    String actual = lease.sha256Hex(CHECK_BUFFER.get());
     return actual.equals(expected) ? null : "sha256 " + actual + " instead of " + expected;
   }
 
