@@ -43,6 +43,43 @@ public final class Checkpoints {
     return new Taken(name, kept, sizeOf(kept), dumpS, m, pushed);
   }
 
+  private static final Path MARKS = Path.of(System.getenv().getOrDefault("TMPDIR", "/tmp"), "thaw-checkpointed");
+
+  /**
+   * Leaves word, just before CRIU dumps and stops process {@code pid}, that it is being checkpointed as {@code name},
+   * so that {@code thaw run}, which sees only its server exit, says so instead of reporting a crash; {@link
+   * #unmarkCheckpointed} takes it back when the dump fails.
+   */
+  static void markCheckpointed(long pid, String name) {
+    try {
+      Files.createDirectories(MARKS, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+      Files.writeString(MARKS.resolve(Long.toString(pid)), name + "\n");
+    } catch (IOException | UnsupportedOperationException e) {
+      // only a message depends on it
+    }
+  }
+
+  static void unmarkCheckpointed(long pid) {
+    try {
+      Files.deleteIfExists(MARKS.resolve(Long.toString(pid)));
+    } catch (IOException e) {
+      // only a message depends on it
+    }
+  }
+
+  /** When process {@code pid} ended because it was checkpointed: the snapshot's name; the word is taken, once. */
+  public static java.util.Optional<String> checkpointedAs(long pid) {
+    Path mark = MARKS.resolve(Long.toString(pid));
+    try {
+      String v = Files.readString(mark).strip();
+      Files.deleteIfExists(mark);
+      return java.util.Optional.of(v);
+    } catch (IOException e) {
+      return java.util.Optional.empty();
+    }
+  }
+
   /** What a restore came to: the process (restored, or booted instead and why), and where the images came from. */
   public record Restoring(Snapshots.Restored restored, SnapshotStore.Found found, String readyUrl) {}
 

@@ -28,15 +28,6 @@ import java.util.regex.Pattern;
 public final class Criu {
   private static final Pattern VERSION = Pattern.compile("Version:\\s*(\\d+)\\.(\\d+)(?:\\.(\\d+))?");
   private static final int LOG_TAIL_LINES = 12;
-  /**
-   * The filesystems CRIU itself dumps and mounts again (criu/filesystems.c, less FUSE, which it always refuses);
-   * every other mount of a dumped namespace is left external ({@link #externalMounts(long)}).
-   */
-  static final Set<String> DUMPABLE_FS = Set.of("proc", "sysfs", "devtmpfs", "binfmt_misc", "tmpfs", "devpts",
-      "simfs", "btrfs", "pstore", "mqueue", "securityfs", "fusectl", "debugfs", "tracefs", "cgroup", "cgroup2",
-      "aufs", "overlay", "autofs");
-  /** The file in an images directory that lists the external mount points, one a line, in key order. */
-  static final String EXTERNAL_MOUNTS = "external-mounts";
   private static final String EXTERNAL_KEY = "thaw-ext-";
 
   private final Path binary;
@@ -163,18 +154,19 @@ public final class Criu {
     if (leaveRunning) {
       cmd.add("--leave-running");
     }
-    List<String> external = externalMounts(pid);
+    ExternalMounts.dropStaleFuse(pid);
+    List<ExternalMounts.ExternalMount> external = ExternalMounts.external(ExternalMounts.of(Long.toString(pid)));
     if (!external.isEmpty()) {
-      writeExternalMounts(images, external);
+      ExternalMounts.write(images, external);
       for (int i = 0; i < external.size(); i++) {
         cmd.add("--external");
-        cmd.add("mnt[" + external.get(i) + "]:" + EXTERNAL_KEY + i);
+        cmd.add("mnt[" + external.get(i).path() + "]:" + EXTERNAL_KEY + i);
       }
     }
     Result r = run(cmd, 600);
     if (r.exit() != 0) {
       throw new CriuException("criu dump of process " + pid + " into " + images + " failed (exit " + r.exit() + ")"
-          + logTail(images.resolve("dump.log"), r.output()));
+          + advice(images.resolve("dump.log")) + logTail(images.resolve("dump.log"), r.output()));
     }
   }
 
@@ -197,10 +189,16 @@ public final class Criu {
     List<String> cmd = new ArrayList<>(List.of(binary.toString(), "restore", "-D", images.toString(), "-o", "restore.log",
         "-v4", "-d", "--root", "/", "--pidfile", pidFile.toString()));
     cmd.addAll(options.flags());
-    List<String> external = readExternalMounts(images);
+    List<ExternalMounts.ExternalMount> missing = ExternalMounts.missing(images);
+    if (!missing.isEmpty()) {
+      throw new CriuException(ExternalMounts.advice(missing.getFirst())
+          + (missing.size() > 1 ? " (and " + (missing.size() - 1) + " more: " + missing.subList(1, missing.size()) + ")"
+          : ""));
+    }
+    List<ExternalMounts.ExternalMount> external = ExternalMounts.read(images);
     for (int i = 0; i < external.size(); i++) {
       cmd.add("--external");
-      cmd.add("mnt[" + EXTERNAL_KEY + i + "]:" + external.get(i));
+      cmd.add("mnt[" + EXTERNAL_KEY + i + "]:" + external.get(i).path());
     }
     Set<Long> namespacesBefore = pidNamespaces();
     long ticksBefore = uptimeTicks();
@@ -221,80 +219,6 @@ public final class Criu {
       return Long.parseLong(Files.readString(pidFile).strip());
     } catch (IOException | NumberFormatException e) {
       throw new CriuException("criu restore from " + images + " wrote no readable " + pidFile + ": " + e.getMessage(), e);
-    }
-  }
-
-  /**
-   * The mount points of {@code pid}'s mount namespace whose filesystem CRIU cannot dump ({@link #DUMPABLE_FS}):
-   * FUSE (a Thaw mount among them), squashfs (a GPU node's driver folder), ramfs, network and block filesystems.
-   * A process started with a private copy of the node's mounts ({@link PidNamespaceProcess}) has all of the node's;
-   * CRIU dumps these as references and the restore binds the restoring node's own mount at the same path. The root
-   * mount is never one: CRIU restores the tree under {@code --root /}.
-   */
-  static List<String> externalMounts(long pid) {
-    try {
-      return externalMounts(Files.readAllLines(Path.of("/proc", Long.toString(pid), "mountinfo"), StandardCharsets.UTF_8));
-    } catch (IOException e) {
-      return List.of(); // no such process: CRIU's dump says so, naming it
-    }
-  }
-
-  /** {@link #externalMounts(long)} on the lines of a {@code mountinfo} file. */
-  static List<String> externalMounts(List<String> mountinfo) {
-    List<String> out = new ArrayList<>();
-    for (String line : mountinfo) {
-      String[] f = line.split(" ");
-      int dash = List.of(f).indexOf("-");
-      if (f.length < 5 || dash < 0 || dash + 1 >= f.length) {
-        continue;
-      }
-      String mountPoint = unescape(f[4]);
-      String fsType = f[dash + 1];
-      if (!mountPoint.equals("/") && !DUMPABLE_FS.contains(fsType) && !out.contains(mountPoint)) {
-        out.add(mountPoint);
-      }
-    }
-    return out;
-  }
-
-  /** mountinfo writes space, tab, newline and backslash in paths as octal escapes ({@code \040}). */
-  private static String unescape(String s) {
-    Matcher m = Pattern.compile("\\\\([0-7]{3})").matcher(s);
-    StringBuilder b = new StringBuilder();
-    while (m.find()) {
-      m.appendReplacement(b, Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(m.group(1), 8))));
-    }
-    return m.appendTail(b).toString();
-  }
-
-  private static void writeExternalMounts(Path images, List<String> mountPoints) throws CriuException {
-    try {
-      Files.write(images.resolve(EXTERNAL_MOUNTS), mountPoints, StandardCharsets.UTF_8);
-    } catch (IOException e) {
-      throw new CriuException("cannot write " + images.resolve(EXTERNAL_MOUNTS) + ": " + e.getMessage(), e);
-    }
-  }
-
-  /**
-   * The mount points the dump left external, in key order; none for images without the file. Each must be an absolute
-   * path without {@code ..} (images from elsewhere name nothing else to bind into the restored tree).
-   */
-  static List<String> readExternalMounts(Path images) throws CriuException {
-    Path file = images.resolve(EXTERNAL_MOUNTS);
-    if (!Files.exists(file)) {
-      return List.of();
-    }
-    try {
-      List<String> mountPoints = Files.readAllLines(file, StandardCharsets.UTF_8);
-      for (String mp : mountPoints) {
-        Path p = Path.of(mp);
-        if (!p.isAbsolute() || !p.normalize().equals(p) || mp.contains("]") || mp.contains("..")) {
-          throw new CriuException(file + " names '" + mp + "', which is not a plain absolute mount point");
-        }
-      }
-      return mountPoints;
-    } catch (IOException | java.nio.file.InvalidPathException e) {
-      throw new CriuException("cannot read " + file + ": " + e.getMessage(), e);
     }
   }
 
@@ -422,6 +346,37 @@ public final class Criu {
     } catch (IOException e) {
       throw new CriuException("cannot create the images directory " + dir + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * What CRIU's errors mean and what to do, in one line, for the refusals a server on a node meets (a file system it
+   * cannot dump, a file on a mount outside the server's namespace); empty when none is recognised.
+   */
+  static String advice(Path log) {
+    List<String> lines;
+    try {
+      lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      return "";
+    }
+    Pattern fs = Pattern.compile("(?:failed to dump fs|FS mnt) \\.?(/\\S*)(?: \\((\\S+)\\))?");
+    Pattern file = Pattern.compile("Can't lookup mount=\\d+ for fd=(\\d+) path=(\\S+)");
+    for (String l : lines) {
+      if (!l.contains("Error")) {
+        continue;
+      }
+      Matcher m = fs.matcher(l);
+      if (m.find()) {
+        return ": CRIU cannot dump the mount at " + m.group(1) + (m.group(2) == null ? "" : " (" + m.group(2) + ")")
+            + " in the server's namespace: unmount it on the node, or start the server without it";
+      }
+      m = file.matcher(l);
+      if (m.find()) {
+        return ": the server holds " + m.group(2) + " (descriptor " + m.group(1) + ") from a mount outside its own"
+            + " namespace (a descriptor inherited at start): start it under thaw run, which gives it only its own";
+      }
+    }
+    return "";
   }
 
   /** The last lines of a CRIU log, errors first, for an exception message. */

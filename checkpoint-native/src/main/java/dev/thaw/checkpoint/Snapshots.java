@@ -87,9 +87,13 @@ public final class Snapshots {
       gpus = new GpuCheckpointer(cuda, r.cudaLockTimeout());
       gpus.suspend(cudaPids);
     }
+    if (!r.leaveRunning()) {
+      Checkpoints.markCheckpointed(pid, images.toAbsolutePath().getParent().getFileName().toString());
+    }
     try {
       criu.dump(pid, images, Criu.Options.SERVER_ELSEWHERE, r.leaveRunning());
     } catch (IOException e) {
+      Checkpoints.unmarkCheckpointed(pid);
       if (gpus != null) {
         resumeQuietly(gpus, cudaPids, e); // the dump failed: the server keeps running as it was
       }
@@ -169,10 +173,32 @@ public final class Snapshots {
    * @param fallback what boots when the snapshot cannot be restored
    */
   public record RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
-      String expectedModelDigest, Fallback fallback) {
+      String expectedModelDigest, Fallback fallback, MountProvider mounts) {
     public RestoreRequest {
       java.util.Objects.requireNonNull(fallback, "fallback: say what boots when the restore fails (Fallback.NONE: nothing)");
+      mounts = mounts == null ? MountProvider.NONE : mounts;
     }
+
+    /** Without a way to mount models: a Thaw mount the snapshot needs must already be there. */
+    public RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
+        String expectedModelDigest, Fallback fallback) {
+      this(logDir, thawVersion, cuda, readyTimeout, expectedModelDigest, fallback, MountProvider.NONE);
+    }
+  }
+
+  /**
+   * Mounts the model a snapshot's server read through a Thaw mount, at the same path, when this node does not have it
+   * mounted there: the CLI starts {@code thaw mount}, the sidecar mounts it itself. A restore asks before CRIU runs.
+   */
+  @FunctionalInterface
+  public interface MountProvider {
+    /** Nothing is mounted for a restore: it fails, saying what to mount. */
+    MountProvider NONE = m -> {
+      throw new IOException(ExternalMounts.advice(m));
+    };
+
+    /** Mounts {@code m}'s model ({@link ExternalMounts.ExternalMount#thawDigest()}) at its path; returns once it is there. */
+    void mount(ExternalMounts.ExternalMount m) throws IOException;
   }
 
   /**
@@ -198,6 +224,15 @@ public final class Snapshots {
     try {
       checkKey(criu, m, r.thawVersion(), r.expectedModelDigest());
       t = step(steps, "key", t);
+      List<ExternalMounts.ExternalMount> missing = ExternalMounts.missing(images);
+      for (ExternalMounts.ExternalMount mount : missing) {
+        if (mount.isThaw()) {
+          r.mounts().mount(mount); // the model the server reads, at the same path: it streams lazily again
+        }
+      }
+      if (!missing.isEmpty()) {
+        t = step(steps, "mounts", t);
+      }
       restored = criu.restore(images, Criu.Options.SERVER_ELSEWHERE);
       t = step(steps, "criu_restore", t);
       if (!m.cudaPids().isEmpty()) {

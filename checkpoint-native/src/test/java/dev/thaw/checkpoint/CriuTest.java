@@ -96,7 +96,7 @@ class CriuTest {
       assertThat(get(port)).isEqualTo("1");
       Path images = tmp.resolve("images");
       criu.dump(server.pid(), images, Criu.Options.SERVER_ELSEWHERE, false);
-      assertThat(Files.readAllLines(images.resolve(Criu.EXTERNAL_MOUNTS))).contains(mount.toString());
+      assertThat(ExternalMounts.read(images)).extracting(ExternalMounts.ExternalMount::path).contains(mount.toString());
       PidNamespaceProcess.awaitGone(server.pid(), 10_000);
 
       restored = criu.restore(images, Criu.Options.SERVER_ELSEWHERE);
@@ -130,15 +130,39 @@ class CriuTest {
         "41 37 0:40 / /srv/models/my\\040model rw - fuse.thaw thaw rw,user_id=0",
         "42 37 0:41 / /dev/shm rw - tmpfs tmpfs rw",
         "43 37 253:2 / /data rw - ext4 /dev/vdc rw");
-    assertThat(Criu.externalMounts(mountinfo))
+    assertThat(ExternalMounts.external(ExternalMounts.parse(mountinfo)).stream().map(ExternalMounts.ExternalMount::path))
         .containsExactly("/usr/local/nvidia", "/srv/models/my model", "/data");
+  }
+
+  @Test
+  void aThawMountIsKnownByTheModelItServes() {
+    List<String> mountinfo = List.of(
+        "37 1 253:1 / / rw,relatime - ext4 /dev/vda rw",
+        "45 37 0:52 / /srv/models/llama rw,nosuid,nodev - fuse.thaw thaw:llama/8b:v1@sha256:" + "ab".repeat(32)
+            + " rw,user_id=0,group_id=0,default_permissions");
+    ExternalMounts.ExternalMount m = ExternalMounts.external(ExternalMounts.parse(mountinfo)).getFirst();
+    assertThat(m.isThaw()).isTrue();
+    assertThat(m.thawDigest()).isEqualTo("sha256:" + "ab".repeat(32));
+    assertThat(m.thawSource()).isEqualTo("llama/8b:v1");
+    assertThat(ExternalMounts.advice(m)).contains("thaw mount sha256:" + "ab".repeat(32) + " /srv/models/llama");
+  }
+
+  @Test
+  void aRestoreWhoseExternalMountIsNotOnThisNodeSaysWhichAndWhatToDoBeforeCriuRuns() throws Exception {
+    Path images = Files.createDirectories(tmp.resolve("needs-a-mount"));
+    Files.writeString(images.resolve(ExternalMounts.FILE), "/srv/thaw-test-nowhere\tfuse.thaw\tthaw:m:v1@sha256:"
+        + "cd".repeat(32) + "\n");
+    assertThatThrownBy(() -> criu.restore(images, Criu.Options.SERVER_ELSEWHERE))
+        .isInstanceOf(CriuException.class)
+        .hasMessageContaining("/srv/thaw-test-nowhere").hasMessageContaining("thaw mount sha256:" + "cd".repeat(32));
+    assertThat(images.resolve("restore.log")).as("CRIU never ran").doesNotExist();
   }
 
   @Test
   void imagesNamingAnythingButPlainMountPointsAreRefused() throws Exception {
     Path images = Files.createDirectories(tmp.resolve("hostile"));
-    Files.writeString(images.resolve(Criu.EXTERNAL_MOUNTS), "/usr/local/nvidia\n../../etc\n");
-    assertThatThrownBy(() -> Criu.readExternalMounts(images))
+    Files.writeString(images.resolve(ExternalMounts.FILE), "/usr/local/nvidia\tsquashfs\t/dev/vdb\n../../etc\tramfs\tx\n");
+    assertThatThrownBy(() -> ExternalMounts.read(images))
         .isInstanceOf(CriuException.class).hasMessageContaining("'../../etc'");
   }
 

@@ -19,4 +19,13 @@ public record MountOptions(boolean allowOther, int readaheadKb, String name) {
   public MountOptions withName(String n) {
     return new MountOptions(allowOther, readaheadKb, n);
   }
+
+  /**
+   * The name a model's mount goes by: {@code thaw:SOURCE@DIGEST}. A snapshot of a server reading through the mount
+   * records it (checkpoint-native's ExternalMounts), and a restore mounts the same manifest there again, whatever the
+   * tag names by then.
+   */
+  public static String thawName(String source, String digest) {
+    return "thaw:" + source + "@" + digest;
+  }
 }

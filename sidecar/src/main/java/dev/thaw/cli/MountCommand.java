@@ -66,7 +66,7 @@ final class MountCommand implements Callable<Integer> {
       cache = store.openCache();
       reader = ModelReader.open(r.manifest(), r.origin(), cache, ReaderOptions.DEFAULT
           .withParallelism(store.parallelism).withRecordProfile(recordProfile).withReadTimeout(readTimeout));
-      mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withAllowOther(allowOther).withName("thaw:" + source));
+      mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withAllowOther(allowOther).withName(MountOptions.thawName(source, r.manifest().digest())));
       // The profile is looked up once the tree is visible: the mount need not wait for one more request.
       Optional<AccessProfile> profile = prefetch.equals("auto")
           ? r.store().profile(r.manifest(), cache.directory()) : Optional.empty();

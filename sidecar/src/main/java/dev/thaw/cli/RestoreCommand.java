@@ -65,9 +65,15 @@ final class RestoreCommand implements Callable<Integer> {
       description = "How long the restored (or booted) server may take to answer. Default: ${DEFAULT-VALUE}.")
   Duration readyTimeout;
 
-  @Option(names = "--log-dir", paramLabel = "DIR", defaultValue = ".",
-      description = "Where a booted server's server.out and server.err go. Default: the current directory.")
+  @Option(names = "--log-dir", paramLabel = "DIR",
+      description = "Where a booted server's server.out and server.err go, and the log of a model mount the restore"
+          + " starts. Default: SNAPSHOTS/.logs/NAME.")
   Path logDir;
+
+  @Option(names = "--mount-cache", paramLabel = "DIR",
+      description = "The chunk cache of a model mount the restore starts (when the snapshot's server read its model"
+          + " through a Thaw mount this node lacks). Default: thaw mount's.")
+  Path mountCache;
 
   @Option(names = "--pid-file", paramLabel = "FILE",
       description = "Write the server's PID (restored or booted) here, e.g. for a later thaw checkpoint --pid.")
@@ -90,6 +96,9 @@ final class RestoreCommand implements Callable<Integer> {
       throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--no-fallback boots nothing,"
           + " yet a command to boot was given after --: drop one of them");
     }
+    if (logDir == null) {
+      logDir = snapshots.root().resolve(".logs").resolve(name);
+    }
     Criu criu = Criu.locate();
     Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
     Optional<SnapshotCipher> cipher;
@@ -106,7 +115,8 @@ final class RestoreCommand implements Callable<Integer> {
       SnapshotStore snaps = new SnapshotStore(snapshots.root(), models, cipher, snapshots.parallelism, allowUnsealed);
       SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
       Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
-          modelDigest, noFallback ? Snapshots.Fallback.NONE : Snapshots.Fallback.givenOrRecorded(fallbackCommand));
+          modelDigest, noFallback ? Snapshots.Fallback.NONE : Snapshots.Fallback.givenOrRecorded(fallbackCommand),
+          new DetachedMount(snapshots.originUri(), mountCache, logDir));
       Progress[] bar = new Progress[1];
       Checkpoints.Restoring done;
       try {
@@ -197,17 +207,25 @@ final class RestoreCommand implements Callable<Integer> {
     return waitFor(r);
   }
 
-  /** In the foreground: passes SIGTERM on to the server and returns its status (restored trees: 0 once gone). */
-  private static int waitFor(Snapshots.Restored r) throws InterruptedException {
+  /**
+   * In the foreground: passes SIGTERM on to the server and returns its status (restored trees: 0 once gone), saying
+   * how it ended.
+   */
+  private int waitFor(Snapshots.Restored r) throws InterruptedException {
     Thread hook = new Thread(() -> ProcessHandle.of(r.pid()).ifPresent(ProcessHandle::destroy), "thaw-restore-stop");
     Runtime.getRuntime().addShutdownHook(hook);
     if (r.booted() != null) {
-      return r.booted().waitFor();
+      int status = r.booted().waitFor();
+      System.err.println("restore: the booted server (process " + r.pid() + ") ended with status " + status
+          + (status > 128 ? " (signal " + (status - 128) + ")" : "") + "; its output is in " + logDir);
+      return status;
     }
     Optional<ProcessHandle> h = ProcessHandle.of(r.pid());
     while (h.isPresent() && h.get().isAlive()) {
       Thread.sleep(500); // not our child: no exit status to collect, only its going
     }
+    System.err.println("restore: the restored server (process " + r.pid() + ") has ended (a restored process is not"
+        + " this command's child: its exit status cannot be known)");
     return 0;
   }
 }

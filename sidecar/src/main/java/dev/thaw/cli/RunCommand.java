@@ -15,15 +15,16 @@ import picocli.CommandLine.Parameters;
       "PID namespace, in a session of its own, stdin from /dev/null and stdout, stderr appended to files. Runs in the",
       "foreground until the server exits and exits with its status; Ctrl-C or SIGTERM is passed on to the server",
       "(then it is killed after --grace). Needs root (or CAP_SYS_ADMIN) and util-linux's unshare.",
+      "Its output goes under the state directory unless --stdout/--stderr say where; it says where as it starts.",
       "Example: thaw run --stdout server.out --stderr server.err -- java -XX:-UsePerfData -jar server.jar"
     })
 final class RunCommand implements Callable<Integer> {
-  @Option(names = "--stdout", paramLabel = "FILE", defaultValue = "thaw-run.out",
-      description = "The server's stdout, appended. Default: ${DEFAULT-VALUE}.")
+  @Option(names = "--stdout", paramLabel = "FILE",
+      description = "The server's stdout, appended. Default: $XDG_STATE_HOME (~/.local/state)/thaw/run/CMD-TIME.out.")
   Path stdout;
 
-  @Option(names = "--stderr", paramLabel = "FILE", defaultValue = "thaw-run.err",
-      description = "The server's stderr, appended. Default: ${DEFAULT-VALUE}.")
+  @Option(names = "--stderr", paramLabel = "FILE",
+      description = "The server's stderr, appended. Default: $XDG_STATE_HOME (~/.local/state)/thaw/run/CMD-TIME.err.")
   Path stderr;
 
   @Option(names = "--grace", paramLabel = "DURATION", defaultValue = "30s", converter = Units.DurationConverter.class,
@@ -38,6 +39,15 @@ final class RunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (stdout == null || stderr == null) {
+      String state = System.getenv("XDG_STATE_HOME");
+      Path dir = (state != null && !state.isBlank() ? Path.of(state)
+          : Path.of(System.getProperty("user.home"), ".local", "state")).resolve("thaw").resolve("run");
+      String base = Path.of(command.getFirst()).getFileName().toString().replaceAll("[^A-Za-z0-9._-]+", "_") + "-"
+          + java.time.LocalDateTime.now().format(java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+      stdout = stdout != null ? stdout : dir.resolve(base + ".out");
+      stderr = stderr != null ? stderr : dir.resolve(base + ".err");
+    }
     PidNamespaceProcess p = PidNamespaceProcess.start(command, stdout, stderr);
     Thread hook = new Thread(() -> {
       try {
@@ -63,6 +73,12 @@ final class RunCommand implements Callable<Integer> {
       Runtime.getRuntime().removeShutdownHook(hook);
     } catch (IllegalStateException shuttingDown) {
       // the hook is stopping the server
+    }
+    var checkpointed = dev.thaw.checkpoint.Checkpoints.checkpointedAs(p.pid());
+    if (checkpointed.isPresent()) {
+      System.err.printf("thaw run: %s was checkpointed as %s and stopped by the dump; thaw restore %s brings it"
+          + " back%n", command.getFirst(), checkpointed.get(), checkpointed.get());
+      return 0;
     }
     if (Files.exists(stderr) && status != 0) {
       System.err.printf("thaw run: %s exited with status %d (its stderr: %s)%n", command.getFirst(), status, err);

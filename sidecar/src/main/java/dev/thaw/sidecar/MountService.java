@@ -215,7 +215,8 @@ public final class MountService implements AutoCloseable {
         ColdStartLog.ColdStart cs = coldStarts.begin(source, id, () -> Map.of("read", r.bytesRead(),
             "read_from_cache", r.bytesFromCache(), "fetched_from_origin", r.bytesFetched()));
         Files.createDirectories(mnt);
-        mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withName("thaw:" + source));
+        mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withName(MountOptions.thawName(source,
+            manifest.digest())));
         cs.mark("mounted");
         Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
         Map<String, Object> view = m.view(); // a mount that cannot even be shown is not registered

@@ -39,10 +39,12 @@ import java.util.Optional;
 final class SnapshotController {
   private static final ObjectMapper JSON = new ObjectMapper();
   private final SidecarConfig config;
+  private final MountService mountService;
   private final Object dumping = new Object(); // one dump at a time: each freezes a process tree and fills a disk
 
-  SnapshotController(SidecarConfig config) {
+  SnapshotController(SidecarConfig config, MountService mountService) {
     this.config = config;
+    this.mountService = mountService;
   }
 
   /** An inference request the warm server must answer, and the answer expected (compared as JSON). */
@@ -172,7 +174,7 @@ final class SnapshotController {
             .resolve(name));
         Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logs, Sidecar.version(), cuda, ready,
             modelDigest, Boolean.TRUE.equals(req.noFallback()) ? Snapshots.Fallback.NONE
-                : Snapshots.Fallback.givenOrRecorded(config.getFallbackCommand()));
+                : Snapshots.Fallback.givenOrRecorded(config.getFallbackCommand()), this::mountForRestore);
         Checkpoints.Restoring done;
         try {
           done = Checkpoints.restore(criu, snaps, name, SnapshotKey.ofThisNode(criu, "", List.of(), Sidecar.version()),
@@ -200,6 +202,25 @@ final class SnapshotController {
         v.put("total_s", (System.nanoTime() - t0) / 1e9);
         return v;
       }
+    }
+  }
+
+  /**
+   * The model a snapshot's server read through a Thaw mount, mounted again by this sidecar at the same path, which must
+   * be under its mount root.
+   */
+  private void mountForRestore(dev.thaw.checkpoint.ExternalMounts.ExternalMount m) throws IOException {
+    java.nio.file.Path root = config.getMountRoot().toAbsolutePath().normalize();
+    java.nio.file.Path at = java.nio.file.Path.of(m.path());
+    String what = m.thawDigest() != null ? m.thawDigest() : m.thawSource();
+    if (!at.startsWith(root) || at.equals(root)) {
+      throw new IOException("the snapshot's server read " + what + " through a Thaw mount at " + at + ", outside this"
+          + " sidecar's mount root " + root + ": mount it there (thaw mount " + what + " " + at + "), then restore again");
+    }
+    try {
+      mountService.mount(new MountService.MountRequest(what, null, root.relativize(at).toString(), "auto"));
+    } catch (ApiException e) {
+      throw new IOException("could not mount " + what + " at " + at + " for the restore: " + e.getMessage(), e);
     }
   }
 

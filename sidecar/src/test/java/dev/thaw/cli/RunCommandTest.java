@@ -32,6 +32,24 @@ class RunCommandTest {
   }
 
   @Test
+  void withoutFilesNamedItsOutputGoesUnderTheStateDirectoryAndItSaysWhere() throws Exception {
+    String home = System.getProperty("user.home");
+    System.setProperty("user.home", tmp.toString());
+    try {
+      assertThat(thaw.run("run", "--json", "--", "sh", "-c", "echo hello")).as(thaw.err()).isZero();
+    } finally {
+      System.setProperty("user.home", home);
+    }
+    String state = System.getenv("XDG_STATE_HOME");
+    Path dir = (state != null && !state.isBlank() ? Path.of(state) : tmp.resolve(".local/state")).resolve("thaw/run");
+    Path out = Path.of(new ObjectMapper().readTree(thaw.out()).get("stdout").asText());
+    assertThat(out.getParent()).isEqualTo(dir);
+    assertThat(out.getFileName().toString()).startsWith("sh-").endsWith(".out");
+    assertThat(Files.readString(out)).isEqualTo("hello\n");
+    assertThat(thaw.err()).contains(out.toString());
+  }
+
+  @Test
   void withoutACommandItIsABadCommandLine() {
     assertThat(thaw.run("run", "--stdout", tmp.resolve("x").toString())).isEqualTo(2);
     assertThat(thaw.err()).startsWith("thaw run: error:").contains("CMD");

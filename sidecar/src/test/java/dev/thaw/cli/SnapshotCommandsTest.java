@@ -48,6 +48,8 @@ class SnapshotCommandsTest {
   static MlpSpec spec;
   @TempDir Path tmp;
   private final List<Long> started = new ArrayList<>();
+  /** The --model-repository arguments of the servers this class started: how {@link #ortServers()} knows them. */
+  private static final java.util.Set<String> REPOS = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private int http;
   private String origin;
   private Path keyFile;
@@ -61,6 +63,7 @@ class SnapshotCommandsTest {
     models = shared.resolve("models");
     spec = MlpSpec.forSize(2L << 20, 11);
     MlpGenerator.generate(models, "mlp", spec);
+    REPOS.add("--model-repository=" + models);
   }
 
   @AfterAll
@@ -206,6 +209,149 @@ class SnapshotCommandsTest {
   }
 
   @Test
+  void aServerReadingItsModelsFromAThawMountIsRestoredOnAFreshMountOfTheSameModel() throws Exception {
+    origin = fileOrigin(); // the mount processes are separate JVMs, without the S3 store's credentials
+    Path mnt = tmp.resolve("models-mount");
+    cli(0, "push", models.toString(), origin, "--name", "mlp-repo:v1", "--chunk-size", "256k");
+    Process first = mountProcess("mlp-repo:v1", mnt, tmp.resolve("cache-1"));
+    Process second = null;
+    try {
+      JsonNode taken = checkpointServerOn(mnt);
+      assertThat(taken.get("tag").asText()).startsWith("snapshots/mlp-server:");
+      // the node's mount goes, and a new one of the same model comes: a new process, an empty cache
+      cli(0, "unmount", mnt.toString());
+      assertThat(first.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      second = mountProcess("mlp-repo:v1", mnt, tmp.resolve("cache-2"));
+
+      JsonNode restored = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots",
+          tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--no-fallback", "--json");
+      started.add(restored.get("pid").asLong());
+      assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+      assertThat(answer()).as("the restored server answers exactly as before").isEqualTo(expectedAnswer);
+    } finally {
+      unmountQuietly(mnt, first, second);
+    }
+  }
+
+  @Test
+  void withItsWeightsMappedFromTheMountTheRestoreMountsTheModelItselfAndTheWeightsStreamAgain() throws Exception {
+    origin = fileOrigin(); // the mount processes are separate JVMs, without the S3 store's credentials
+    Path mnt = tmp.resolve("models-mount");
+    cli(0, "push", models.toString(), origin, "--name", "mlp-repo:v1", "--chunk-size", "256k");
+    Process first = mountProcess("mlp-repo:v1", mnt, tmp.resolve("cache-1"));
+    try {
+      checkpointServerOn(mnt, "--ort-session-config=session.disable_prepacking=1");
+      cli(0, "unmount", mnt.toString());
+      assertThat(first.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+
+      // nothing is mounted there now: the restore mounts the model the server read, at the same path
+      JsonNode restored = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots",
+          tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--no-fallback",
+          "--mount-cache", tmp.resolve("cache-restore").toString(), "--log-dir", tmp.resolve("restore-logs").toString(),
+          "--json");
+      started.add(restored.get("pid").asLong());
+      assertThat(lastErr).contains("restore: mounted sha256:").contains(mnt.toString());
+      assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+      assertThat(answer()).as("the restored server answers exactly as before").isEqualTo(expectedAnswer);
+      assertThat(dirBytes(tmp.resolve("cache-restore"))).as("the weights streamed into the new mount's cache")
+          .isGreaterThan(spec.weightBytes() / 2);
+    } finally {
+      unmountQuietly(mnt, first);
+    }
+  }
+
+  @Test
+  void aServerStartedWhileAnUnrelatedFuseMountExistedIsCheckpointedAfterThatMountIsGone() throws Exception {
+    origin = fileOrigin(); // the mount processes are separate JVMs, without the S3 store's credentials
+    Path other = tmp.resolve("unrelated-mount");
+    cli(0, "push", models.toString(), origin, "--name", "other:v1", "--chunk-size", "256k");
+    Process unrelated = mountProcess("other:v1", other, tmp.resolve("cache-other"));
+    try {
+      startServer(); // its namespace gets a copy of the unrelated mount
+      cli(0, "unmount", other.toString());
+      assertThat(unrelated.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      expectedAnswer = answer();
+      cli(0, "checkpoint", "--pid", Long.toString(ortServers().getFirst()), "--name", "mlp-server", "--ready-url",
+          "http://127.0.0.1:" + http + "/v2/health/ready", "--origin", origin, "--snapshots",
+          tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--no-push", "--json");
+      JsonNode restored = cli(0, "restore", "mlp-server", "--origin", origin, "--snapshots",
+          tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--no-fallback", "--json");
+      started.add(restored.get("pid").asLong());
+      assertThat(answer()).isEqualTo(expectedAnswer);
+    } finally {
+      unmountQuietly(other, unrelated);
+    }
+  }
+
+  @Test
+  void theSidecarRestoresAServerThatReadItsModelsThroughOneOfItsMountsMountingThemAgain() throws Exception {
+    origin = fileOrigin();
+    cli(0, "push", models.toString(), origin, "--name", "mlp-repo:v1", "--chunk-size", "256k");
+    var settings = SidecarSettings.standalone(tmp, origin);
+    settings.put("thaw.snapshot-key-file", keyFile.toString());
+    try (var sidecar = dev.thaw.sidecar.Sidecar.start(settings)) {
+      var http = java.net.http.HttpClient.newHttpClient();
+      java.util.function.BiFunction<String, String, JsonNode> call = (path, json) -> {
+        try {
+          var b = SidecarSettings.api(sidecar, path).header("Content-Type", "application/json");
+          var r = http.send((json == null ? b.DELETE() : b.POST(java.net.http.HttpRequest.BodyPublishers.ofString(json)))
+              .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+          assertThat(r.statusCode()).as(path + " " + r.body()).isBetween(200, 204);
+          return r.body().isBlank() ? null : JSON.readTree(r.body());
+        } catch (IOException | InterruptedException e) {
+          throw new IllegalStateException(e);
+        }
+      };
+      JsonNode mounted = call.apply("/v1/mounts", "{\"source\": \"mlp-repo:v1\", \"path\": \"repo\"}");
+      Path mnt = Path.of(mounted.get("mountpoint").asText());
+      startServer(mnt);
+      expectedAnswer = answer();
+      ObjectNode take = JSON.createObjectNode();
+      take.put("pid", ortServers().getFirst());
+      take.put("name", "on-mount");
+      take.set("probe", probe().set("expect", JSON.readTree(expectedAnswer)));
+      take.put("push", false);
+      call.apply("/v1/snapshots", JSON.writeValueAsString(take));
+      call.apply("/v1/mounts/" + mounted.get("id").asText(), null); // the model's mount goes
+      assertThat(dev.thaw.fuse.MountTable.find(mnt)).isEmpty();
+
+      JsonNode restored = call.apply("/v1/snapshots/on-mount/restore", "{\"no_fallback\": true}");
+      started.add(restored.get("pid").asLong());
+      assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
+      assertThat(dev.thaw.fuse.MountTable.find(mnt)).as("the sidecar mounted the model again").isPresent();
+      assertThat(answer()).isEqualTo(expectedAnswer);
+    }
+  }
+
+  @Test
+  void thawRunSaysItsServerWasCheckpointedRatherThanThatItFailed() throws Exception {
+    int[] ports = FreePorts.pick(2);
+    http = ports[0];
+    probeFile = tmp.resolve("probe.json");
+    Path log = tmp.resolve("thaw-run.log");
+    Process run = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"),
+        "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(), "run",
+        "--stdout", tmp.resolve("server.out").toString(), "--stderr", tmp.resolve("server.err").toString(), "--",
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-XX:-UsePerfData",
+        "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-cp", System.getProperty("java.class.path"),
+        "dev.thaw.examples.ortserver.OrtServer", "--model-repository=" + models, "--http-port=" + http,
+        "--grpc-port=" + ports[1], "--warmup", "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath())
+        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    try {
+      expectedAnswer = answer();
+      cli(0, "checkpoint", "--pid", Long.toString(ortServers().getFirst()), "--name", "mlp-server", "--ready-url",
+          "http://127.0.0.1:" + http + "/v2/health/ready", "--origin", fileOrigin(), "--snapshots",
+          tmp.resolve("snapshots").toString(), "--key-file", keyFile.toString(), "--no-push", "--json");
+      assertThat(run.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      assertThat(run.exitValue()).as(Files.readString(log)).isZero();
+      assertThat(Files.readString(log)).contains("was checkpointed as mlp-server").contains("thaw restore mlp-server")
+          .doesNotContain("exited with status");
+    } finally {
+      run.destroyForcibly();
+    }
+  }
+
+  @Test
   void aProbeThatDoesNotGetItsExpectedAnswerTakesNoSnapshot() throws Exception {
     startServer();
     ObjectNode p = probe();
@@ -327,16 +473,74 @@ class SnapshotCommandsTest {
   }
 
   private void startServer() throws IOException {
+    startServer(models);
+  }
+
+  /** The example server on the model repository {@code repo}, with {@code extra} arguments. */
+  private void startServer(Path repo, String... extra) throws IOException {
+    REPOS.add("--model-repository=" + repo);
     int[] ports = FreePorts.pick(2);
     http = ports[0];
     probeFile = tmp.resolve("probe.json");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    PidNamespaceProcess p = PidNamespaceProcess.start(List.of(java, "-XX:-UsePerfData", "--enable-native-access=ALL-UNNAMED",
+    List<String> cmd = new ArrayList<>(List.of(java, "-XX:-UsePerfData", "--enable-native-access=ALL-UNNAMED",
         "-Xmx256m", "-cp", System.getProperty("java.class.path"), "dev.thaw.examples.ortserver.OrtServer",
-        "--model-repository=" + models, "--http-port=" + http, "--grpc-port=" + ports[1], "--warmup",
-        "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()), tmp.resolve("server.out"),
-        tmp.resolve("server.err"));
+        "--model-repository=" + repo, "--http-port=" + http, "--grpc-port=" + ports[1], "--warmup",
+        "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()));
+    cmd.addAll(List.of(extra));
+    PidNamespaceProcess p = PidNamespaceProcess.start(cmd, tmp.resolve("server.out"), tmp.resolve("server.err"));
     started.add(p.pid());
+  }
+
+  /** Starts the example server on {@code mnt}, waits for its answer, and checkpoints it (pushed). */
+  private JsonNode checkpointServerOn(Path mnt, String... serverArgs) throws Exception {
+    startServer(mnt, serverArgs);
+    JSON.writeValue(probeFile.toFile(), probe());
+    expectedAnswer = answer();
+    ObjectNode withExpect = probe();
+    withExpect.set("expect", JSON.readTree(expectedAnswer));
+    JSON.writeValue(probeFile.toFile(), withExpect);
+    return cli(0, "checkpoint", "--pid", Long.toString(ortServers().getFirst()), "--name", "mlp-server", "--probe",
+        probeFile.toString(), "--origin", origin, "--snapshots", tmp.resolve("snapshots").toString(), "--key-file",
+        keyFile.toString(), "--json");
+  }
+
+  /** {@code thaw mount SOURCE MNT} as a process of its own, as a node runs it; returns once it is ready. */
+  private Process mountProcess(String source, Path mnt, Path cache) throws Exception {
+    Path log = tmp.resolve("mount-" + mnt.getFileName() + "-" + System.nanoTime() + ".log");
+    Process p = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"),
+        "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu", "-cp",
+        System.getProperty("java.class.path"), Main.class.getName(), "mount", source, mnt.toString(), "--origin", origin,
+        "--cache", cache.toString()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60))
+        .until(() -> Files.readString(log).contains("ready") || !p.isAlive());
+    assertThat(p.isAlive()).as(Files.readString(log)).isTrue();
+    return p;
+  }
+
+  /** Ends whatever is mounted at {@code mnt} (the restore's own mount too) and the mount processes given. */
+  private void unmountQuietly(Path mnt, Process... mounts) throws Exception {
+    if (dev.thaw.fuse.MountTable.find(mnt).isPresent()) {
+      thaw.run("unmount", mnt.toString());
+    }
+    for (Process p : mounts) {
+      if (p != null && !p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+      }
+    }
+    if (dev.thaw.fuse.MountTable.find(mnt).isPresent()) {
+      dev.thaw.fuse.MountTable.unmount(mnt, true);
+    }
+  }
+
+  private String fileOrigin() throws IOException {
+    return Files.createDirectories(tmp.resolve("file-origin")).toUri().toString();
+  }
+
+  private static long dirBytes(Path dir) throws IOException {
+    try (Stream<Path> files = Files.walk(dir)) {
+      return files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+    }
   }
 
   private ObjectNode probe() {
@@ -366,8 +570,8 @@ class SnapshotCommandsTest {
         try {
           String[] argv = Files.readString(p.resolve("cmdline")).split("\0");
           long pid = Long.parseLong(p.getFileName().toString());
-          if (argv.length > 0 && argv[0].endsWith("/java") && String.join(" ", argv).contains("--model-repository=" + models)
-              && PidNamespaceProcess.exists(pid)) {
+          if (argv.length > 0 && argv[0].endsWith("/java") && List.of(argv).stream().anyMatch(REPOS::contains)
+              && PidNamespaceProcess.exists(pid) && isNamespaceInit(p)) {
             out.add(pid);
           }
         } catch (IOException gone) {
@@ -376,6 +580,12 @@ class SnapshotCommandsTest {
       }
     }
     return out;
+  }
+
+  /** PID 1 of its own namespace: the server, not a thaw run whose command line names it. */
+  private static boolean isNamespaceInit(Path proc) throws IOException {
+    return Files.readAllLines(proc.resolve("status")).stream().filter(l -> l.startsWith("NSpid:"))
+        .anyMatch(l -> l.strip().endsWith("\t1") || l.strip().endsWith(" 1"));
   }
 
   private static boolean originHolds(String text) throws IOException {
@@ -423,7 +633,7 @@ class SnapshotCommandsTest {
     int status = thaw.run(args);
     lastErr = thaw.err();
     assertThat(status).as("thaw " + String.join(" ", args) + "\n" + lastErr).isEqualTo(expectedStatus);
-    String o = thaw.out();
-    return o.isBlank() ? null : JSON.readTree(o);
+    String o = thaw.out().strip();
+    return o.startsWith("{") ? JSON.readTree(o) : null; // commands run without --json print lines
   }
 }
