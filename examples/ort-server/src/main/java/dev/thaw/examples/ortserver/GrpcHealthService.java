@@ -14,9 +14,9 @@ import java.util.function.BooleanSupplier;
 
 /**
  * The standard gRPC health service ({@code grpc.health.v1.Health}), which Triton serves beside its inference service
- * and which Kubernetes' gRPC probes call: SERVING while the server is ready, NOT_SERVING otherwise, as Triton answers
- * from its readiness. The server as a whole ({@code ""}) and {@code inference.GRPCInferenceService} are known;
- * another service name is NOT_FOUND for Check and SERVICE_UNKNOWN for Watch, as the protocol asks.
+ * and which Kubernetes' gRPC probes call: SERVING while the server is ready (what {@code ServerReady} answers),
+ * NOT_SERVING otherwise. The server as a whole ({@code ""}) and {@code inference.GRPCInferenceService} are known;
+ * another service name is NOT_FOUND for Check and SERVICE_UNKNOWN for Watch, as the health protocol asks.
  *
  * <p>Watch sends the status at once and then every change; the server calls {@link #readinessChanged} whenever its
  * readiness may have changed, and {@link #shutdown} before it stops, which ends every watch with NOT_SERVING.
