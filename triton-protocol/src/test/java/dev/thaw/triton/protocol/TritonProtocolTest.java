@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.TextFormat;
 import com.google.protobuf.WireFormat;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServiceDescriptor;
@@ -170,12 +171,124 @@ class TritonProtocolTest {
         instance_group [ { kind: KIND_CPU count: 1 } ]
         """;
     ModelConfig.Builder builder = ModelConfig.newBuilder();
-    com.google.protobuf.TextFormat.merge(pbtxt, builder);
+    TextFormat.merge(pbtxt, builder);
     ModelConfig config = builder.build();
 
     assertThat(config.getInput(0).getDimsList()).containsExactly(1L, 4L);
     assertThat(config.getOutput(0).getDataType()).isEqualTo(DataType.TYPE_FP32);
     assertThat(config.getInstanceGroup(0).getKind()).isEqualTo(ModelInstanceGroup.Kind.KIND_CPU);
+  }
+
+  @Test
+  void ensemblingFieldTwoIsMaxInflightRequestsAsUpstreamNamesIt() throws Exception {
+    ModelEnsembling ensemble = ModelEnsembling.newBuilder()
+        .addStep(ModelEnsembling.Step.newBuilder().setModelName("det").setModelVersion(-1))
+        .setMaxInflightRequests(4)
+        .build();
+
+    // step 1 (length-delimited), max_inflight_requests 2 (varint): 0x10, then 4.
+    assertThat(topLevelTags(ensemble.toByteArray())).extracting(t -> t[0]).containsExactly(1, 2);
+    byte[] limitOnly = ModelEnsembling.newBuilder().setMaxInflightRequests(4).build().toByteArray();
+    assertThat(limitOnly).containsExactly(0x10, 4);
+    assertThat(ModelEnsembling.getDescriptor().findFieldByNumber(2).getName()).isEqualTo("max_inflight_requests");
+
+    ModelConfig.Builder parsed = ModelConfig.newBuilder();
+    TextFormat.merge("ensemble_scheduling { step [ { model_name: \"det\" model_version: -1 } ]"
+        + " max_inflight_requests: 4 }", parsed);
+    assertThat(parsed.getEnsembleScheduling()).isEqualTo(ensemble);
+  }
+
+  @Test
+  void sequenceBatchingIsFieldThirteenOfTheSchedulingChoiceWithUpstreamsShape() throws Exception {
+    ModelSequenceBatching sequence = ModelSequenceBatching.newBuilder()
+        .setMaxSequenceIdleMicroseconds(5_000_000)
+        .addControlInput(ModelSequenceBatching.ControlInput.newBuilder().setName("START")
+            .addControl(ModelSequenceBatching.Control.newBuilder()
+                .setKind(ModelSequenceBatching.Control.Kind.CONTROL_SEQUENCE_START)
+                .addInt32FalseTrue(0).addInt32FalseTrue(1)))
+        .setOldest(ModelSequenceBatching.StrategyOldest.newBuilder().setMaxCandidateSequences(4))
+        .addState(ModelSequenceBatching.State.newBuilder().setInputName("INPUT_STATE").setOutputName("OUTPUT_STATE")
+            .setDataType(DataType.TYPE_FP32).addDims(1)
+            .addInitialState(ModelSequenceBatching.InitialState.newBuilder().setName("zeros").setZeroData(true)
+                .setDataType(DataType.TYPE_FP32).addDims(1)))
+        .build();
+    ModelConfig config = ModelConfig.newBuilder().setName("lstm").setSequenceBatching(sequence).build();
+
+    // name 1, sequence_batching 13 (length-delimited): tag (13 << 3) | 2 = 0x6a.
+    assertThat(topLevelTags(config.toByteArray())).extracting(t -> t[0]).containsExactly(1, 13);
+    assertThat(ModelConfig.parseFrom(config.toByteArray()).getSchedulingChoiceCase())
+        .isEqualTo(ModelConfig.SchedulingChoiceCase.SEQUENCE_BATCHING);
+    // max_sequence_idle_microseconds 1, control_input 2, oldest 4, state 5.
+    assertThat(topLevelTags(sequence.toByteArray())).extracting(t -> t[0]).containsExactly(1, 2, 4, 5);
+    // Control: kind 1, int32_false_true 2, fp32_false_true 3, data_type 4, bool_false_true 5.
+    assertThat(ModelSequenceBatching.Control.getDescriptor().getFields())
+        .extracting(f -> f.getNumber() + ":" + f.getName())
+        .containsExactlyInAnyOrder("1:kind", "2:int32_false_true", "3:fp32_false_true", "4:data_type",
+            "5:bool_false_true");
+    assertThat(ModelSequenceBatching.getDescriptor().findFieldByName("direct").getNumber()).isEqualTo(3);
+    assertThat(ModelSequenceBatching.getDescriptor().findFieldByName("iterative_sequence").getNumber())
+        .isEqualTo(6);
+    assertThat(ModelSequenceBatching.State.getDescriptor().findFieldByName("use_growable_memory").getNumber())
+        .isEqualTo(7);
+    assertThat(ModelSequenceBatching.InitialState.getDescriptor().findFieldByName("data_file").getNumber())
+        .isEqualTo(4);
+  }
+
+  @Test
+  void configPbtxtWithEveryUpstreamSectionParsesWithoutSkippingUnknownFields() throws Exception {
+    // Strict parsing (unknown fields are errors): each section below is one the old subset left out.
+    String pbtxt = """
+        name: "lstm"
+        backend: "onnxruntime"
+        max_batch_size: 8
+        sequence_batching {
+          max_sequence_idle_microseconds: 5000000
+          direct { max_queue_delay_microseconds: 100 minimum_slot_utilization: 0.5 }
+          control_input [
+            { name: "START" control [ { kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] },
+            { name: "CORRID" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64 } ] }
+          ]
+          state [ { input_name: "IN_STATE" output_name: "OUT_STATE" data_type: TYPE_FP32 dims: [ 4 ]
+                    initial_state [ { name: "init" data_type: TYPE_FP32 dims: [ 4 ] data_file: "zeros.bin" } ]
+                    use_same_buffer_for_input_output: true } ]
+        }
+        model_metrics {
+          metric_control [ { metric_identifier { family: "nv_inference_first_response_histogram_ms" }
+                             histogram_options { buckets: [ 1, 10, 100 ] } } ]
+        }
+        optimization { cuda { graphs: true graph_spec [ { batch_size: 4 input { key: "INPUT0" value { dim: [ 16 ] } }
+                              graph_lower_bound { batch_size: 1 input { key: "INPUT0" value { dim: [ 16 ] } } } } ] } }
+        """;
+    ModelConfig.Builder builder = ModelConfig.newBuilder();
+    TextFormat.merge(pbtxt, builder);
+    ModelConfig config = builder.build();
+
+    assertThat(config.getSequenceBatching().getControlInput(1).getControl(0).getDataType())
+        .isEqualTo(DataType.TYPE_UINT64);
+    assertThat(config.getSequenceBatching().getDirect().getMinimumSlotUtilization()).isEqualTo(0.5f);
+    assertThat(config.getSequenceBatching().getState(0).getInitialState(0).getDataFile()).isEqualTo("zeros.bin");
+    assertThat(config.getModelMetrics().getMetricControl(0).getHistogramOptions().getBucketsList())
+        .containsExactly(1.0, 10.0, 100.0);
+    assertThat(config.getOptimization().getCuda().getGraphSpec(0).getGraphLowerBound().getInputMap()
+        .get("INPUT0").getDimList()).containsExactly(16L);
+    // model_metrics is field 26, after runtime (25); graph_spec is Cuda's field 3.
+    assertThat(ModelConfig.getDescriptor().findFieldByName("model_metrics").getNumber()).isEqualTo(26);
+    assertThat(ModelOptimizationPolicy.Cuda.getDescriptor().findFieldByName("graph_spec").getNumber()).isEqualTo(3);
+    assertThat(ModelConfig.parseFrom(config.toByteArray())).isEqualTo(config);
+  }
+
+  @Test
+  void healthServiceIsTheStandardGrpcHealthV1() throws Exception {
+    assertThat(HealthGrpc.SERVICE_NAME).isEqualTo("grpc.health.v1.Health");
+    assertThat(HealthGrpc.getServiceDescriptor().getMethods())
+        .extracting(MethodDescriptor::getFullMethodName)
+        .containsExactlyInAnyOrder("grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch");
+    assertThat(HealthGrpc.getWatchMethod().getType()).isEqualTo(MethodDescriptor.MethodType.SERVER_STREAMING);
+    // service is field 1 of the request; status field 1 of the response, SERVING = 1, SERVICE_UNKNOWN = 3.
+    assertThat(HealthCheckRequest.newBuilder().setService("x").build().toByteArray()).containsExactly(0x0a, 1, 'x');
+    assertThat(HealthCheckResponse.newBuilder().setStatus(HealthCheckResponse.ServingStatus.SERVING).build()
+        .toByteArray()).containsExactly(0x08, 1);
+    assertThat(HealthCheckResponse.ServingStatus.SERVICE_UNKNOWN.getNumber()).isEqualTo(3);
   }
 
   @Test

@@ -94,14 +94,15 @@ final class GrpcInferenceService extends GRPCInferenceServiceGrpc.GRPCInferenceS
     return new StreamObserver<>() {
       @Override
       public void onNext(ModelInferRequest request) {
-        // Errors travel in-band and the stream goes on, as in Triton.
+        // Errors travel in-band and the stream goes on, as in Triton; an error response carries the failed
+        // request's id, so a client with several requests on the stream knows which one failed.
         ModelStreamInferResponse.Builder b = ModelStreamInferResponse.newBuilder();
         try {
           b.setInferResponse(infer(request));
         } catch (InferenceError e) {
-          b.setErrorMessage(e.getMessage());
+          b.setErrorMessage(e.getMessage()).getInferResponseBuilder().setId(request.getId());
         } catch (RuntimeException e) {
-          b.setErrorMessage(String.valueOf(e));
+          b.setErrorMessage(String.valueOf(e)).getInferResponseBuilder().setId(request.getId());
         }
         response.onNext(b.build());
       }

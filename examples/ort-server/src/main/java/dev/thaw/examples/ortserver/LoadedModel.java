@@ -447,8 +447,9 @@ final class LoadedModel implements AutoCloseable {
     }
     ModelConfig.Builder config = ModelConfig.newBuilder();
     try {
-      // Unknown fields are skipped: config.pbtxt files may use Triton fields this schema subset leaves out.
-      TextFormat.Parser.newBuilder().setAllowUnknownFields(true).build().merge(text, config);
+      // Strict, as Triton's parser: the schema is upstream's whole, so an unknown field is a typo or a setting from a
+      // newer Triton, and skipping it would serve the model without it.
+      TextFormat.merge(text, config);
     } catch (TextFormat.ParseException e) {
       throw new LoadFailure("invalid model configuration " + configFile + ": " + oneLine(e.getMessage()));
     }
@@ -478,6 +479,8 @@ final class LoadedModel implements AutoCloseable {
       throw new LoadFailure(configFile + " asks for backend '" + backend + "', but ort-server serves only '"
           + BACKEND + "'");
     }
+    // Before anything is filled in: what the file itself asks for.
+    UnsupportedSettings.check(config.build(), configFile);
     config.setPlatform(PLATFORM).setBackend(BACKEND);
     if (config.getMaxBatchSize() < 0) {
       throw new LoadFailure(configFile + ": max_batch_size must be >= 0, not " + config.getMaxBatchSize());
@@ -492,18 +495,6 @@ final class LoadedModel implements AutoCloseable {
     if (config.getInstanceGroupCount() == 0) {
       config.addInstanceGroup(ModelInstanceGroup.newBuilder().setName(name).setCount(1)
           .setKind(ModelInstanceGroup.Kind.KIND_CPU));
-    }
-    for (ModelInput input : config.getInputList()) {
-      if (input.hasReshape()) {
-        throw new LoadFailure(configFile + ": input '" + input.getName() + "' has a reshape, which ort-server does"
-            + " not support");
-      }
-    }
-    for (ModelOutput output : config.getOutputList()) {
-      if (output.hasReshape()) {
-        throw new LoadFailure(configFile + ": output '" + output.getName() + "' has a reshape, which ort-server"
-            + " does not support");
-      }
     }
     return config.build();
   }

@@ -32,7 +32,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A small inference server on ONNX Runtime (CPU) that behaves like Triton on disk and on the wire: it serves a
  * Triton model repository ({@code <repo>/<model>/config.pbtxt}, {@code <repo>/<model>/<version>/model.onnx}) over
- * Triton's gRPC service ({@code inference.GRPCInferenceService}) and HTTP/REST v2 protocol.
+ * Triton's gRPC service ({@code inference.GRPCInferenceService}, with the standard {@code grpc.health.v1.Health}
+ * beside it) and HTTP/REST v2 protocol.
  *
  * <p>Start-up follows Triton's: both endpoints listen first (the server is live), then the models to load at start
  * load in parallel, and the server is ready once every one of them is READY. A model that fails to load keeps the
@@ -58,6 +59,7 @@ public final class OrtServer implements AutoCloseable {
 
   private final ServerOptions options;
   private final ModelRepository repository;
+  private final GrpcHealthService health;
   private final AtomicBoolean readyLogged = new AtomicBoolean();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CountDownLatch startupDone = new CountDownLatch(1);
@@ -71,6 +73,7 @@ public final class OrtServer implements AutoCloseable {
 
   private OrtServer(ServerOptions options) {
     this.options = options;
+    this.health = new GrpcHealthService(this::isReady);
     this.repository = new ModelRepository(options.modelRepository(), options.warmup(), options.ortNativeDir(),
         options.ortSessionConfig(), this::checkReady);
   }
@@ -164,6 +167,7 @@ public final class OrtServer implements AutoCloseable {
     }
     log("shutting down");
     try {
+      health.shutdown(); // ends the health watches, which would otherwise hold the gRPC server's shutdown
       if (grpc != null) {
         grpc.shutdown();
       }
@@ -224,6 +228,7 @@ public final class OrtServer implements AutoCloseable {
         .workerEventLoopGroup(grpcWorkers)
         .maxInboundMessageSize(MAX_MESSAGE_BYTES)
         .addService(new GrpcInferenceService(this, repository))
+        .addService(health)
         .build();
     try {
       grpc.start();
@@ -304,6 +309,7 @@ public final class OrtServer implements AutoCloseable {
     if (isReady() && readyLogged.compareAndSet(false, true)) {
       log("ready in " + millisSinceProcessStart() + " ms");
     }
+    health.readinessChanged();
   }
 
   private void awaitTermination() {

@@ -10,6 +10,9 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import com.google.protobuf.ByteString;
 import dev.thaw.triton.protocol.DataType;
 import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
+import dev.thaw.triton.protocol.HealthCheckRequest;
+import dev.thaw.triton.protocol.HealthCheckResponse;
+import dev.thaw.triton.protocol.HealthGrpc;
 import dev.thaw.triton.protocol.InferTensorContents;
 import dev.thaw.triton.protocol.ModelConfig;
 import dev.thaw.triton.protocol.ModelConfigRequest;
@@ -32,6 +35,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -108,35 +112,13 @@ class OrtServerGrpcTest {
 
   @Test
   void streamAnswersEveryRequestAndCarriesErrorsInBand() throws Exception {
-    List<ModelStreamInferResponse> responses = new CopyOnWriteArrayList<>();
-    CountDownLatch done = new CountDownLatch(1);
-    StreamObserver<ModelInferRequest> requests = GRPCInferenceServiceGrpc.newStub(channel).modelStreamInfer(
-        new StreamObserver<>() {
-          @Override
-          public void onNext(ModelStreamInferResponse r) {
-            responses.add(r);
-          }
-
-          @Override
-          public void onError(Throwable t) {
-            done.countDown();
-          }
-
-          @Override
-          public void onCompleted() {
-            done.countDown();
-          }
-        });
     ModelInferRequest bad = rawRequest("mlp", spec, 1).toBuilder()
         .setInputs(0, rawRequest("mlp", spec, 1).getInputs(0).toBuilder().setShape(1, spec.inputDim() - 1))
         .build();
 
-    requests.onNext(rawRequest("mlp", spec, 1).toBuilder().setId("first").build());
-    requests.onNext(bad);
-    requests.onNext(rawRequest("mlp", spec, 3).toBuilder().setId("third").build());
-    requests.onCompleted();
+    List<ModelStreamInferResponse> responses = stream(rawRequest("mlp", spec, 1).toBuilder().setId("first").build(),
+        bad, rawRequest("mlp", spec, 3).toBuilder().setId("third").build());
 
-    assertThat(done.await(30, TimeUnit.SECONDS)).isTrue();
     assertThat(responses).hasSize(3);
     assertThat(responses.get(0).getErrorMessage()).isEmpty();
     assertThat(responses.get(0).getInferResponse().getId()).isEqualTo("first");
@@ -145,6 +127,40 @@ class OrtServerGrpcTest {
         + "Expected [-1,256], got [1,255]");
     assertThat(responses.get(2).getInferResponse().getId()).isEqualTo("third");
     assertMatchesReference(floats(responses.get(2).getInferResponse().getRawOutputContents(0)), spec, 3);
+  }
+
+  @Test
+  void streamErrorCarriesTheFailedRequestsIdAsTritonDoes() throws Exception {
+    ModelInferRequest good = rawRequest("mlp", spec, 1);
+    ModelInferRequest wrongShape = good.toBuilder().setId("wrong-shape")
+        .setInputs(0, good.getInputs(0).toBuilder().setShape(1, spec.inputDim() - 1)).build();
+    ModelInferRequest unknownModel = good.toBuilder().setId("unknown-model").setModelName("nope").build();
+
+    List<ModelStreamInferResponse> responses = stream(good.toBuilder().setId("ok").build(), wrongShape,
+        unknownModel);
+
+    assertThat(responses).extracting(r -> r.getInferResponse().getId())
+        .containsExactly("ok", "wrong-shape", "unknown-model");
+    assertThat(responses.get(1).getErrorMessage()).startsWith("unexpected shape for input 'input'");
+    assertThat(responses.get(2).getErrorMessage()).isEqualTo("Request for unknown model: 'nope' is not found");
+    // An error response has the id and nothing else: no outputs a client could mistake for an answer.
+    assertThat(responses.get(1).getInferResponse())
+        .isEqualTo(ModelInferResponse.newBuilder().setId("wrong-shape").build());
+  }
+
+  @Test
+  void servesTheStandardGrpcHealthCheckAsServingWhileReady() {
+    HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(Duration.ofSeconds(30));
+
+    assertThat(health.check(HealthCheckRequest.getDefaultInstance()).getStatus())
+        .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+    assertThat(health.check(HealthCheckRequest.newBuilder().setService("inference.GRPCInferenceService").build())
+        .getStatus()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+    StatusRuntimeException unknown = catchThrowableOfType(StatusRuntimeException.class,
+        () -> health.check(HealthCheckRequest.newBuilder().setService("other.Service").build()));
+    assertThat(unknown.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(unknown.getStatus().getDescription()).startsWith("unknown service 'other.Service'");
   }
 
   @Test
@@ -250,6 +266,35 @@ class OrtServerGrpcTest {
             .build()),
         Status.Code.INVALID_ARGUMENT,
         "expected 1 raw input contents but got 2 for model 'mlp' (one per input, in the order of the inputs)");
+  }
+
+  /** Sends {@code requests} on one ModelStreamInfer stream, closes it, and returns every response. */
+  private static List<ModelStreamInferResponse> stream(ModelInferRequest... requests) throws Exception {
+    List<ModelStreamInferResponse> responses = new CopyOnWriteArrayList<>();
+    CountDownLatch done = new CountDownLatch(1);
+    StreamObserver<ModelInferRequest> sender = GRPCInferenceServiceGrpc.newStub(channel).modelStreamInfer(
+        new StreamObserver<>() {
+          @Override
+          public void onNext(ModelStreamInferResponse r) {
+            responses.add(r);
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            done.countDown();
+          }
+
+          @Override
+          public void onCompleted() {
+            done.countDown();
+          }
+        });
+    for (ModelInferRequest request : requests) {
+      sender.onNext(request);
+    }
+    sender.onCompleted();
+    assertThat(done.await(30, TimeUnit.SECONDS)).as("the stream ends").isTrue();
+    return responses;
   }
 
   private static void assertError(Function<GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub, ?> call,

@@ -12,6 +12,9 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
+import dev.thaw.triton.protocol.HealthCheckRequest;
+import dev.thaw.triton.protocol.HealthCheckResponse;
+import dev.thaw.triton.protocol.HealthGrpc;
 import dev.thaw.triton.protocol.ModelReadyRequest;
 import dev.thaw.triton.protocol.ServerReadyRequest;
 import io.grpc.ManagedChannel;
@@ -23,6 +26,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -87,6 +91,15 @@ class OrtServerLoadFailureTest {
     assertThat(ready.statusCode()).isEqualTo(400);
     assertThat(ready.body()).isEmpty();
     assertThat(get(server, "/v2/health/live").statusCode()).isEqualTo(200);
+  }
+
+  @Test
+  void healthCheckIsNotServingWhileAModelFailedToLoad() {
+    HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(Duration.ofSeconds(30));
+
+    assertThat(health.check(HealthCheckRequest.getDefaultInstance()).getStatus())
+        .isEqualTo(HealthCheckResponse.ServingStatus.NOT_SERVING);
   }
 
   @Test

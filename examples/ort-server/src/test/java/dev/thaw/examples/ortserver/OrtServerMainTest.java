@@ -9,6 +9,7 @@ import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -80,6 +81,40 @@ class OrtServerMainTest {
       assertThat(lines).containsSubsequence("ort-server: shutting down", "ort-server: stopped");
     } finally {
       process.destroyForcibly();
+    }
+  }
+
+  @Test
+  void logsASettingItDoesNotImplementAsOneFailedToLoadLine() throws Exception {
+    OrtServerTesting.generate(repository, "stateful", 4);
+    Path config = repository.resolve("stateful").resolve("config.pbtxt");
+    Files.writeString(config, Files.readString(config) + "sequence_batching { max_sequence_idle_microseconds: 1 }\n");
+    Process process = java("--model-repository", repository.toString(), "--grpc-port=0", "--http-port=0",
+        "--ort-native-dir=" + OrtServerTesting.NATIVE_DIR);
+    List<String> lines = new CopyOnWriteArrayList<>();
+    CountDownLatch loaded = new CountDownLatch(1);
+    Thread.ofPlatform().start(() -> {
+      try (BufferedReader err = process.errorReader(StandardCharsets.UTF_8)) {
+        for (String line; (line = err.readLine()) != null; ) {
+          lines.add(line);
+          if (line.startsWith("ort-server: failed to load model ") || line.startsWith("ort-server: ready in ")) {
+            loaded.countDown();
+          }
+        }
+      } catch (IOException e) {
+        // the process ended
+      }
+    });
+    try {
+      assertThat(loaded.await(60, TimeUnit.SECONDS)).as("the load's outcome in %s", lines).isTrue();
+
+      assertThat(lines).filteredOn(l -> l.startsWith("ort-server: failed to load model ")).containsExactly(
+          "ort-server: failed to load model 'stateful': " + config + " asks for what ort-server does not implement:"
+              + " sequence_batching (no sequence batcher: no correlation IDs, sequence controls or implicit state);"
+              + " remove it, or serve the model with Triton");
+    } finally {
+      process.destroyForcibly();
+      process.waitFor(30, TimeUnit.SECONDS);
     }
   }
 
