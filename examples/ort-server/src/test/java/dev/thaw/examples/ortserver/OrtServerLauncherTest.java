@@ -53,7 +53,8 @@ class OrtServerLauncherTest {
 
   @Test
   void runsTheServerOnAJdk25WhenAnOlderJavaComesFirstOnThePath() throws Exception {
-    Run plain = run(List.of("java", "-jar", jar.toString(), "--help"));
+    // the other java by its path: ProcessBuilder looks a bare "java" up on this JVM's PATH, not the child's
+    Run plain = run(List.of(otherJava.resolve("java").toString(), "-jar", jar.toString(), "--help"));
     assertThat(plain.status).as("java -jar with the other java: %s", plain.output).isNotZero();
 
     Run launched = run(List.of(launcher.toString(), "--help"));
