@@ -25,12 +25,16 @@ CRIU_URLS=(
   # snapshot.debian.org keeps every file Debian ever published, addressed by its SHA-1.
   "https://snapshot.debian.org/file/943aa42a53e9678fee0c8cb85c544afa2d331229"
 )
-# What `make criu` needs (tools as CMD:PACKAGE, libraries as packages). libbsd gives setproctitle(); gnutls the
-# page server's TLS; libnftables the `--network-lock nftables` backend. iptables is not needed to build, but
-# CRIU's default network lock for --tcp-established runs it.
+# What `make criu` needs (tools as CMD:PACKAGE, libraries as packages), checked against CRIU 4.2.1's own lists:
+# criu/Makefile.packages names libprotobuf-dev, libprotobuf-c-dev, protobuf-c-compiler, protobuf-compiler,
+# libnl-3-dev, libcap-dev and uuid-dev, and links -lprotobuf-c -lnl-3 -lnet -luuid (so libnet1-dev too, which its
+# list leaves out); its python3-protobuf serves only crit, which is not built. Makefile.config adds, when present:
+# libbsd-dev (setproctitle()), libgnutls28-dev (the page server's TLS), libnftables-dev (`--network-lock nftables`);
+# libselinux, libbpf, libdrm (the amdgpu plugin) and gcc-multilib (32-bit tasks) are left out. iptables is not
+# needed to build, but CRIU's default network lock for --tcp-established runs it.
 BUILD_TOOLS=(make:make gcc:gcc pkg-config:pkg-config protoc:protobuf-compiler protoc-gen-c:protobuf-c-compiler
   python3:python3 xz:xz-utils curl:curl patch:patch)
-BUILD_LIBS=(libprotobuf-dev libprotobuf-c-dev libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev
+BUILD_LIBS=(libprotobuf-dev libprotobuf-c-dev libnl-3-dev libnet1-dev libcap-dev uuid-dev libbsd-dev libgnutls28-dev
   libnftables-dev)
 RUNTIME_TOOLS=(iptables:iptables)
 DEST=/usr/local/sbin/criu
@@ -119,8 +123,9 @@ if ! flock -n 9; then
   find_working
 fi
 
-# apt_install CMD:PACKAGE ...: lib.sh's installer, its output in apt.log.
+# apt_install CMD:PACKAGE ...: lib.sh's installer, its output in apt.log; a wait for another apt-get is said here.
 apt_install() {
+  thaw_apt_wait || exit 1
   (thaw_apt_install "$@") >>"$apt_log" 2>&1 || die "apt-get install of $* failed; full log: $apt_log"
 }
 
@@ -176,7 +181,8 @@ fi
 # 3. The distribution's package, when its candidate version is new enough.
 candidate=$(apt-cache policy criu 2>/dev/null | sed -n 's/^ *Candidate: *//p')
 case "$candidate" in ''|'(none)')
-  apt-get update -qq >>"$apt_log" 2>&1 || true
+  thaw_apt_wait || exit 1
+  thaw_apt_get update -qq >>"$apt_log" 2>&1 || true
   candidate=$(apt-cache policy criu 2>/dev/null | sed -n 's/^ *Candidate: *//p') ;;
 esac
 cand_version=${candidate#*:}
