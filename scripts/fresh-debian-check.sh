@@ -10,7 +10,7 @@
 # Usage: scripts/fresh-debian-check.sh [--work DIR] [--only demo|test] [--keep] [--mirror URL]
 #   --work DIR    where the root file system and the logs go (default /var/tmp/thaw-fresh-debian)
 #   --only CMD    run only `demo` or only `test` (each on a root file system of its own making)
-#   --keep        keep the root file system afterwards (default: only the logs are kept)
+#   --keep        keep the root file system afterwards (default: kept only when a command fails)
 #   --mirror URL  the Debian mirror (default http://deb.debian.org/debian)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,8 +60,13 @@ make_rootfs() {
   say "debootstrap --variant=minbase bookworm $rootfs (log: $work/debootstrap.log)"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { say "debootstrap failed; full log: $work/debootstrap.log"; exit 1; }
-  mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/usr/lib/jvm"
+  mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/usr/lib/jvm" "$rootfs/usr/local/share/ca-certificates"
+  # The bundle serves until Debian's ca-certificates package comes in and rebuilds it from Mozilla's list and the
+  # local CAs in /usr/local/share/ca-certificates: copied too, or a TLS-inspecting proxy's CA would be lost then.
   cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
+  if [ -d /usr/local/share/ca-certificates ]; then
+    cp -rL /usr/local/share/ca-certificates/. "$rootfs/usr/local/share/ca-certificates/"
+  fi
   cp -L /etc/resolv.conf /etc/hosts "$rootfs/etc/"
   # -L: the JDK's trust store (lib/security/cacerts) may be a link into /etc/ssl, which the new root lacks.
   cp -rL "$JAVA_HOME" "$rootfs/usr/lib/jvm/$(basename "$JAVA_HOME")"
@@ -112,8 +117,9 @@ check() {
 check demo "./thaw demo"
 check test "./scripts/test"
 
-[ "$keep" -eq 1 ] || remove_rootfs
+# A failure keeps the root file system: the logs the commands name (CRIU's build log, surefire's reports) are in it.
+[ "$keep" -eq 1 ] || [ "$failed" -eq 1 ] || remove_rootfs
 echo "fresh-debian-check: Debian 12 (debootstrap minbase), thaw ${commit:0:12}, $(( (SECONDS - total_start) / 60 )) min in all"
 printf '  %s\n' "${results[@]}"
-[ "$keep" -eq 0 ] || echo "  the root file system is kept in $rootfs"
+[ ! -d "$rootfs" ] || echo "  the root file system is kept in $rootfs (paths in the logs are under it)"
 exit "$failed"

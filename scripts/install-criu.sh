@@ -2,7 +2,8 @@
 # Makes a working CRIU available at /usr/local/sbin/criu (or on the PATH) for the CRIU tests and
 # `thaw checkpoint/restore`. Quiet and fast when one already works; otherwise reinstalls a cached build, takes
 # the distribution's package when it is new enough, or builds the pinned source below, then runs a dump/restore
-# smoke test. Needs root (re-runs itself with sudo when there is one).
+# smoke test. Needs root (re-runs itself with sudo when there is one). When another apt-get or dpkg holds the package
+# manager's lock (unattended-upgrades on a freshly booted machine), it says so and waits, up to 10 minutes.
 #
 # Usage: scripts/install-criu.sh [--verbose]
 # Environment: THAW_CRIU_CACHE   cache folder (default ${XDG_CACHE_HOME:-$HOME/.cache}/thaw/criu-VERSION):
@@ -43,7 +44,7 @@ verbose=0
 for arg in "$@"; do
   case "$arg" in
     -v|--verbose) verbose=1 ;;
-    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "install-criu: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
