@@ -24,8 +24,7 @@ import picocli.CommandLine.Parameters;
     description = {
       "Mount a model read-only: its files appear at once and stream on demand through the chunk cache.",
       "Runs in the foreground and unmounts on Ctrl-C, SIGTERM or `thaw unmount`. When the mount is ready it says so "
-          + "in one line on stderr, or with --json prints one JSON object on stdout (mount_point, model, digest, "
-          + "entries, bytes, ms, pid); logs stay on stderr."
+          + "in one line on stderr, and with --json also in one JSON object on stdout, for scripts that wait for it."
     })
 final class MountCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "SOURCE",
