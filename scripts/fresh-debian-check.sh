@@ -93,7 +93,9 @@ run_in_root() {
     umount -l /.old-root
     rmdir /.old-root
     cd /root/thaw
-    exec env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 TERM=dumb \
+    # A session of its own, as a login has: CRIU refuses to dump a process whose session leader is outside its PID
+    # namespace ("A session leader of N is outside of its pid namespace"), as the caller'"'"'s would be.
+    exec setsid --wait env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 TERM=dumb \
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$2"
   ' bash "$rootfs" "$command" >"$work/$name.log" 2>&1
 }
