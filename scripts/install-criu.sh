@@ -171,9 +171,10 @@ if [ -x "$cache/criu" ]; then
     apt_install_libs "${BUILD_LIBS[@]}"
   fi
   if criu_ok "$cache/criu"; then
+    # Tested before it is installed: one that fails must not pass for a working CRIU on the next run's fast path.
+    smoke_test "$cache/criu"
     install_binary "$cache/criu"
     say "installed the cached CRIU $CRIU_VERSION build from $cache as $DEST"
-    smoke_test "$DEST"
     exit 0
   fi
   note "the cached $cache/criu does not work here; building again"
@@ -246,6 +247,6 @@ install -m 0755 "$src/criu/criu" "$cache/criu.tmp" && mv -f "$cache/criu.tmp" "$
 rm -rf "$src"
 echo "built in $((SECONDS - start)) s" >>"$build_log"
 criu_ok "$cache/criu" || die "the CRIU $CRIU_VERSION just built fails 'criu check'; run: $cache/criu check"
+smoke_test "$cache/criu"
 install_binary "$cache/criu"
 say "built CRIU $CRIU_VERSION in $((SECONDS - start)) s and installed it as $DEST"
-smoke_test "$DEST"
