@@ -100,12 +100,13 @@ run_in_root() {
   ' bash "$rootfs" "$command" >"$work/$name.log" 2>&1
 }
 
-results=() failed=0 total_start=$SECONDS
+results=() failed=0 made=0 total_start=$SECONDS
 check() {
   local name=$1 command=$2 start status
   [ -z "$only" ] || [ "$only" = "$name" ] || return 0
-  if [ -n "$only" ] || [ ! -d "$rootfs/root/thaw" ]; then
+  if [ "$made" -eq 0 ]; then # never one left by an earlier run
     make_rootfs
+    made=1
   fi
   say "running '$command' in the fresh Debian 12 (log: $work/$name.log)"
   start=$SECONDS
