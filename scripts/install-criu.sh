@@ -2,7 +2,8 @@
 # Makes a working CRIU available at /usr/local/sbin/criu (or on the PATH) for the CRIU tests and
 # `thaw checkpoint/restore`. Quiet and fast when one already works; otherwise reinstalls a cached build, takes
 # the distribution's package when it is new enough, or builds the pinned source below, then runs a dump/restore
-# smoke test. Needs root (re-runs itself with sudo when there is one).
+# smoke test. Needs root (re-runs itself with sudo when there is one). When another apt-get or dpkg holds the package
+# manager's lock (unattended-upgrades on a freshly booted machine), it says so and waits, up to 10 minutes.
 #
 # Usage: scripts/install-criu.sh [--verbose]
 # Environment: THAW_CRIU_CACHE   cache folder (default ${XDG_CACHE_HOME:-$HOME/.cache}/thaw/criu-VERSION):
@@ -25,12 +26,16 @@ CRIU_URLS=(
   # snapshot.debian.org keeps every file Debian ever published, addressed by its SHA-1.
   "https://snapshot.debian.org/file/943aa42a53e9678fee0c8cb85c544afa2d331229"
 )
-# What `make criu` needs (tools as CMD:PACKAGE, libraries as packages). libbsd gives setproctitle(); gnutls the
-# page server's TLS; libnftables the `--network-lock nftables` backend. iptables is not needed to build, but
-# CRIU's default network lock for --tcp-established runs it.
+# What `make criu` needs (tools as CMD:PACKAGE, libraries as packages), checked against CRIU 4.2.1's own lists:
+# criu/Makefile.packages names libprotobuf-dev, libprotobuf-c-dev, protobuf-c-compiler, protobuf-compiler,
+# libnl-3-dev, libcap-dev and uuid-dev, and links -lprotobuf-c -lnl-3 -lnet -luuid (so libnet1-dev too, which its
+# list leaves out); its python3-protobuf serves only crit, which is not built. Makefile.config adds, when present:
+# libbsd-dev (setproctitle()), libgnutls28-dev (the page server's TLS), libnftables-dev (`--network-lock nftables`);
+# libselinux, libbpf, libdrm (the amdgpu plugin) and gcc-multilib (32-bit tasks) are left out. iptables is not
+# needed to build, but CRIU's default network lock for --tcp-established runs it.
 BUILD_TOOLS=(make:make gcc:gcc pkg-config:pkg-config protoc:protobuf-compiler protoc-gen-c:protobuf-c-compiler
   python3:python3 xz:xz-utils curl:curl patch:patch)
-BUILD_LIBS=(libprotobuf-dev libprotobuf-c-dev libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev
+BUILD_LIBS=(libprotobuf-dev libprotobuf-c-dev libnl-3-dev libnet1-dev libcap-dev uuid-dev libbsd-dev libgnutls28-dev
   libnftables-dev)
 RUNTIME_TOOLS=(iptables:iptables)
 DEST=/usr/local/sbin/criu
@@ -39,7 +44,7 @@ verbose=0
 for arg in "$@"; do
   case "$arg" in
     -v|--verbose) verbose=1 ;;
-    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "install-criu: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -119,8 +124,9 @@ if ! flock -n 9; then
   find_working
 fi
 
-# apt_install CMD:PACKAGE ...: lib.sh's installer, its output in apt.log.
+# apt_install CMD:PACKAGE ...: lib.sh's installer, its output in apt.log; a wait for another apt-get is said here.
 apt_install() {
+  thaw_apt_wait || exit 1
   (thaw_apt_install "$@") >>"$apt_log" 2>&1 || die "apt-get install of $* failed; full log: $apt_log"
 }
 
@@ -165,9 +171,10 @@ if [ -x "$cache/criu" ]; then
     apt_install_libs "${BUILD_LIBS[@]}"
   fi
   if criu_ok "$cache/criu"; then
+    # Tested before it is installed: one that fails must not pass for a working CRIU on the next run's fast path.
+    smoke_test "$cache/criu"
     install_binary "$cache/criu"
     say "installed the cached CRIU $CRIU_VERSION build from $cache as $DEST"
-    smoke_test "$DEST"
     exit 0
   fi
   note "the cached $cache/criu does not work here; building again"
@@ -176,7 +183,8 @@ fi
 # 3. The distribution's package, when its candidate version is new enough.
 candidate=$(apt-cache policy criu 2>/dev/null | sed -n 's/^ *Candidate: *//p')
 case "$candidate" in ''|'(none)')
-  apt-get update -qq >>"$apt_log" 2>&1 || true
+  thaw_apt_wait || exit 1
+  thaw_apt_get update -qq >>"$apt_log" 2>&1 || true
   candidate=$(apt-cache policy criu 2>/dev/null | sed -n 's/^ *Candidate: *//p') ;;
 esac
 cand_version=${candidate#*:}
@@ -239,6 +247,6 @@ install -m 0755 "$src/criu/criu" "$cache/criu.tmp" && mv -f "$cache/criu.tmp" "$
 rm -rf "$src"
 echo "built in $((SECONDS - start)) s" >>"$build_log"
 criu_ok "$cache/criu" || die "the CRIU $CRIU_VERSION just built fails 'criu check'; run: $cache/criu check"
+smoke_test "$cache/criu"
 install_binary "$cache/criu"
 say "built CRIU $CRIU_VERSION in $((SECONDS - start)) s and installed it as $DEST"
-smoke_test "$DEST"

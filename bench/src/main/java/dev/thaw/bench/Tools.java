@@ -18,11 +18,22 @@ final class Tools {
     }
     log.printf("%s not found: installing the Debian package %s with apt-get%n", program, aptPackage);
     try {
-      ProcessBuilder pb = new ProcessBuilder("sh", "-c",
-          "(apt-get update -qq || true) && apt-get install -y -qq --no-install-recommends " + aptPackage);
+      // Another apt-get (unattended-upgrades on a fresh machine) may hold the lock for minutes: wait, and say so.
+      // DPkg::Lock::Timeout covers only dpkg's lock, not the lists' lock `apt-get update` takes, hence the loop.
+      ProcessBuilder pb = new ProcessBuilder("sh", "-c", """
+          i=0
+          until out=$(apt-get update -qq 2>&1) || ! echo "$out" | grep -q 'Could not get lock'; do
+            [ "$i" -gt 0 ] || echo "waiting up to 10 minutes for the package manager's lock: $(echo "$out" | head -n 1)"
+            i=$((i + 1)); [ "$i" -lt 600 ] || break; sleep 1
+          done
+          apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$0" >/dev/null
+          """, aptPackage);
       pb.environment().put("DEBIAN_FRONTEND", "noninteractive");
-      Process p = pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-      if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      Process p = pb.redirectErrorStream(true).start();
+      try (var out = p.getInputStream()) {
+        out.transferTo(log);
+      }
+      if (!p.waitFor(1200, TimeUnit.SECONDS) || p.exitValue() != 0) {
         throw new IOException("apt-get install " + aptPackage + " failed; install it by hand (as root)");
       }
     } catch (InterruptedException e) {

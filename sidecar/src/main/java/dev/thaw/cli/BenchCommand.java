@@ -14,9 +14,9 @@ import picocli.CommandLine.Option;
 /** {@code thaw bench}: end-to-end benchmarks against real servers on this machine. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = {
-      "Run end-to-end benchmarks on this machine and compare against baselines measured in the same run.",
-      "Needs root (drops the page cache, sets up loopback throttling, mounts FUSE file systems) and installs what it",
-      "drives (nginx, curl, rclone, s3fs) when missing."
+      "Run end-to-end benchmarks against baselines measured in the same run.",
+      "Needs root (drops the page cache, sets up loopback throttling, mounts FUSE file systems) and installs what it "
+          + "drives (nginx, curl, rclone, s3fs) when missing."
     },
     subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class, BenchCommand.Checkpoint.class,
         BenchCommand.ClusterRun.class})
@@ -30,12 +30,13 @@ final class BenchCommand implements Runnable {
 
   @Command(name = "store", mixinStandardHelpOptions = true,
       description = {
-        "Benchmark the lazy store on a generated model (random shards plus config files, kept under the work dir):",
-        "cold load through the reader with its access profile from nginx behind a 100 MB/s-per-connection throttle",
-        "and from S3Proxy, against curl with 1, 8, 16 and 32 streams of the same chunk objects; warm load from the",
-        "chunk cache and re-push of the unchanged model against a plain local disk read. The page cache is dropped",
-        "before every measurement that reads disk. Progress and the table go to stderr; with --json stdout gets",
-        "exactly one JSON object. Rates are GB/s (10^9 bytes per second)."
+        "Benchmark the lazy store on a generated model against curl and a local disk read.",
+        "The model: random shards plus config files, kept under the work dir. Measured: cold load through the reader "
+            + "with its access profile from nginx behind a 100 MB/s-per-connection throttle and from S3Proxy, "
+            + "against curl with 1, 8, 16 and 32 streams of the same chunk objects; warm load from the chunk cache "
+            + "and re-push of the unchanged model against a plain local disk read. The page cache is dropped before "
+            + "every measurement that reads disk. Progress and the table go to stderr; with --json stdout gets "
+            + "exactly one JSON object. Rates are GB/s (10^9 bytes per second)."
       })
   static final class Store implements Callable<Integer> {
     @Option(names = "--size", paramLabel = "SIZE", defaultValue = "2g", converter = Units.SizeConverter.class,
@@ -78,13 +79,15 @@ final class BenchCommand implements Runnable {
 
   @Command(name = "mount", mixinStandardHelpOptions = true,
       description = {
-        "Benchmark Thaw's FUSE mount against rclone mount (vfs cache full and off), s3fs (cache on and off) and a",
-        "parallel curl download followed by a local read, on the same data (one shard and a set of smaller files of",
-        "random bytes, kept under the work dir) in S3Proxy behind a 100 MB/s-per-connection throttle: time from the",
-        "exec of the mount command until the shard is visible, first 4 KiB, cold sequential read, 4 readers over the",
-        "files, re-read with the page cache dropped and warm; plus Thaw's mount of a synthetic 1 TB manifest. The page",
-        "cache is dropped before every cold measurement. Progress and the table go to stderr; with --json stdout gets",
-        "exactly one JSON object. Rates are GB/s (10^9 bytes per second). About 10 minutes."
+        "Benchmark Thaw's FUSE mount against rclone mount, s3fs and a parallel download.",
+        "Thaw's mount against rclone mount (vfs cache full and off), s3fs (cache on and off) and a parallel curl "
+            + "download followed by a local read, on the same data (one shard and a set of smaller files of random "
+            + "bytes, kept under the work dir) in S3Proxy behind a 100 MB/s-per-connection throttle: time from the "
+            + "exec of the mount command until the shard is visible, first 4 KiB, cold sequential read, 4 readers "
+            + "over the files, re-read with the page cache dropped and warm; plus Thaw's mount of a synthetic 1 TB "
+            + "manifest. The page cache is dropped before every cold measurement. Progress and the table go to "
+            + "stderr; with --json stdout gets exactly one JSON object. Rates are GB/s (10^9 bytes per second). "
+            + "About 10 minutes."
       })
   static final class Mount implements Callable<Integer> {
     @Option(names = "--shard-size", paramLabel = "SIZE", defaultValue = "2g", converter = Units.SizeConverter.class,
@@ -129,14 +132,15 @@ final class BenchCommand implements Runnable {
 
   @Command(name = "checkpoint", mixinStandardHelpOptions = true,
       description = {
-        "Benchmark restoring ort-server from its snapshot against booting it, on a generated ONNX model, each time from",
-        "the exec of the first command to the first correct answer with the page cache dropped: a cold boot with the",
-        "model on local disk; thaw restore with the images on local disk; thaw restore on a new node with the images",
-        "at S3Proxy behind a 100 MB/s-per-connection throttle; the dump time and image bytes; and the floors (every",
-        "byte a restore must read, from local disk with the page cache dropped, and over the best parallel download",
-        "rate of that origin). Twice: the server as it is, and with ONNX Runtime's prepacking off so the weights stay",
-        "mapped from the model files instead of being carried in the image. Needs root and CRIU. Progress and the",
-        "table go to stderr; with --json stdout gets exactly one JSON object. About 5 minutes for 1 GiB."
+        "Benchmark restoring ort-server from its snapshot against booting it.",
+        "On a generated ONNX model, each time from the exec of the first command to the first correct answer with "
+            + "the page cache dropped: a cold boot with the model on local disk; thaw restore with the images on "
+            + "local disk; thaw restore on a new node with the images at S3Proxy behind a 100 MB/s-per-connection "
+            + "throttle; the dump time and image bytes; and the floors (every byte a restore must read, from local "
+            + "disk with the page cache dropped, and over the best parallel download rate of that origin). Twice: "
+            + "the server as it is, and with ONNX Runtime's prepacking off so the weights stay mapped from the model "
+            + "files instead of being carried in the image. Needs root and CRIU. Progress and the table go to "
+            + "stderr; with --json stdout gets exactly one JSON object. About 5 minutes for 1 GiB."
       })
   static final class Checkpoint implements Callable<Integer> {
     @Option(names = "--size", paramLabel = "SIZE", defaultValue = "1g", converter = Units.SizeConverter.class,
@@ -168,11 +172,12 @@ final class BenchCommand implements Runnable {
 
   @Command(name = "cluster", mixinStandardHelpOptions = true,
       description = {
-        "N sidecars cold-start the same model at once from an emulated origin (nginx behind a per-connection",
-        "throttle, bytes counted where they leave it): standalone, then as a cluster on etcd sharing chunks (peers and",
-        "cooperative fetch), for each N. Measured: the origin's bytes and the seconds until every sidecar has read the",
-        "whole model. Needs root (FUSE), nginx and etcd. With --json stdout gets one object: model_bytes and, under",
-        "n1, n2, n4, origin_bytes_with_peers, origin_bytes_without_peers, seconds_with_peers, seconds_without_peers."
+        "N sidecars cold-start the same model at once, standalone and as a cluster sharing chunks.",
+        "The origin is emulated (nginx behind a per-connection throttle, bytes counted where they leave it); the "
+            + "sidecars run standalone, then as a cluster on etcd sharing chunks (peers and cooperative fetch), for "
+            + "each N. Measured: the origin's bytes and the seconds until every sidecar has read the whole model. "
+            + "Needs root (FUSE), nginx and etcd. With --json stdout gets one object: model_bytes and, under n1, n2, "
+            + "n4, origin_bytes_with_peers, origin_bytes_without_peers, seconds_with_peers, seconds_without_peers."
       })
   static final class ClusterRun implements Callable<Integer> {
     @Option(names = "--size", paramLabel = "SIZE", defaultValue = "2g", converter = Units.SizeConverter.class,

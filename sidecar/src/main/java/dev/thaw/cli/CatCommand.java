@@ -17,7 +17,9 @@ import picocli.CommandLine.Parameters;
 @Command(name = "cat", mixinStandardHelpOptions = true,
     description = {
       "Stream one file of a model to stdout through the chunk cache (fetching what it lacks).",
-      "The first read of a model records its access profile; later reads prefetch it."
+      "A recorded access profile of the model is prefetched. Reading one file records no profile: with "
+          + "--record-profile, the order this read first touches chunks is saved as the model's access profile "
+          + "(mounts record theirs with thaw mount --record-profile)."
     })
 final class CatCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "MODEL", description = "NAME[:TAG], URI#NAME[:TAG], or s3://... / file://... (direct).")
@@ -33,14 +35,20 @@ final class CatCommand implements Callable<Integer> {
           + "of waiting on a stalled origin. Default: ${DEFAULT-VALUE}.")
   Duration readTimeout;
 
+  @Option(names = "--record-profile",
+      description = "Save the order this read first touches chunks as the model's access profile, which later mounts "
+          + "prefetch. Off by default: one file's read is not a load of the model.")
+  boolean recordProfile;
+
   @Override
   public Integer call() throws Exception {
     try (StoreOptions.Resolved r = store.resolve(model);
         ChunkCache cache = store.openCache()) {
-      Optional<AccessProfile> profile = r.manifest().isDirect()
+      // A read being recorded must touch chunks in its own order, not the prefetch's.
+      Optional<AccessProfile> profile = r.manifest().isDirect() || recordProfile
           ? Optional.empty() : r.store().profile(r.manifest(), cache.directory());
       try (ModelReader reader = ModelReader.open(r.manifest(), r.origin(), cache,
-          ReaderOptions.DEFAULT.withParallelism(store.parallelism).withRecordProfile(profile.isEmpty())
+          ReaderOptions.DEFAULT.withParallelism(store.parallelism).withRecordProfile(recordProfile)
               .withReadTimeout(readTimeout))) {
         profile.ifPresent(reader::prefetch);
         OutputStream out = System.out;
@@ -58,12 +66,11 @@ final class CatCommand implements Callable<Integer> {
           }
         }
         out.flush();
-        if (profile.isEmpty() && !r.manifest().isDirect()) {
-          try {
-            r.store().saveProfile(reader.recordedProfile(), cache.directory());
-          } catch (java.io.IOException e) {
-            System.err.println("thaw cat: warning: could not save the access profile: " + e.getMessage());
-          }
+        if (recordProfile) {
+          AccessProfile recorded = reader.recordedProfile();
+          // Direct mode keeps it beside the cache, as a mount does: that origin is someone's bucket of plain files.
+          String where = r.store().saveProfile(recorded, cache.directory(), !r.manifest().isDirect());
+          System.err.printf("thaw cat: saved access profile of %d chunks to %s%n", recorded.chunkCount(), where);
         }
       }
     }

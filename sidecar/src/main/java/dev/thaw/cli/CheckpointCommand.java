@@ -28,12 +28,14 @@ import picocli.CommandLine.Option;
 
 @Command(name = "checkpoint", mixinStandardHelpOptions = true,
     description = {
-      "Snapshot a warm server: wait until it is ready (and, with --probe, has answered the probe's request with its",
-      "expected answer), checkpoint its CUDA processes, dump its process tree with CRIU, keep the images on this node",
-      "(owner-only) and push them to the origin as snapshots/NAME, keyed by what must match to restore them (CPU, GPUs,",
-      "driver, CUDA, kernel, CRIU, model, command line, Thaw). Images leave the node sealed with AES-256-GCM unless",
-      "--no-encrypt. Open TCP connections are closed in the snapshot (the restored server's clients reconnect), so it",
-      "restores on any node; the server should run under `thaw run` for the same reason. Needs root.",
+      "Snapshot a warm server and push its images to the origin.",
+      "Waits until the server is ready (and, with --probe, has answered the probe's request with its expected "
+          + "answer), checkpoints its CUDA processes, dumps its process tree with CRIU, keeps the images on this "
+          + "node (owner-only) and pushes them to the origin as snapshots/NAME, keyed by what must match to restore "
+          + "them (CPU, GPUs, driver, CUDA, kernel, CRIU, model, command line, Thaw). Images leave the node sealed "
+          + "with AES-256-GCM unless --no-encrypt. Open TCP connections are closed in the snapshot (the restored "
+          + "server's clients reconnect), so it restores on any node; the server should run under `thaw run` for the "
+          + "same reason. Needs root.",
       "Example: thaw checkpoint --pid 4242 --name mlp-server --probe probe.json"
     })
 final class CheckpointCommand implements Callable<Integer> {

@@ -14,9 +14,9 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "gc", mixinStandardHelpOptions = true,
     description = {
-      "Delete chunks that no manifest references and that are older than the grace period, and on a file:// origin",
-      "the temp files that killed writes left, once older than the grace period.",
-      "Pushes running meanwhile are safe as long as they take less than the grace period."
+      "Delete chunks that no manifest references and that are older than the grace period.",
+      "On a file:// origin, also the temp files that killed writes left, once older than the grace period. Pushes "
+          + "running meanwhile are safe as long as they take less than the grace period."
     })
 final class GcCommand implements Callable<Integer> {
   @Parameters(paramLabel = "ORIGIN", arity = "0..1", description = "Default: $THAW_ORIGIN, else ~/.thaw/origin.")

@@ -20,8 +20,9 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "ls", mixinStandardHelpOptions = true,
     description = {
-      "List a model's files: a pushed model (NAME[:TAG] at --origin, or URI#NAME[:TAG]) or, in direct mode,",
-      "an s3:// prefix or file:// directory of ordinary files. With --tags, list the tags at an origin."
+      "List a model's files, or with --tags the tags at an origin.",
+      "MODEL is a pushed model (NAME[:TAG] at --origin, or URI#NAME[:TAG]) or, in direct mode, an s3:// prefix or "
+          + "file:// directory of ordinary files."
     })
 final class LsCommand implements Callable<Integer> {
   @Parameters(paramLabel = "MODEL", arity = "0..1", description = "NAME[:TAG], URI#NAME[:TAG], or s3://... / file://... (direct).")

@@ -22,7 +22,7 @@ public final class Main {
         cli.addSubcommand(c.getKey(), c.getValue());
       }
     }
-    cli.setUsageHelpWidth(110);
+    HelpFormat.applyTo(cli);
     cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
       String message = ex.getMessage() == null ? ex.toString() : ex.getMessage();
       cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + message);

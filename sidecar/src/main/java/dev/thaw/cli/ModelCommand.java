@@ -27,10 +27,10 @@ final class ModelCommand implements Runnable {
       description = {
         "Write an ONNX multilayer perceptron with seeded random weights into a Triton model repository.",
         "",
-        "Writes DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx and the fp32 weights as external data files",
-        "(shards of at most 256 MiB, each tensor page-aligned). From 1 GiB the layers are 4096 x 4096 (64 MiB),",
-        "like a real LLM's. The same seed writes the same bytes; the model's answers follow from the spec in its",
-        "metadata. The model appears complete or not at all: it is written aside and renamed into place."
+        "Writes DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx and the fp32 weights as external data files (shards of "
+            + "at most 256 MiB, each tensor page-aligned). From 1 GiB the layers are 4096 x 4096 (64 MiB), like a "
+            + "real LLM's. The same seed writes the same bytes; the model's answers follow from the spec in its "
+            + "metadata. The model appears complete or not at all: it is written aside and renamed into place."
       })
   static final class Generate implements Callable<Integer> {
     @Option(names = "--size", required = true, paramLabel = "SIZE", converter = Units.SizeConverter.class,

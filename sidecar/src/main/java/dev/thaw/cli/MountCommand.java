@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.fuse.LazyMount;
 import dev.thaw.fuse.MountOptions;
 import dev.thaw.store.AccessProfile;
@@ -22,7 +23,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "mount", mixinStandardHelpOptions = true,
     description = {
       "Mount a model read-only: its files appear at once and stream on demand through the chunk cache.",
-      "Runs in the foreground, prints one line when ready, and unmounts on Ctrl-C, SIGTERM or `thaw unmount`."
+      "Runs in the foreground and unmounts on Ctrl-C, SIGTERM or `thaw unmount`. When the mount is ready it says so "
+          + "in one line on stderr, and with --json also in one JSON object on stdout, for scripts that wait for it."
     })
 final class MountCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "SOURCE",
@@ -49,6 +51,10 @@ final class MountCommand implements Callable<Integer> {
 
   @Option(names = "--allow-other", description = "Let other users read the mount (needs user_allow_other unless root).")
   boolean allowOther;
+
+  @Option(names = "--json", description = "When ready, print one JSON object on stdout: mount_point, model, digest, "
+      + "entries, bytes, ms (to ready), pid, prefetch_chunks. For scripts that wait for the mount; logs stay on stderr.")
+  boolean json;
 
   @Override
   public Integer call() throws Exception {
@@ -78,10 +84,23 @@ final class MountCommand implements Callable<Integer> {
       p.setProperty("digest", r.manifest().digest());
       p.setProperty("profileSaves", "0");
       registry.write(mnt, p);
+      long readyMs = (System.nanoTime() - start) / 1_000_000;
       System.err.printf(Locale.ROOT, "thaw mount: ready: %s at %s in %d ms (%d entries, %s)%s%n", r.display(), mnt,
-          (System.nanoTime() - start) / 1_000_000, r.manifest().entries().size(), Units.bytes(r.manifest().totalBytes()),
+          readyMs, r.manifest().entries().size(), Units.bytes(r.manifest().totalBytes()),
           profile.map(pr -> "; prefetching its profile of " + pr.chunkCount() + " chunks").orElse(""));
       System.err.flush();
+      if (json) {
+        ObjectNode ready = JsonOut.object();
+        ready.put("mount_point", mnt.toString());
+        ready.put("model", r.display());
+        ready.put("digest", r.manifest().digest());
+        ready.put("entries", r.manifest().entries().size());
+        ready.put("bytes", r.manifest().totalBytes());
+        ready.put("ms", readyMs);
+        ready.put("pid", ProcessHandle.current().pid());
+        ready.put("prefetch_chunks", profile.map(AccessProfile::chunkCount).orElse(0));
+        JsonOut.print(System.out, ready);
+      }
 
       Session session = new Session(r, cache, reader, mount, registry, mnt, p);
       Thread hook = new Thread(session::end, "thaw-unmount");

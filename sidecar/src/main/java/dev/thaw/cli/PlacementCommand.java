@@ -72,9 +72,10 @@ final class PlacementCommand implements Runnable {
 
   @Command(name = "solve", mixinStandardHelpOptions = true,
       description = {
-        "Print a plan for the cluster in a state file (nodes, models with their demand, running replicas; the format",
-        "is in docs/placement.md): replicas per model and node, each new replica's start tier and seconds, moves, the",
-        "plan's cost and the solver's bound. --policy picks a baseline instead of Thaw's solver."
+        "Print a placement plan for the cluster in a state file.",
+        "The state: nodes, models with their demand, running replicas (the format is in docs/placement.md). The "
+            + "plan: replicas per model and node, each new replica's start tier and seconds, moves, the plan's cost "
+            + "and the solver's bound. --policy picks a baseline instead of Thaw's solver."
       })
   static final class Solve implements Callable<Integer> {
     @Option(names = "--input", required = true, paramLabel = "FILE", description = "The cluster's state, JSON.")
@@ -147,10 +148,11 @@ final class PlacementCommand implements Runnable {
 
   @Command(name = "bench", mixinStandardHelpOptions = true,
       description = {
-        "Solve time and optimality gap on generated clusters (mixed GPU kinds over zones, Zipf popularity, cached",
-        "weights and snapshots, a previous plan running; see docs/placement.md), for each solver, against the best",
-        "bound any of them proved. With --json stdout gets one object whose keys are the sizes (100x50, ...), each with",
-        "solve_s and gap of the chosen solver and every solver's figures."
+        "Solve time and optimality gap of each solver on generated clusters.",
+        "The clusters: mixed GPU kinds over zones, Zipf popularity, cached weights and snapshots, a previous plan "
+            + "running (see docs/placement.md); each solver is measured against the best bound any of them proved. "
+            + "With --json stdout gets one object whose keys are the sizes (100x50, ...), each with solve_s and gap "
+            + "of the chosen solver and every solver's figures."
       })
   static final class Bench implements Callable<Integer> {
     @Option(names = "--sizes", paramLabel = "LIST", split = ",", defaultValue = "100x50,1000x200,1000x500,5000x500",
@@ -188,15 +190,15 @@ final class PlacementCommand implements Runnable {
 
   @Command(name = "simulate", mixinStandardHelpOptions = true,
       description = {
-        "Replay a trace of requests against a generated cluster (--nodes; mixed GPU kinds over zones, caches as",
-        "--initial-caches says) once per policy, with the same autoscaler, keep-alive, caches and snapshots for all (see",
-        "docs/placement.md). --trace is a CSV with a header timestamp,model[,service_s] (epoch seconds or",
-        "YYYY-MM-DD HH:MM:SS[.fraction]), an Azure LLM trace (TIMESTAMP,ContextTokens,GeneratedTokens; models assigned",
-        "by Zipf popularity over --models), or 'synthetic' (--requests over --days, Zipf popularity, bursts). Model",
-        "sizes and boot times come from --model-sizes or the default distribution, drawn per model id. With --json",
-        "stdout gets one",
-        "object whose keys are the policy names, each with cold_starts, cold_start_seconds, p99_added_latency_s,",
-        "origin_bytes, gpu_seconds and more."
+        "Replay a trace of requests against a generated cluster once per policy.",
+        "The cluster: --nodes, mixed GPU kinds over zones, caches as --initial-caches says; every policy gets the "
+            + "same autoscaler, keep-alive, caches and snapshots (see docs/placement.md). --trace is a CSV with a "
+            + "header timestamp,model[,service_s] (epoch seconds or YYYY-MM-DD HH:MM:SS[.fraction]), an Azure LLM "
+            + "trace (TIMESTAMP,ContextTokens,GeneratedTokens; models assigned by Zipf popularity over --models), or "
+            + "'synthetic' (--requests over --days, Zipf popularity, bursts). Model sizes and boot times come from "
+            + "--model-sizes or the default distribution, drawn per model id. With --json stdout gets one object "
+            + "whose keys are the policy names, each with cold_starts, cold_start_seconds, p99_added_latency_s, "
+            + "origin_bytes, gpu_seconds and more."
       })
   static final class Simulate implements Callable<Integer> {
     @Option(names = "--trace", required = true, paramLabel = "FILE|synthetic", description = "The requests to replay.")

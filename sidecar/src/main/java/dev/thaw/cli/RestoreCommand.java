@@ -27,14 +27,15 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
     description = {
-      "Restore a server from its snapshot instead of booting it: find the snapshot NAME whose key matches this node (on",
-      "this node first, else at the origin, whose images are fetched in parallel, checked chunk by chunk against their",
-      "hashes and decrypted), restore it with CRIU into a new PID namespace, restore its CUDA state (remapping GPUs by",
-      "UUID when they differ) and check it answers its readiness URL and the snapshot's probe as it did when taken.",
-      "A snapshot from the origin must be sealed with the snapshot key and authenticate (its record, its command, each",
-      "image file): anything else is refused before CRIU runs, unless --allow-unsealed for an unsealed one.",
-      "On any failure the half-restored tree is killed and the server is booted from CMD after -- (or the command line",
-      "of a snapshot that authenticated) instead, saying why; --no-fallback boots nothing. Needs root.",
+      "Restore a server from its snapshot instead of booting it.",
+      "Finds the snapshot NAME whose key matches this node (on this node first, else at the origin, whose images are "
+          + "fetched in parallel, checked chunk by chunk against their hashes and decrypted), restores it with CRIU "
+          + "into a new PID namespace, restores its CUDA state (remapping GPUs by UUID when they differ) and checks "
+          + "it answers its readiness URL and the snapshot's probe as it did when taken. A snapshot from the origin "
+          + "must be sealed with the snapshot key and authenticate (its record, its command, each image file): "
+          + "anything else is refused before CRIU runs, unless --allow-unsealed for an unsealed one.",
+      "On any failure the half-restored tree is killed and the server is booted from CMD after -- (or the command "
+          + "line of a snapshot that authenticated) instead, saying why; --no-fallback boots nothing. Needs root.",
       "Example: thaw restore mlp-server --wait"
     })
 final class RestoreCommand implements Callable<Integer> {

@@ -11,11 +11,12 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "run", mixinStandardHelpOptions = true,
     description = {
-      "Run a server so that it can be checkpointed and restored on any node: as the first process (PID 1) of a new",
-      "PID namespace, in a session of its own, stdin from /dev/null and stdout, stderr appended to files. Runs in the",
-      "foreground until the server exits and exits with its status; Ctrl-C or SIGTERM is passed on to the server",
-      "(then it is killed after --grace). Needs root (or CAP_SYS_ADMIN) and util-linux's unshare.",
-      "Its output goes under the state directory unless --stdout/--stderr say where; it says where as it starts.",
+      "Run a server so that it can be checkpointed and restored on any node.",
+      "The server runs as the first process (PID 1) of a new PID namespace, in a session of its own, stdin from "
+          + "/dev/null and stdout, stderr appended to files (under the state directory unless --stdout and --stderr "
+          + "say where; it says where as it starts). Runs in the foreground until the server exits and exits with its "
+          + "status (0, with a note, when it was checkpointed); Ctrl-C or SIGTERM is passed on to the server (then it "
+          + "is killed after --grace). Needs root (or CAP_SYS_ADMIN) and util-linux's unshare.",
       "Example: thaw run --stdout server.out --stderr server.err -- java -XX:-UsePerfData -jar server.jar"
     })
 final class RunCommand implements Callable<Integer> {

@@ -15,12 +15,13 @@ import picocli.CommandLine.Option;
 
 @Command(name = "sidecar", mixinStandardHelpOptions = true,
     description = {
-      "Run the sidecar: Thaw's REST API beside an inference server (docs/api.md). Standalone: one chunk cache, the",
-      "configured origin, no etcd. Settings come from application.yml's defaults, then THAW_* environment variables",
-      "(THAW_ORIGIN, THAW_CACHE_DIR, THAW_MOUNT_ROOT, THAW_API_HOST, THAW_API_PORT, ...), then these flags, then",
-      "--config FILE. Runs in the foreground until SIGTERM or Ctrl-C, which unmount everything it mounted.",
-      "Every API call but /healthz, /readyz and /metrics carries 'Authorization: Bearer TOKEN': the token in",
-      "--api-token-file (made at the first start, owner-only), or THAW_API_TOKEN."
+      "Run the sidecar: Thaw's REST API beside an inference server (docs/api.md).",
+      "Standalone: one chunk cache, the configured origin, no etcd. Settings come from application.yml's defaults, "
+          + "then THAW_* environment variables (THAW_ORIGIN, THAW_CACHE_DIR, THAW_MOUNT_ROOT, THAW_API_HOST, "
+          + "THAW_API_PORT, ...), then these flags, then --config FILE. Runs in the foreground until SIGTERM or "
+          + "Ctrl-C, which unmount everything it mounted.",
+      "Every API call but /healthz, /readyz and /metrics carries 'Authorization: Bearer TOKEN': the token in "
+          + "--api-token-file (made at the first start, owner-only), or THAW_API_TOKEN."
     })
 final class SidecarCommand implements Callable<Integer> {
   @Option(names = "--api-host", paramLabel = "ADDR",

@@ -9,11 +9,11 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = ThawCommand.Version.class,
     description = {
-      "Thaw makes model servers start fast: weights stream on demand from content-addressed chunks,",
-      "warmed processes are restored instead of booted, and replicas go where the bytes already are.",
+      "Thaw makes model servers start fast: weights stream on demand from content-addressed chunks, warmed processes "
+          + "are restored instead of booted, and replicas go where the bytes already are.",
       "",
-      "Models are named NAME[:TAG] at an origin (--origin or $THAW_ORIGIN), URI#NAME[:TAG], or an",
-      "s3:// or file:// URI of ordinary files read in direct mode."
+      "Models are named NAME[:TAG] at an origin (--origin or $THAW_ORIGIN), URI#NAME[:TAG], or an s3:// or file:// "
+          + "URI of ordinary files read in direct mode."
     },
     subcommands = CommandLine.HelpCommand.class)
 public final class ThawCommand implements Runnable {

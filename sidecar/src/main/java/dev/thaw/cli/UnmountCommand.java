@@ -9,8 +9,9 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "unmount", mixinStandardHelpOptions = true,
     description = {
-      "Unmount a Thaw mount, also while files are still open (a lazy unmount: open files keep reading until",
-      "closed), and wait for its `thaw mount` process to save its profile and exit. Clears stale mounts too."
+      "Unmount a Thaw mount, also while files are still open.",
+      "A lazy unmount: open files keep reading until closed. Waits for the mount's `thaw mount` process to save its "
+          + "profile and exit. Clears stale mounts too."
     })
 final class UnmountCommand implements Callable<Integer> {
   @Parameters(paramLabel = "MOUNTPOINT")

@@ -86,7 +86,20 @@ class CommandLineTest {
 
     assertThat(run("cat", origin + "#m", "weights/shard.bin", "--cache", tmp.resolve("cache").toString())).isZero();
     assertThat(out.toByteArray()).isEqualTo(Files.readAllBytes(model.resolve("weights/shard.bin")));
-    // The first read recorded the access profile at the origin.
+  }
+
+  @Test
+  void catRecordsNoAccessProfileUnlessAskedSoTheNextMountPrefetchesNoOneFileProfile() throws Exception {
+    run("push", model.toString(), origin, "--name", "m", "--chunk-size", "64k");
+    assertThat(run("cat", origin + "#m", "config.json", "--cache", tmp.resolve("cache").toString())).isZero();
+    assertThat(out.toString(StandardCharsets.UTF_8)).isEqualTo("{\"layers\": 2}\n");
+    assertThat(tmp.resolve("origin/profiles")).as("no profile at the origin").doesNotExist();
+    assertThat(tmp.resolve("cache")).as("nor beside the cache")
+        .isDirectoryNotContaining(p -> p.getFileName().toString().contains("profile"));
+
+    assertThat(run("cat", origin + "#m", "weights/shard.bin", "--cache", tmp.resolve("cache2").toString(),
+        "--record-profile")).isZero();
+    assertThat(err.toString(StandardCharsets.UTF_8)).contains("thaw cat: saved access profile of 5 chunks to ");
     assertThat(tmp.resolve("origin/profiles")).isNotEmptyDirectory();
   }
 

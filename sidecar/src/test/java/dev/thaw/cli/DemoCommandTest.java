@@ -80,4 +80,43 @@ class DemoCommandTest {
         .contains("restore, images from the origin");
     assertThat(Files.readString(Path.of("/proc/mounts"))).as("no mount left behind").doesNotContain(work.toString());
   }
+
+  @Test
+  void onAMachineWithoutCriuTheDemoInstallsOneBeforeAnyWork() throws Exception {
+    // No CRIU here: a mount namespace of its own hides /usr/local/sbin (the only CRIU on this PATH) under an empty
+    // tmpfs. install-criu.sh then takes its cached build, which this test provides as a copy of the real one.
+    Path cache = Files.createDirectories(work.resolve("criu-cache"));
+    Files.copy(dev.thaw.checkpoint.Criu.locate().binary(), cache.resolve("criu"));
+    String javaBin = ProcessHandle.current().info().command().orElse("java");
+    ProcessBuilder pb = new ProcessBuilder("unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", "mount -t tmpfs thaw-no-criu /usr/local/sbin && exec \"$@\"", "sh",
+        javaBin, "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
+        "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+        "demo", "--size", "6m", "--work", work.resolve("demo").toString());
+    pb.environment().remove("THAW_CRIU");
+    pb.environment().put("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    pb.environment().put("THAW_CRIU_CACHE", cache.toString());
+    Process demo = pb.redirectErrorStream(true).start();
+    java.util.List<String> lines = new java.util.ArrayList<>();
+    try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(demo.getInputStream(), StandardCharsets.UTF_8))) {
+      // Read until the demo's first line of its own work, then stop it there.
+      for (String line; (line = out.readLine()) != null; ) {
+        if (line.startsWith("thaw demo:") || line.startsWith("install-criu:") || line.startsWith("demo:")) {
+          lines.add(line);
+        }
+        if (line.startsWith("demo:")) {
+          break;
+        }
+      }
+    } finally {
+      demo.destroyForcibly();
+      demo.waitFor();
+    }
+    assertThat(lines).as(String.join("\n", lines)).hasSizeGreaterThan(2);
+    assertThat(lines.get(0)).as("the first thing the demo does")
+        .startsWith("thaw demo: no working CRIU here; installing one with ").endsWith("scripts/install-criu.sh");
+    assertThat(lines.subList(1, lines.size() - 1)).as(String.join("\n", lines))
+        .anyMatch(l -> l.startsWith("install-criu: installed the cached CRIU"));
+    assertThat(lines.getLast()).as("then the demo's work").startsWith("demo:");
+  }
 }

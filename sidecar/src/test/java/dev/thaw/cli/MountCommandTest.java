@@ -92,4 +92,47 @@ class MountCommandTest {
       }
     }
   }
+
+  @Test
+  void mountWithJsonPrintsOneObjectOnStdoutWhenReadyAndLogsOnlyOnStderr() throws Exception {
+    Path model = Files.createDirectories(tmp.resolve("model/1"));
+    Files.writeString(tmp.resolve("model/config.pbtxt"), "name: \"m\"\n");
+    Files.write(model.resolve("model.onnx"), new byte[200_000]);
+    String origin = tmp.resolve("origin").toUri().toString();
+    assertThat(thaw(new ByteArrayOutputStream(), "push", tmp.resolve("model").toString(), origin, "--name", "json:v1"))
+        .isZero();
+    Path mnt = tmp.resolve("mnt");
+    Path stdout = tmp.resolve("mount.out");
+    Path stderr = tmp.resolve("mount.err");
+    String javaBin = ProcessHandle.current().info().command().orElse("java");
+    Process mount = new ProcessBuilder(javaBin, "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
+        "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+        "mount", "json:v1", mnt.toString(), "--origin", origin, "--cache", tmp.resolve("cache").toString(), "--json")
+        .redirectOutput(stdout.toFile()).redirectError(stderr.toFile()).start();
+    try {
+      // What a script waiting for readiness does: wait for a line on stdout.
+      await().atMost(Duration.ofSeconds(60)).until(() -> Files.readString(stdout).endsWith("\n"));
+      var ready = JsonOut.MAPPER.readTree(Files.readString(stdout));
+      assertThat(ready.get("mount_point").asText()).isEqualTo(mnt.toString());
+      assertThat(ready.get("model").asText()).contains("json:v1");
+      assertThat(ready.get("digest").asText()).startsWith("sha256:");
+      assertThat(ready.get("entries").asInt()).as("config.pbtxt, 1/, 1/model.onnx").isEqualTo(3);
+      assertThat(ready.get("bytes").asLong()).isEqualTo(200_000 + 10);
+      assertThat(ready.get("ms").asLong()).isNotNegative();
+      assertThat(ready.get("pid").asLong()).isEqualTo(mount.pid());
+      assertThat(Files.readAllBytes(mnt.resolve("1/model.onnx"))).hasSize(200_000);
+
+      assertThat(thaw(new ByteArrayOutputStream(), "unmount", mnt.toString())).isZero();
+      assertThat(mount.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      assertThat(mount.exitValue()).isZero();
+      assertThat(Files.readString(stdout)).as("exactly one object, nothing else").doesNotContain("thaw mount:")
+          .matches("\\{[^\n]*\\}\n");
+      assertThat(Files.readString(stderr)).contains("thaw mount: ready: ").contains("thaw mount: unmounted");
+    } finally {
+      mount.destroyForcibly();
+      if (dev.thaw.fuse.MountTable.find(mnt).isPresent()) {
+        dev.thaw.fuse.MountTable.unmount(mnt, true);
+      }
+    }
+  }
 }
