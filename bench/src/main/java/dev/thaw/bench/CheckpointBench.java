@@ -167,7 +167,7 @@ public final class CheckpointBench {
       goals.put("restore_origin_s <= 1.3 x origin_floor_s", restoreOrigin <= 1.3 * originFloor);
       goals.put("boot_s / restore_local_s >= 3", boot / restoreLocal >= 3);
       r.put("goals", goals);
-      r.put("runs_s", Map.of("boot", boots, "restore_local", local, "restore_origin", remote));
+      r.put("runs_s", paths(boots, local, remote));
       Map<String, Object> cpu = new LinkedHashMap<>();
       cpu.put("boot", round(median(bootCpu)));
       cpu.put("restore_local", round(median(localCpu)));
@@ -244,23 +244,31 @@ public final class CheckpointBench {
       cpu.put("restore_local", round(median(cpuTotals(local))));
       cpu.put("restore_origin", round(median(cpuTotals(remote))));
       r.put("cpu_s_at_first_inference", cpu);
-      r.put("how", Map.of("boot", boots.getFirst().how(), "restore_local", local.getFirst().how(), "restore_origin",
-          remote.getFirst().how()));
-      r.put("runs_s", Map.of("boot", seconds(boots), "restore_local", seconds(local), "restore_origin",
-          seconds(remote)));
-      r.put("runs_cpu_s", Map.of("boot", runCpu(boots), "restore_local", runCpu(local), "restore_origin",
-          runCpu(remote)));
+      r.put("mapped_file_bytes", medianBytes(local.stream().map(SnapshotRuns.Timed::fileBackedBytes).toList()));
+      r.put("how", paths(boots.getFirst().how(), local.getFirst().how(), remote.getFirst().how()));
+      r.put("runs_s", paths(seconds(boots), seconds(local), seconds(remote)));
+      r.put("runs_cpu_s", paths(runCpu(boots), runCpu(local), runCpu(remote)));
       table.append(String.format(Locale.ROOT, "%n%s, its model on a Thaw mount (fresh mount and cache each run):"
           + " image %s, dump %.2f s%n", "ort-server " + label, ColdStartDemo.human(runs.imageBytes()), runs.dumpS()));
       table.append(row("cold boot on the mount", boot, fetched.get("boot"), cpu.get("boot")));
       table.append(row("restore, images on local disk (mount first)", restoreLocal, fetched.get("restore_local"),
           cpu.get("restore_local")));
+      table.append(String.format(Locale.ROOT, "    (the restored server had %s resident from mapped files)%n",
+          ColdStartDemo.human((Long) r.get("mapped_file_bytes"))));
       table.append(row("restore on a new node (the restore mounts)", restoreOrigin, fetched.get("restore_origin"),
           cpu.get("restore_origin")));
       table.append(String.format(Locale.ROOT, "  boot / restore on the mount (local images): %.1fx%n",
           boot / restoreLocal));
       return r;
     }
+  }
+
+  private static Map<String, Object> paths(Object boot, Object restoreLocal, Object restoreOrigin) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("boot", boot);
+    m.put("restore_local", restoreLocal);
+    m.put("restore_origin", restoreOrigin);
+    return m;
   }
 
   private static String row(String what, double s, Object fetched, Object cpu) {
