@@ -33,7 +33,9 @@ import java.util.Map;
  * <p>And each of the two again with the model on a Thaw mount, as a node serves it (the model pushed to the same
  * origin, each run on a fresh mount with an empty cache; see {@link SnapshotRuns}): a boot on the mount; a restore from
  * local images after a fresh mount of the model; a restore on a new node, where {@code thaw restore} mounts the model
- * itself. Weights mapped from the mount then stream from the origin again after a restore.
+ * itself; and the restore from local images once more with the fresh mount's prefetch off, which shows what
+ * prefetching the model's profile costs or saves. Weights mapped from the mount stream from the origin again after
+ * a restore.
  */
 public final class CheckpointBench {
   static final String PREFIX = "snapshots/";
@@ -211,6 +213,7 @@ public final class CheckpointBench {
       List<SnapshotRuns.Timed> boots = new ArrayList<>();
       List<SnapshotRuns.Timed> local = new ArrayList<>();
       List<SnapshotRuns.Timed> remote = new ArrayList<>();
+      List<SnapshotRuns.Timed> noPrefetch = new ArrayList<>();
       for (int i = 0; i < o.runs(); i++) {
         boots.add(runs.boot());
         log.printf(Locale.ROOT, "  cold boot on a fresh mount: %s%n", line(boots.getLast()));
@@ -223,13 +226,20 @@ public final class CheckpointBench {
         remote.add(runs.restoreFromOrigin(throttled));
         log.printf(Locale.ROOT, "  restore on a new node, the restore mounting the model: %s%n", line(remote.getLast()));
       }
+      for (int i = 0; i < o.runs(); i++) {
+        noPrefetch.add(runs.restoreLocalWithoutPrefetch(direct));
+        log.printf(Locale.ROOT, "  restore, images on local disk, a fresh mount first, --prefetch off: %s%n",
+            line(noPrefetch.getLast()));
+      }
       Map<String, Object> r = new LinkedHashMap<>();
       double boot = median(seconds(boots));
       double restoreLocal = median(seconds(local));
       double restoreOrigin = median(seconds(remote));
+      double restoreNoPrefetch = median(seconds(noPrefetch));
       r.put("boot_s", round(boot));
       r.put("restore_local_s", round(restoreLocal));
       r.put("restore_origin_s", round(restoreOrigin));
+      r.put("restore_local_no_prefetch_s", round(restoreNoPrefetch));
       r.put("dump_s", round(runs.dumpS()));
       r.put("image_bytes", runs.imageBytes());
       r.put("boot_over_restore_local", round(boot / restoreLocal));
@@ -238,16 +248,20 @@ public final class CheckpointBench {
       fetched.put("boot", medianBytes(boots.stream().map(SnapshotRuns.Timed::bytesFetched).toList()));
       fetched.put("restore_local", medianBytes(local.stream().map(SnapshotRuns.Timed::bytesFetched).toList()));
       fetched.put("restore_origin", medianBytes(remote.stream().map(SnapshotRuns.Timed::bytesFetched).toList()));
+      fetched.put("restore_local_no_prefetch", medianBytes(noPrefetch.stream().map(SnapshotRuns.Timed::bytesFetched)
+          .toList()));
       r.put("origin_bytes_at_first_inference", fetched);
       Map<String, Object> cpu = new LinkedHashMap<>();
       cpu.put("boot", round(median(cpuTotals(boots))));
       cpu.put("restore_local", round(median(cpuTotals(local))));
       cpu.put("restore_origin", round(median(cpuTotals(remote))));
+      cpu.put("restore_local_no_prefetch", round(median(cpuTotals(noPrefetch))));
       r.put("cpu_s_at_first_inference", cpu);
       r.put("mapped_file_bytes", medianBytes(local.stream().map(SnapshotRuns.Timed::fileBackedBytes).toList()));
-      r.put("how", paths(boots.getFirst().how(), local.getFirst().how(), remote.getFirst().how()));
-      r.put("runs_s", paths(seconds(boots), seconds(local), seconds(remote)));
-      r.put("runs_cpu_s", paths(runCpu(boots), runCpu(local), runCpu(remote)));
+      r.put("how", paths(boots.getFirst().how(), local.getFirst().how(), remote.getFirst().how(),
+          noPrefetch.getFirst().how()));
+      r.put("runs_s", paths(seconds(boots), seconds(local), seconds(remote), seconds(noPrefetch)));
+      r.put("runs_cpu_s", paths(runCpu(boots), runCpu(local), runCpu(remote), runCpu(noPrefetch)));
       table.append(String.format(Locale.ROOT, "%n%s, its model on a Thaw mount (fresh mount and cache each run):"
           + " image %s, dump %.2f s%n", "ort-server " + label, ColdStartDemo.human(runs.imageBytes()), runs.dumpS()));
       table.append(row("cold boot on the mount", boot, fetched.get("boot"), cpu.get("boot")));
@@ -257,6 +271,8 @@ public final class CheckpointBench {
           ColdStartDemo.human((Long) r.get("mapped_file_bytes"))));
       table.append(row("restore on a new node (the restore mounts)", restoreOrigin, fetched.get("restore_origin"),
           cpu.get("restore_origin")));
+      table.append(row("restore, local images, mount --prefetch off", restoreNoPrefetch,
+          fetched.get("restore_local_no_prefetch"), cpu.get("restore_local_no_prefetch")));
       table.append(String.format(Locale.ROOT, "  boot / restore on the mount (local images): %.1fx%n",
           boot / restoreLocal));
       return r;
@@ -268,6 +284,13 @@ public final class CheckpointBench {
     m.put("boot", boot);
     m.put("restore_local", restoreLocal);
     m.put("restore_origin", restoreOrigin);
+    return m;
+  }
+
+  private static Map<String, Object> paths(Object boot, Object restoreLocal, Object restoreOrigin,
+      Object restoreLocalNoPrefetch) {
+    Map<String, Object> m = paths(boot, restoreLocal, restoreOrigin);
+    m.put("restore_local_no_prefetch", restoreLocalNoPrefetch);
     return m;
   }
 

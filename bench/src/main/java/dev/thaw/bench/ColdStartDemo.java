@@ -455,7 +455,7 @@ public final class ColdStartDemo {
     }
 
     RunTimeline finish(RunTimeline t) {
-      log.printf(Locale.ROOT, "demo: %-47s first inference after %6.2f s, %s fetched%n", t.label() + ":",
+      log.printf(Locale.ROOT, "demo: %-48s first inference after %6.2f s, %s fetched%n", t.label() + ":",
           t.firstInferenceS(), human(t.bytesFetched()));
       return t;
     }

@@ -230,7 +230,18 @@ final class SnapshotRuns implements AutoCloseable {
    * model at the same path (a new process, an empty cache), timed from its exec.
    */
   Timed restoreLocal(String origin) throws Exception {
-    return restore("local", List.of("--origin", origin, "--snapshots", localSnapshots.toString()));
+    return restore("local", List.of("--origin", origin, "--snapshots", localSnapshots.toString()), true);
+  }
+
+  /**
+   * As {@link #restoreLocal} on a mount, the fresh mount started with {@code --prefetch off}: what prefetching the
+   * model's access profile costs (when the images hold the weights) or saves (when the server maps them).
+   */
+  Timed restoreLocalWithoutPrefetch(String origin) throws Exception {
+    if (onMount == null) {
+      throw new IllegalStateException("only a server on a mount has a mount to prefetch");
+    }
+    return restore("local-no-prefetch", List.of("--origin", origin, "--snapshots", localSnapshots.toString()), false);
   }
 
   /**
@@ -241,13 +252,14 @@ final class SnapshotRuns implements AutoCloseable {
     Path freshSnapshots = work.resolve("node2-snapshots");
     ModelGenerator.deleteTree(freshSnapshots);
     try {
-      return restore("origin", List.of("--origin", origin, "--snapshots", freshSnapshots.toString(), "--from-origin"));
+      return restore("origin", List.of("--origin", origin, "--snapshots", freshSnapshots.toString(), "--from-origin"),
+          true);
     } finally {
       ModelGenerator.deleteTree(freshSnapshots);
     }
   }
 
-  private Timed restore(String key, List<String> where) throws Exception {
+  private Timed restore(String key, List<String> where, boolean prefetch) throws Exception {
     boolean restoreMounts = onMount != null && where.contains("--from-origin");
     Machine.dropPageCache(log);
     long before = originBytes.getAsLong();
@@ -266,7 +278,7 @@ final class SnapshotRuns implements AutoCloseable {
     long mountPid = -1;
     try {
       if (onMount != null && !restoreMounts) {
-        mount = mountModel("restore-" + key, false);
+        mount = mountModel("restore-" + key, false, prefetch);
         mountPid = mount.pid();
         ev.put("mounted", ms(t0));
       }
@@ -293,7 +305,9 @@ final class SnapshotRuns implements AutoCloseable {
       long fileBytes = fileBackedResidentBytes(pid);
       long bytes = originBytes.getAsLong() - before;
       kill(pid);
-      return new Timed(ev, bytes, how(where.contains("--from-origin"), restoreMounts), cpu, fileBytes);
+      String how = how(where.contains("--from-origin"), restoreMounts);
+      return new Timed(ev, bytes, prefetch ? how : how.replace("thaw mount of the model (a fresh cache)",
+          "thaw mount of the model (a fresh cache, --prefetch off)"), cpu, fileBytes);
     } finally {
       if (mount != null) {
         mount.close();
@@ -318,12 +332,19 @@ final class SnapshotRuns implements AutoCloseable {
 
   /** {@code thaw mount} of the model at the mount point, with an empty cache, started and waited for. */
   private MountProcess mountModel(String key, boolean recordProfile) throws IOException {
+    return mountModel(key, recordProfile, true);
+  }
+
+  private MountProcess mountModel(String key, boolean recordProfile, boolean prefetch) throws IOException {
     ModelGenerator.deleteTree(cache(key));
     List<String> cmd = new ArrayList<>(thawCommand);
     cmd.addAll(List.of("mount", onMount.model(), onMount.mountPoint().toString(), "--origin", onMount.origin(),
         "--cache", cache(key).toString(), "--cache-size", "16g"));
     if (recordProfile) {
       cmd.add("--record-profile");
+    }
+    if (!prefetch) {
+      cmd.addAll(List.of("--prefetch", "off"));
     }
     MountProcess m = MountProcess.start("thaw mount", cmd, env, java.util.Set.of(), onMount.mountPoint(),
         work.resolve("thaw-mount-" + key + ".log"));
