@@ -46,7 +46,7 @@ import java.util.stream.Stream;
  * profile (the first load of a model records it), which every later mount prefetches.
  */
 final class SnapshotRuns implements AutoCloseable {
-  static final String NAME = "bench-ort-server";
+  private static final String NAME = "bench-ort-server";
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final long TIMEOUT_MS = 600_000;
 
@@ -63,6 +63,11 @@ final class SnapshotRuns implements AutoCloseable {
   private final Path localSnapshots;
   private final java.util.function.LongSupplier originBytes;
   private final OnMount onMount;
+  /**
+   * The snapshot's name, new for each instance: a restore from the origin takes the first snapshot of its name that
+   * matches the node, and the origin keeps those of earlier runs (the demo's work directory is reused).
+   */
+  private final String name;
   private final List<Long> servers = new ArrayList<>();
   private int httpPort;
   private long imageBytes;
@@ -89,6 +94,7 @@ final class SnapshotRuns implements AutoCloseable {
       java.util.function.LongSupplier originBytes, OnMount onMount) throws IOException {
     this.originBytes = originBytes == null ? () -> 0 : originBytes;
     this.onMount = onMount;
+    this.name = NAME + "-" + work.getFileName() + "-" + Long.toString(System.currentTimeMillis(), 36);
     this.work = work;
     this.repo = repo;
     this.serverCommand = serverCommand;
@@ -193,7 +199,7 @@ final class SnapshotRuns implements AutoCloseable {
       Path probe = work.resolve("probe.json");
       Files.writeString(probe, probeJson(httpPort));
       ModelGenerator.deleteTree(localSnapshots);
-      JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", NAME,
+      JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", name,
           "--probe", probe.toString(), "--origin", pushOrigin, "--snapshots",
           localSnapshots.toString(), "--key-file", keyFile.toString(), "--json"));
       imageBytes = r.get("image_bytes").asLong();
@@ -263,7 +269,7 @@ final class SnapshotRuns implements AutoCloseable {
     boolean restoreMounts = onMount != null && where.contains("--from-origin");
     Machine.dropPageCache(log);
     long before = originBytes.getAsLong();
-    List<String> args = new ArrayList<>(List.of("restore", NAME, "--key-file", keyFile.toString(), "--no-fallback",
+    List<String> args = new ArrayList<>(List.of("restore", name, "--key-file", keyFile.toString(), "--no-fallback",
         "--log-dir", work.toString(), "--json"));
     args.addAll(where);
     if (restoreMounts) {
