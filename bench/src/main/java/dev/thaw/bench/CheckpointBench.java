@@ -2,6 +2,11 @@ package dev.thaw.bench;
 
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
+import dev.thaw.store.ModelName;
+import dev.thaw.store.Origin;
+import dev.thaw.store.Origins;
+import dev.thaw.store.PushProgress;
+import dev.thaw.store.Pusher;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -24,9 +29,18 @@ import java.util.Map;
  * <p>Twice: the server as it is (ONNX Runtime copies and repacks every weight into its heap, so the weights are in the
  * image) and with {@code session.disable_prepacking=1} (weights stay mapped from the model files, which the restored
  * process maps again instead of carrying them in the image).
+ *
+ * <p>And each of the two again with the model on a Thaw mount, as a node serves it (the model pushed to the same
+ * origin, each run on a fresh mount with an empty cache; see {@link SnapshotRuns}): a boot on the mount; a restore from
+ * local images after a fresh mount of the model; a restore on a new node, where {@code thaw restore} mounts the model
+ * itself; and the restore from local images once more with the fresh mount's prefetch off, which shows what
+ * prefetching the model's profile costs or saves. Weights mapped from the mount stream from the origin again after
+ * a restore.
  */
 public final class CheckpointBench {
   static final String PREFIX = "snapshots/";
+  /** The model's name at the origin, for the runs on a Thaw mount. */
+  static final ModelName MODEL_NAME = ModelName.parse("bench/mlp:v1");
   private static final Map<String, String> CREDENTIALS = Map.of("AWS_ACCESS_KEY_ID", "thaw-bench",
       "AWS_SECRET_ACCESS_KEY", "thaw-bench-secret", "AWS_REGION", "us-east-1");
 
@@ -69,6 +83,11 @@ public final class CheckpointBench {
       mapped.add("--ort-session-config=session.disable_prepacking=1");
       small = variant("weights mapped", work.resolve("mapped"), repo, mapped, thaw, o, s3, proxy, client, input,
           expected, log, table);
+      // the deployment shape, compared in the same run with the rows above
+      summary.put("on_mount", onMount("as is", work.resolve("as-is-mount"), repo, server, thaw, o, s3, proxy, client,
+          input, expected, log, table));
+      small.put("on_mount", onMount("weights mapped", work.resolve("mapped-mount"), repo, mapped, thaw, o, s3, proxy,
+          client, input, expected, log, table));
     }
     summary.put("weights_mapped", small);
     summary.put("model_bytes", modelBytes);
@@ -87,28 +106,36 @@ public final class CheckpointBench {
     String direct = s3.originUri(prefix);
     String throttled = s3.originUri(prefix, proxy.port());
     log.printf("checkpoint bench: ort-server %s%n", label);
-    try (SnapshotRuns runs = new SnapshotRuns(work, repo, server, thaw, CREDENTIALS, log, client, input, expected)) {
+    try (SnapshotRuns runs = new SnapshotRuns(work, repo, server, thaw, CREDENTIALS, log, client, input, expected,
+        proxy::bytesToClients, null)) {
       List<Double> boots = new ArrayList<>();
+      List<Double> bootCpu = new ArrayList<>();
       for (int i = 0; i < o.runs(); i++) {
-        boots.add(runs.boot().firstInferenceS());
-        log.printf(Locale.ROOT, "  cold boot: %.2f s%n", boots.getLast());
+        SnapshotRuns.Timed t = runs.boot();
+        boots.add(t.firstInferenceS());
+        bootCpu.add(t.cpuTotal());
+        log.printf(Locale.ROOT, "  cold boot: %.2f s, %.1f CPU s%n", boots.getLast(), bootCpu.getLast());
       }
       runs.checkpoint(direct);
       List<Double> local = new ArrayList<>();
       List<Long> mappedBytes = new ArrayList<>();
+      List<Double> localCpu = new ArrayList<>();
       for (int i = 0; i < o.runs(); i++) {
         SnapshotRuns.Timed t = runs.restoreLocal(direct);
         local.add(t.firstInferenceS());
+        localCpu.add(t.cpuTotal());
         mappedBytes.add(t.fileBackedBytes());
         log.printf(Locale.ROOT, "  restore, images on local disk: %.2f s (%s resident from mapped files)%n",
             local.getLast(), ColdStartDemo.human(t.fileBackedBytes()));
       }
       List<Double> remote = new ArrayList<>();
       long fetched = 0;
+      List<Double> remoteCpu = new ArrayList<>();
       for (int i = 0; i < o.runs(); i++) {
         proxy.resetCounters();
-        SnapshotRuns.Timed t = runs.restoreFromOrigin(throttled, proxy::bytesToClients);
+        SnapshotRuns.Timed t = runs.restoreFromOrigin(throttled);
         remote.add(t.firstInferenceS());
+        remoteCpu.add(t.cpuTotal());
         fetched = t.bytesFetched();
         log.printf(Locale.ROOT, "  restore, images from the origin (new node): %.2f s, %s from the origin%n",
             remote.getLast(), ColdStartDemo.human(fetched));
@@ -142,18 +169,157 @@ public final class CheckpointBench {
       goals.put("restore_origin_s <= 1.3 x origin_floor_s", restoreOrigin <= 1.3 * originFloor);
       goals.put("boot_s / restore_local_s >= 3", boot / restoreLocal >= 3);
       r.put("goals", goals);
-      r.put("runs_s", Map.of("boot", boots, "restore_local", local, "restore_origin", remote));
+      r.put("runs_s", paths(boots, local, remote));
+      Map<String, Object> cpu = new LinkedHashMap<>();
+      cpu.put("boot", round(median(bootCpu)));
+      cpu.put("restore_local", round(median(localCpu)));
+      cpu.put("restore_origin", round(median(remoteCpu)));
+      r.put("cpu_s_at_first_inference", cpu);
       table.append(String.format(Locale.ROOT, "%n%s: image %s, dump %.2f s%n", "ort-server " + label,
           ColdStartDemo.human(runs.imageBytes()), runs.dumpS()));
-      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s%n", "cold boot, model on local disk", boot));
-      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (floor %.2f s: %s from local disk; x%.2f)%n",
-          "restore, images on local disk", restoreLocal, floor, ColdStartDemo.human(mustRead), restoreLocal / floor));
-      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (floor %.2f s: %s at %.2f GB/s; x%.2f)%n",
-          "restore on a new node, images from the origin", restoreOrigin, originFloor, ColdStartDemo.human(pushedBytes),
-          rate / 1e9, restoreOrigin / originFloor));
+      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (%s CPU s)%n", "cold boot, model on local disk", boot,
+          cpu.get("boot")));
+      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (%s CPU s; floor %.2f s: %s from local disk; x%.2f)%n",
+          "restore, images on local disk", restoreLocal, cpu.get("restore_local"), floor, ColdStartDemo.human(mustRead),
+          restoreLocal / floor));
+      table.append(String.format(Locale.ROOT, "  %-44s %7.2f s  (%s CPU s; floor %.2f s: %s at %.2f GB/s; x%.2f)%n",
+          "restore on a new node, images from the origin", restoreOrigin, cpu.get("restore_origin"), originFloor,
+          ColdStartDemo.human(pushedBytes), rate / 1e9, restoreOrigin / originFloor));
       table.append(String.format(Locale.ROOT, "  boot / restore (local): %.1fx%n", boot / restoreLocal));
       return r;
     }
+  }
+
+  /**
+   * The same server with its model on a Thaw mount: the model pushed to the origin the snapshot goes to, the snapshot
+   * taken of the server booted on a mount of it, then each path with a fresh mount (see {@link SnapshotRuns}).
+   */
+  private static Map<String, Object> onMount(String label, Path work, Path repo, List<String> server, List<String> thaw,
+      Options o, S3ProxyServer s3, ThrottlingProxy proxy, InferenceClient client, float[] input, float[] expected,
+      PrintStream log, StringBuilder table) throws Exception {
+    String prefix = PREFIX + work.getFileName() + "-" + System.currentTimeMillis() + "/";
+    String direct = s3.originUri(prefix);
+    String throttled = s3.originUri(prefix, proxy.port());
+    log.printf("checkpoint bench: ort-server %s, its model on a Thaw mount%n", label);
+    try (Origin origin = Origins.open(direct)) {
+      long t0 = System.nanoTime();
+      Pusher.Result p = new Pusher(origin, Pusher.DEFAULT_CHUNK_SIZE, 8, PushProgress.NONE).push(repo, MODEL_NAME);
+      log.printf(Locale.ROOT, "  pushed %s as %s in %.1f s%n", MODEL_NAME, p.digest(), (System.nanoTime() - t0) / 1e9);
+    }
+    SnapshotRuns.OnMount mount = new SnapshotRuns.OnMount(MODEL_NAME.toString(), throttled, work.resolve("mnt"));
+    try (SnapshotRuns runs = new SnapshotRuns(work, repo, server, thaw, CREDENTIALS, log, client, input, expected,
+        proxy::bytesToClients, mount)) {
+      runs.checkpoint(direct);
+      List<SnapshotRuns.Timed> boots = new ArrayList<>();
+      List<SnapshotRuns.Timed> local = new ArrayList<>();
+      List<SnapshotRuns.Timed> remote = new ArrayList<>();
+      List<SnapshotRuns.Timed> noPrefetch = new ArrayList<>();
+      for (int i = 0; i < o.runs(); i++) {
+        boots.add(runs.boot());
+        log.printf(Locale.ROOT, "  cold boot on a fresh mount: %s%n", line(boots.getLast()));
+      }
+      for (int i = 0; i < o.runs(); i++) {
+        local.add(runs.restoreLocal(direct));
+        log.printf(Locale.ROOT, "  restore, images on local disk, a fresh mount first: %s%n", line(local.getLast()));
+      }
+      for (int i = 0; i < o.runs(); i++) {
+        remote.add(runs.restoreFromOrigin(throttled));
+        log.printf(Locale.ROOT, "  restore on a new node, the restore mounting the model: %s%n", line(remote.getLast()));
+      }
+      for (int i = 0; i < o.runs(); i++) {
+        noPrefetch.add(runs.restoreLocalWithoutPrefetch(direct));
+        log.printf(Locale.ROOT, "  restore, images on local disk, a fresh mount first, --prefetch off: %s%n",
+            line(noPrefetch.getLast()));
+      }
+      Map<String, Object> r = new LinkedHashMap<>();
+      double boot = median(seconds(boots));
+      double restoreLocal = median(seconds(local));
+      double restoreOrigin = median(seconds(remote));
+      double restoreNoPrefetch = median(seconds(noPrefetch));
+      r.put("boot_s", round(boot));
+      r.put("restore_local_s", round(restoreLocal));
+      r.put("restore_origin_s", round(restoreOrigin));
+      r.put("restore_local_no_prefetch_s", round(restoreNoPrefetch));
+      r.put("dump_s", round(runs.dumpS()));
+      r.put("image_bytes", runs.imageBytes());
+      r.put("boot_over_restore_local", round(boot / restoreLocal));
+      r.put("boot_over_restore_origin", round(boot / restoreOrigin));
+      Map<String, Object> fetched = new LinkedHashMap<>();
+      fetched.put("boot", medianBytes(boots.stream().map(SnapshotRuns.Timed::bytesFetched).toList()));
+      fetched.put("restore_local", medianBytes(local.stream().map(SnapshotRuns.Timed::bytesFetched).toList()));
+      fetched.put("restore_origin", medianBytes(remote.stream().map(SnapshotRuns.Timed::bytesFetched).toList()));
+      fetched.put("restore_local_no_prefetch", medianBytes(noPrefetch.stream().map(SnapshotRuns.Timed::bytesFetched)
+          .toList()));
+      r.put("origin_bytes_at_first_inference", fetched);
+      Map<String, Object> cpu = new LinkedHashMap<>();
+      cpu.put("boot", round(median(cpuTotals(boots))));
+      cpu.put("restore_local", round(median(cpuTotals(local))));
+      cpu.put("restore_origin", round(median(cpuTotals(remote))));
+      cpu.put("restore_local_no_prefetch", round(median(cpuTotals(noPrefetch))));
+      r.put("cpu_s_at_first_inference", cpu);
+      r.put("mapped_file_bytes", medianBytes(local.stream().map(SnapshotRuns.Timed::fileBackedBytes).toList()));
+      r.put("how", paths(boots.getFirst().how(), local.getFirst().how(), remote.getFirst().how(),
+          noPrefetch.getFirst().how()));
+      r.put("runs_s", paths(seconds(boots), seconds(local), seconds(remote), seconds(noPrefetch)));
+      r.put("runs_cpu_s", paths(runCpu(boots), runCpu(local), runCpu(remote), runCpu(noPrefetch)));
+      table.append(String.format(Locale.ROOT, "%n%s, its model on a Thaw mount (fresh mount and cache each run):"
+          + " image %s, dump %.2f s%n", "ort-server " + label, ColdStartDemo.human(runs.imageBytes()), runs.dumpS()));
+      table.append(row("cold boot on the mount", boot, fetched.get("boot"), cpu.get("boot")));
+      table.append(row("restore, images on local disk (mount first)", restoreLocal, fetched.get("restore_local"),
+          cpu.get("restore_local")));
+      table.append(String.format(Locale.ROOT, "    (the restored server had %s resident from mapped files)%n",
+          ColdStartDemo.human((Long) r.get("mapped_file_bytes"))));
+      table.append(row("restore on a new node (the restore mounts)", restoreOrigin, fetched.get("restore_origin"),
+          cpu.get("restore_origin")));
+      table.append(row("restore, local images, mount --prefetch off", restoreNoPrefetch,
+          fetched.get("restore_local_no_prefetch"), cpu.get("restore_local_no_prefetch")));
+      table.append(String.format(Locale.ROOT, "  boot / restore on the mount (local images): %.1fx%n",
+          boot / restoreLocal));
+      return r;
+    }
+  }
+
+  private static Map<String, Object> paths(Object boot, Object restoreLocal, Object restoreOrigin) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("boot", boot);
+    m.put("restore_local", restoreLocal);
+    m.put("restore_origin", restoreOrigin);
+    return m;
+  }
+
+  private static Map<String, Object> paths(Object boot, Object restoreLocal, Object restoreOrigin,
+      Object restoreLocalNoPrefetch) {
+    Map<String, Object> m = paths(boot, restoreLocal, restoreOrigin);
+    m.put("restore_local_no_prefetch", restoreLocalNoPrefetch);
+    return m;
+  }
+
+  private static String row(String what, double s, Object fetched, Object cpu) {
+    return String.format(Locale.ROOT, "  %-44s %7.2f s  (%s from the origin, %s CPU s)%n", what, s,
+        ColdStartDemo.human((Long) fetched), cpu);
+  }
+
+  private static String line(SnapshotRuns.Timed t) {
+    return String.format(Locale.ROOT, "%.2f s, %s from the origin, %.1f CPU s", t.firstInferenceS(),
+        ColdStartDemo.human(t.bytesFetched()), t.cpuTotal());
+  }
+
+  private static List<Double> seconds(List<SnapshotRuns.Timed> runs) {
+    return runs.stream().map(SnapshotRuns.Timed::firstInferenceS).toList();
+  }
+
+  private static List<Double> cpuTotals(List<SnapshotRuns.Timed> runs) {
+    return runs.stream().map(SnapshotRuns.Timed::cpuTotal).toList();
+  }
+
+  private static List<Map<String, Double>> runCpu(List<SnapshotRuns.Timed> runs) {
+    List<Map<String, Double>> out = new ArrayList<>();
+    for (SnapshotRuns.Timed t : runs) {
+      Map<String, Double> m = new LinkedHashMap<>();
+      t.cpuSeconds().forEach((k, v) -> m.put(k, round(v)));
+      out.add(m);
+    }
+    return out;
   }
 
   static double median(List<Double> v) {

@@ -34,7 +34,12 @@ import org.jclouds.blobstore.domain.BlobMetadata;
  *   <li>download everything with a parallel downloader, then boot the server (what people do today);
  *   <li>boot the server on a Thaw lazy mount, cold cache;
  *   <li>the same, prefetching the access profile recorded by run 2;
- *   <li>boot the server with the model already on local disk (the floor without snapshots).
+ *   <li>boot the server with the model already on local disk (the floor without snapshots);
+ *   <li>restore the server's snapshot (taken warm, on the model on local disk) on a new node, images from the origin,
+ *       and from the images on local disk;
+ *   <li>the same two with the server's model on a Thaw mount, as a node serves it (the snapshot taken of the server
+ *       on a mount of the pushed model): on a new node {@code thaw restore} mounts the model itself; with local images
+ *       a fresh mount of it comes first (see {@link SnapshotRuns}).
  * </ol>
  * The origin is S3Proxy behind the same per-connection throttle as the store bench ({@link ThrottlingProxy}, 100 MB/s
  * per connection): an emulated cloud object store, nothing to configure. Each run is timed from the exec of its first
@@ -167,15 +172,29 @@ public final class ColdStartDemo {
         timelines.add(d.localDiskBoot());
         // the server snapshotted warm (images pushed sealed to the same origin), then restored instead of booted
         try (SnapshotRuns snap = new SnapshotRuns(work.resolve("snapshot"), repo, serverCommand(o),
-            MountBench.thawCommand(o.thawCommand()), CREDENTIALS, log, client, input, expected)) {
+            MountBench.thawCommand(o.thawCommand()), CREDENTIALS, log, client, input, expected, proxy::bytesToClients,
+            null)) {
           snap.checkpoint(s3.originUri(SNAPSHOT_PREFIX));
           snapshotFacts.put("dump_s", round(snap.dumpS()));
           snapshotFacts.put("image_bytes", snap.imageBytes());
-          proxy.resetCounters();
           timelines.add(d.finish(snapshotRow("restore_origin", "restore, images from the origin",
-              snap.restoreFromOrigin(s3.originUri(SNAPSHOT_PREFIX, proxy.port()), proxy::bytesToClients))));
+              snap.restoreFromOrigin(s3.originUri(SNAPSHOT_PREFIX, proxy.port())))));
           timelines.add(d.finish(snapshotRow("restore_local", "restore, images on local disk",
               snap.restoreLocal(s3.originUri(SNAPSHOT_PREFIX)))));
+        }
+        // the deployment shape: the server reads the model pushed above through a Thaw mount; its snapshot goes to
+        // the model's store, where a restore that mounts the model itself finds both
+        SnapshotRuns.OnMount onMount = new SnapshotRuns.OnMount(NAME.toString(),
+            s3.originUri(STORE_PREFIX, proxy.port()), work.resolve("snapshot-mnt"));
+        try (SnapshotRuns snap = new SnapshotRuns(work.resolve("snapshot-mount"), repo, serverCommand(o),
+            MountBench.thawCommand(o.thawCommand()), CREDENTIALS, log, client, input, expected, proxy::bytesToClients,
+            onMount)) {
+          snap.checkpoint(s3.originUri(STORE_PREFIX));
+          snapshotFacts.put("on_mount", Map.of("dump_s", round(snap.dumpS()), "image_bytes", snap.imageBytes()));
+          timelines.add(d.finish(snapshotRow("restore_origin_mount", "restore on a Thaw mount, images from the origin",
+              snap.restoreFromOrigin(s3.originUri(STORE_PREFIX, proxy.port())))));
+          timelines.add(d.finish(snapshotRow("restore_local_mount", "restore on a Thaw mount, images on local disk",
+              snap.restoreLocal(s3.originUri(STORE_PREFIX)))));
         }
       }
     } finally {
@@ -194,6 +213,8 @@ public final class ColdStartDemo {
     summary.put("local_disk_boot_s", round(byKey.get("local_disk_boot").firstInferenceS()));
     summary.put("restore_origin_s", round(byKey.get("restore_origin").firstInferenceS()));
     summary.put("restore_local_s", round(byKey.get("restore_local").firstInferenceS()));
+    summary.put("restore_origin_mount_s", round(byKey.get("restore_origin_mount").firstInferenceS()));
+    summary.put("restore_local_mount_s", round(byKey.get("restore_local_mount").firstInferenceS()));
     summary.put("best_parallel_download_s", round(bestDownloadS));
     summary.put("snapshot", snapshotFacts);
     summary.put("model_bytes", modelBytes);
@@ -434,7 +455,7 @@ public final class ColdStartDemo {
     }
 
     RunTimeline finish(RunTimeline t) {
-      log.printf(Locale.ROOT, "demo: %-34s first inference after %6.2f s, %s fetched%n", t.label() + ":",
+      log.printf(Locale.ROOT, "demo: %-48s first inference after %6.2f s, %s fetched%n", t.label() + ":",
           t.firstInferenceS(), human(t.bytesFetched()));
       return t;
     }
@@ -527,14 +548,14 @@ public final class ColdStartDemo {
 
   static String table(List<RunTimeline> timelines, long modelBytes, double bestDownloadS, double goalS) {
     StringBuilder s = new StringBuilder();
-    s.append(String.format(Locale.ROOT, "%-34s %12s %12s %9s %8s%n", "run (" + human(modelBytes) + " model)",
+    s.append(String.format(Locale.ROOT, "%-47s %12s %12s %9s %8s%n", "run (" + human(modelBytes) + " model)",
         "first answer", "fetched", "speed-up", "CPU s"));
     double base = timelines.getFirst().firstInferenceS();
     for (RunTimeline t : timelines) {
-      s.append(String.format(Locale.ROOT, "%-34s %10.2f s %12s %8.2fx %8.1f%n", t.label(), t.firstInferenceS(),
+      s.append(String.format(Locale.ROOT, "%-47s %10.2f s %12s %8.2fx %8.1f%n", t.label(), t.firstInferenceS(),
           human(t.bytesFetched()), base / t.firstInferenceS(), t.cpuTotal()));
     }
-    s.append(String.format(Locale.ROOT, "%-34s %10.2f s%n", "best parallel download alone", bestDownloadS));
+    s.append(String.format(Locale.ROOT, "%-47s %10.2f s%n", "best parallel download alone", bestDownloadS));
     s.append(String.format(Locale.ROOT, "goal: lazy mount + profile <= %.2f s (1.2 x max(download alone, local disk boot))%n",
         goalS));
     s.append(String.format(Locale.ROOT, "CPU s: every process of the run until its first answer, the emulated origin (S3Proxy and"

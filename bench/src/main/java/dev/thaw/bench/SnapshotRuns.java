@@ -37,10 +37,16 @@ import java.util.stream.Stream;
  * ort-server booted under {@code thaw run}'s PID namespace, then snapshotted warm with {@code thaw checkpoint}
  * (images pushed, sealed, to the origin), then brought back with {@code thaw restore} from images on local disk and,
  * as a new node would (an empty snapshot directory), from the origin. The page cache is dropped before
- * each run. Used by {@code thaw bench checkpoint} and by the demo's last two rows.
+ * each run. Used by {@code thaw bench checkpoint} and by the demo's restore rows.
+ *
+ * <p>The server reads its model from a local directory, or, as a node serves it, from a Thaw mount ({@link OnMount}).
+ * On a mount, every run mounts the model afresh (a new {@code thaw mount} process, an empty chunk cache): a boot and a
+ * restore from local images start that mount first and are timed from its exec; a restore on a new node finds no
+ * mount and {@code thaw restore} mounts the model itself. The checkpoint's own mount records the model's access
+ * profile (the first load of a model records it), which every later mount prefetches.
  */
 final class SnapshotRuns implements AutoCloseable {
-  static final String NAME = "bench-ort-server";
+  private static final String NAME = "bench-ort-server";
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final long TIMEOUT_MS = 600_000;
 
@@ -55,6 +61,13 @@ final class SnapshotRuns implements AutoCloseable {
   private final float[] expected;
   private final Path keyFile;
   private final Path localSnapshots;
+  private final java.util.function.LongSupplier originBytes;
+  private final OnMount onMount;
+  /**
+   * The snapshot's name, new for each instance: a restore from the origin takes the first snapshot of its name that
+   * matches the node, and the origin keeps those of earlier runs (the demo's work directory is reused).
+   */
+  private final String name;
   private final List<Long> servers = new ArrayList<>();
   private int httpPort;
   private long imageBytes;
@@ -62,12 +75,26 @@ final class SnapshotRuns implements AutoCloseable {
   private JsonNode pushed;
 
   /**
+   * The model on a Thaw mount: pushed as {@code model} to {@code origin}, mounted at {@code mountPoint}. A restore that
+   * mounts the model itself does so from its own {@code --origin}: push the snapshot to the same store.
+   *
+   * @param origin the origin the mounts read (the throttled one, as a node reads a cloud store)
+   */
+  record OnMount(String model, String origin, Path mountPoint) {}
+
+  /**
    * @param serverCommand ort-server's command line, without repository and ports
    * @param thawCommand how to run the thaw CLI
    * @param env for the thaw CLI (origin credentials)
+   * @param originBytes what the throttled origin has sent so far, to count each run's share (null: not counted)
+   * @param onMount the model's Thaw mount; null: the server reads {@code repo} on local disk
    */
   SnapshotRuns(Path work, Path repo, List<String> serverCommand, List<String> thawCommand, Map<String, String> env,
-      PrintStream log, InferenceClient client, float[] input, float[] expected) throws IOException {
+      PrintStream log, InferenceClient client, float[] input, float[] expected,
+      java.util.function.LongSupplier originBytes, OnMount onMount) throws IOException {
+    this.originBytes = originBytes == null ? () -> 0 : originBytes;
+    this.onMount = onMount;
+    this.name = NAME + "-" + work.getFileName() + "-" + Long.toString(System.currentTimeMillis(), 36);
     this.work = work;
     this.repo = repo;
     this.serverCommand = serverCommand;
@@ -93,13 +120,16 @@ final class SnapshotRuns implements AutoCloseable {
     List<String> cmd = new ArrayList<>(serverCommand);
     // PID 1 of its namespace: its perf-data file would be /tmp/hsperfdata_USER/1 on every node, so none is kept
     cmd.add(1, "-XX:-UsePerfData");
-    cmd.addAll(List.of("--model-repository", repo.toString(), "--http-port", Integer.toString(http), "--grpc-port",
+    Path repository = onMount == null ? repo : onMount.mountPoint();
+    cmd.addAll(List.of("--model-repository", repository.toString(), "--http-port", Integer.toString(http), "--grpc-port",
         Integer.toString(grpc), "--warmup"));
     return cmd;
   }
 
-  /** A timed run: events in ms from the exec, bytes from the origin, and how it was done. */
   /**
+   * A timed run: events in ms from the exec, bytes from the origin, and how it was done.
+   *
+   * @param cpuSeconds CPU seconds of each process of the run until its first answer, the emulated origin's included
    * @param fileBackedBytes what the (restored) server had resident from mapped files at its first answer: bytes it
    *     read from disk besides the images
    */
@@ -108,23 +138,48 @@ final class SnapshotRuns implements AutoCloseable {
     double firstInferenceS() {
       return events.get("first_inference") / 1000;
     }
+
+    double cpuTotal() {
+      return cpuSeconds.values().stream().mapToDouble(Double::doubleValue).sum();
+    }
   }
 
-  /** Boots the server in its own PID namespace with the page cache dropped; the run ends with its first answer. */
+  /**
+   * Boots the server in its own PID namespace with the page cache dropped (on a fresh mount of the model, when on a
+   * mount); the run ends with its first answer.
+   */
   Timed boot() throws Exception {
     int[] ports = FreePorts.pick(2);
     Machine.dropPageCache(log);
     Map<String, Double> ev = new LinkedHashMap<>();
+    Map<String, Double> cpu = new LinkedHashMap<>();
+    long before = originBytes.getAsLong();
+    ColdStartDemo.Cpu cpuBefore = ColdStartDemo.Cpu.now();
     long t0 = System.nanoTime();
     ev.put("exec", 0.0);
-    try (PidNamespaceProcess p = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("boot.out"),
-        work.resolve("boot.err"))) {
-      Probe.awaitReady(readyUrl(ports[0]), Duration.ofMillis(TIMEOUT_MS), p.pid());
-      ev.put("ready", ms(t0));
-      inferChecked(ports[0], "boot");
-      ev.put("first_inference", ms(t0));
+    try (MountProcess mount = onMount == null ? null : mountModel("boot", false)) {
+      if (mount != null) {
+        ev.put("mounted", ms(t0));
+      }
+      try (PidNamespaceProcess p = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("boot.out"),
+          work.resolve("boot.err"))) {
+        Probe.awaitReady(readyUrl(ports[0]), Duration.ofMillis(TIMEOUT_MS), p.pid());
+        ev.put("ready", ms(t0));
+        inferChecked(ports[0], "boot");
+        ev.put("first_inference", ms(t0));
+        cpu.put("ort_server", MountProcess.cpuSeconds(p.pid()));
+        if (mount != null) {
+          cpu.put("thaw_mount", mount.cpuSeconds());
+        }
+        // this JVM: S3Proxy and the throttling proxy (the emulated cloud) and the inference client
+        cpu.put("origin_s3proxy_and_throttle", ColdStartDemo.Cpu.now().self() - cpuBefore.self());
+      }
+      return new Timed(ev, originBytes.getAsLong() - before, onMount == null
+          ? "ort-server under a new PID namespace, the model on local disk"
+          : "thaw mount (a fresh cache), then ort-server under a new PID namespace on the mount", cpu, 0);
+    } finally {
+      deleteCache("boot");
     }
-    return new Timed(ev, 0, "ort-server under a new PID namespace, the model on local disk", Map.of(), 0);
   }
 
   /**
@@ -134,15 +189,17 @@ final class SnapshotRuns implements AutoCloseable {
   void checkpoint(String pushOrigin) throws Exception {
     int[] ports = FreePorts.pick(2);
     httpPort = ports[0];
-    PidNamespaceProcess server = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("server.out"),
-        work.resolve("server.err"));
+    MountProcess mount = onMount == null ? null : mountModel("checkpoint", true);
+    PidNamespaceProcess server = null;
     try {
+      server = PidNamespaceProcess.start(serverArgs(ports[0], ports[1]), work.resolve("server.out"),
+          work.resolve("server.err"));
       Probe.awaitReady(readyUrl(httpPort), Duration.ofMillis(TIMEOUT_MS), server.pid());
       inferChecked(httpPort, "warm-up");
       Path probe = work.resolve("probe.json");
       Files.writeString(probe, probeJson(httpPort));
       ModelGenerator.deleteTree(localSnapshots);
-      JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", NAME,
+      JsonNode r = thaw("checkpoint", List.of("checkpoint", "--pid", Long.toString(server.pid()), "--name", name,
           "--probe", probe.toString(), "--origin", pushOrigin, "--snapshots",
           localSnapshots.toString(), "--key-file", keyFile.toString(), "--json"));
       imageBytes = r.get("image_bytes").asLong();
@@ -151,7 +208,18 @@ final class SnapshotRuns implements AutoCloseable {
       log.printf(Locale.ROOT, "snapshot: dumped in %.2f s, %s of images, pushed sealed in %.2f s%n", dumpS,
           ColdStartDemo.human(imageBytes), r.get("push_s").asDouble());
     } finally {
-      server.close();
+      if (server != null) {
+        server.close();
+      }
+      if (mount != null) {
+        mount.close(); // the node's mount goes, saving the profile it recorded; each restore mounts the model afresh
+        deleteCache("checkpoint");
+      }
+    }
+    Path mountLog = work.resolve("thaw-mount-checkpoint.log");
+    if (mount != null && !Files.readString(mountLog).contains("saved access profile")) {
+      throw new IOException("the checkpointed server's mount saved no access profile, so later mounts would prefetch"
+          + " nothing: see " + mountLog);
     }
   }
 
@@ -163,59 +231,165 @@ final class SnapshotRuns implements AutoCloseable {
     return dumpS;
   }
 
-  /** {@code thaw restore} from the images this node kept, page cache dropped. */
+  /**
+   * {@code thaw restore} from the images this node kept, page cache dropped; on a mount, after a fresh mount of the
+   * model at the same path (a new process, an empty cache), timed from its exec.
+   */
   Timed restoreLocal(String origin) throws Exception {
-    return restore("local", List.of("--origin", origin, "--snapshots", localSnapshots.toString()), null);
+    return restore("local", List.of("--origin", origin, "--snapshots", localSnapshots.toString()), true);
   }
 
   /**
-   * {@code thaw restore} as a new node: an empty snapshot directory, every image byte from {@code origin}.
-   *
-   * @param bytesFromOrigin counts what the origin sent during the run (null: not counted)
+   * As {@link #restoreLocal} on a mount, the fresh mount started with {@code --prefetch off}: what prefetching the
+   * model's access profile costs (when the images hold the weights) or saves (when the server maps them).
    */
-  Timed restoreFromOrigin(String origin, java.util.function.LongSupplier bytesFromOrigin) throws Exception {
+  Timed restoreLocalWithoutPrefetch(String origin) throws Exception {
+    if (onMount == null) {
+      throw new IllegalStateException("only a server on a mount has a mount to prefetch");
+    }
+    return restore("local-no-prefetch", List.of("--origin", origin, "--snapshots", localSnapshots.toString()), false);
+  }
+
+  /**
+   * {@code thaw restore} as a new node: an empty snapshot directory, every image byte from {@code origin}; on a
+   * mount, no mount of the model either: the restore mounts it itself, from {@code origin}, into an empty cache.
+   */
+  Timed restoreFromOrigin(String origin) throws Exception {
     Path freshSnapshots = work.resolve("node2-snapshots");
     ModelGenerator.deleteTree(freshSnapshots);
     try {
       return restore("origin", List.of("--origin", origin, "--snapshots", freshSnapshots.toString(), "--from-origin"),
-          bytesFromOrigin);
+          true);
     } finally {
       ModelGenerator.deleteTree(freshSnapshots);
     }
   }
 
-  private Timed restore(String key, List<String> where, java.util.function.LongSupplier bytesFromOrigin)
-      throws Exception {
+  private Timed restore(String key, List<String> where, boolean prefetch) throws Exception {
+    boolean restoreMounts = onMount != null && where.contains("--from-origin");
     Machine.dropPageCache(log);
-    long before = bytesFromOrigin == null ? 0 : bytesFromOrigin.getAsLong();
-    List<String> args = new ArrayList<>(List.of("restore", NAME, "--key-file", keyFile.toString(), "--no-fallback",
+    long before = originBytes.getAsLong();
+    List<String> args = new ArrayList<>(List.of("restore", name, "--key-file", keyFile.toString(), "--no-fallback",
         "--log-dir", work.toString(), "--json"));
     args.addAll(where);
+    if (restoreMounts) {
+      args.addAll(List.of("--mount-cache", cache("restore-" + key).toString()));
+    }
     Map<String, Double> ev = new LinkedHashMap<>();
+    Map<String, Double> cpu = new LinkedHashMap<>();
     ColdStartDemo.Cpu cpuBefore = ColdStartDemo.Cpu.now();
     long t0 = System.nanoTime();
     ev.put("exec", 0.0);
-    JsonNode r = thaw("restore-" + key, args);
-    long pid = r.get("pid").asLong();
-    servers.add(pid);
-    if (r.get("fetch_s").asDouble() > 0) {
-      ev.put("images_fetched", r.get("fetch_s").asDouble() * 1000);
+    MountProcess mount = null;
+    long mountPid = -1;
+    try {
+      if (onMount != null && !restoreMounts) {
+        mount = mountModel("restore-" + key, false, prefetch);
+        mountPid = mount.pid();
+        ev.put("mounted", ms(t0));
+      }
+      JsonNode r = thaw("restore-" + key, args);
+      long pid = r.get("pid").asLong();
+      servers.add(pid);
+      if (r.get("fetch_s").asDouble() > 0) {
+        ev.put("images_fetched", r.get("fetch_s").asDouble() * 1000);
+      }
+      if (restoreMounts) {
+        mountPid = restoreMountPid(key);
+      }
+      ev.put("restored_and_verified", ms(t0));
+      inferChecked(httpPort, "restore-" + key);
+      ev.put("first_inference", ms(t0));
+      ColdStartDemo.Cpu now = ColdStartDemo.Cpu.now();
+      cpu.put("thaw_restore", now.children() - cpuBefore.children());
+      cpu.put("ort_server", MountProcess.cpuSeconds(pid));
+      if (mountPid > 0) {
+        cpu.put("thaw_mount", MountProcess.cpuSeconds(mountPid));
+      }
+      // this JVM: S3Proxy and the throttling proxy (the emulated cloud) and the inference client
+      cpu.put("origin_s3proxy_and_throttle", now.self() - cpuBefore.self());
+      long fileBytes = fileBackedResidentBytes(pid);
+      long bytes = originBytes.getAsLong() - before;
+      kill(pid);
+      String how = how(where.contains("--from-origin"), restoreMounts);
+      return new Timed(ev, bytes, prefetch ? how : how.replace("thaw mount of the model (a fresh cache)",
+          "thaw mount of the model (a fresh cache, --prefetch off)"), cpu, fileBytes);
+    } finally {
+      if (mount != null) {
+        mount.close();
+      } else if (restoreMounts) {
+        unmountRestored();
+      }
+      deleteCache("restore-" + key);
     }
-    ev.put("restored_and_verified", ms(t0));
-    inferChecked(httpPort, "restore-" + key);
-    ev.put("first_inference", ms(t0));
-    Map<String, Double> cpu = new LinkedHashMap<>();
-    ColdStartDemo.Cpu now = ColdStartDemo.Cpu.now();
-    cpu.put("thaw_restore", now.children() - cpuBefore.children());
-    cpu.put("ort_server", MountProcess.cpuSeconds(pid));
-    // this JVM: S3Proxy and the throttling proxy (the emulated cloud) and the inference client
-    cpu.put("origin_s3proxy_and_throttle", now.self() - cpuBefore.self());
-    long fileBytes = fileBackedResidentBytes(pid);
-    kill(pid);
-    long bytes = bytesFromOrigin == null ? 0 : bytesFromOrigin.getAsLong() - before;
-    return new Timed(ev, bytes, where.contains("--from-origin")
-        ? "thaw restore --from-origin on a new node (an empty snapshot directory), then the first answer"
-        : "thaw restore from the images this node kept at checkpoint, then the first answer", cpu, fileBytes);
+  }
+
+  private String how(boolean fromOrigin, boolean restoreMounts) {
+    String restore = fromOrigin
+        ? "thaw restore --from-origin on a new node (an empty snapshot directory)"
+        : "thaw restore from the images this node kept at checkpoint";
+    if (onMount == null) {
+      return restore + ", then the first answer";
+    }
+    return restoreMounts
+        ? restore + ", mounting the model itself (thaw mount, an empty cache), then the first answer"
+        : "thaw mount of the model (a fresh cache) at the server's path, then " + restore + ", then the first answer";
+  }
+
+  /** {@code thaw mount} of the model at the mount point, with an empty cache, started and waited for. */
+  private MountProcess mountModel(String key, boolean recordProfile) throws IOException {
+    return mountModel(key, recordProfile, true);
+  }
+
+  private MountProcess mountModel(String key, boolean recordProfile, boolean prefetch) throws IOException {
+    ModelGenerator.deleteTree(cache(key));
+    List<String> cmd = new ArrayList<>(thawCommand);
+    cmd.addAll(List.of("mount", onMount.model(), onMount.mountPoint().toString(), "--origin", onMount.origin(),
+        "--cache", cache(key).toString(), "--cache-size", "16g"));
+    if (recordProfile) {
+      cmd.add("--record-profile");
+    }
+    if (!prefetch) {
+      cmd.addAll(List.of("--prefetch", "off"));
+    }
+    MountProcess m = MountProcess.start("thaw mount", cmd, env, java.util.Set.of(), onMount.mountPoint(),
+        work.resolve("thaw-mount-" + key + ".log"));
+    try {
+      m.awaitVisible(onMount.mountPoint().resolve(ColdStartDemo.MODEL).resolve("config.pbtxt"), TIMEOUT_MS);
+    } catch (IOException e) {
+      m.close();
+      throw e;
+    }
+    return m;
+  }
+
+  private Path cache(String key) {
+    return work.resolve("cache-" + key);
+  }
+
+  private void deleteCache(String key) throws IOException {
+    if (onMount != null) {
+      ModelGenerator.deleteTree(cache(key));
+    }
+  }
+
+  /** The PID of the {@code thaw mount} a restore started, from the line it printed. */
+  private long restoreMountPid(String key) throws IOException {
+    Path err = work.resolve("thaw-restore-" + key + ".err");
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\(thaw mount, process (\\d+),").matcher(
+        Files.readString(err));
+    if (!m.find()) {
+      throw new IOException("thaw restore did not say it mounted the model at " + onMount.mountPoint()
+          + " (was a mount already there?): see " + err);
+    }
+    return Long.parseLong(m.group(1));
+  }
+
+  /** Ends the mount a restore started ({@code thaw unmount}: it waits for the mount's process to exit). */
+  private void unmountRestored() throws IOException, InterruptedException {
+    if (dev.thaw.fuse.MountTable.find(onMount.mountPoint()).isPresent()) {
+      thaw("unmount", List.of("unmount", onMount.mountPoint().toString()));
+    }
   }
 
   /**

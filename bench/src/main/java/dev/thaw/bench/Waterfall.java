@@ -34,7 +34,7 @@ final class Waterfall {
 
   static String html(String title, List<ColdStartDemo.RunTimeline> runs) {
     double maxMs = runs.stream().mapToDouble(r -> r.events().get("first_inference")).max().orElse(1);
-    int labelW = 260;
+    int labelW = 300;
     int plotW = 760;
     int rowH = 34;
     int top = 30;

@@ -139,8 +139,11 @@ final class BenchCommand implements Runnable {
             + "throttle; the dump time and image bytes; and the floors (every byte a restore must read, from local "
             + "disk with the page cache dropped, and over the best parallel download rate of that origin). Twice: "
             + "the server as it is, and with ONNX Runtime's prepacking off so the weights stay mapped from the model "
-            + "files instead of being carried in the image. Needs root and CRIU. Progress and the table go to "
-            + "stderr; with --json stdout gets exactly one JSON object. About 5 minutes for 1 GiB."
+            + "files instead of being carried in the image. Then both again with the model on a Thaw mount, as a node "
+            + "serves it (each run on a fresh mount and cache: a boot; a restore from local images after a fresh "
+            + "mount, and again with its prefetch off; a restore on a new node that mounts the model itself), in the "
+            + "JSON under on_mount. Needs root, CRIU and FUSE. Progress and the table go to stderr; with --json stdout "
+            + "gets exactly one JSON object. About 6 minutes for 1 GiB."
       })
   static final class Checkpoint implements Callable<Integer> {
     @Option(names = "--size", paramLabel = "SIZE", defaultValue = "1g", converter = Units.SizeConverter.class,

@@ -15,14 +15,15 @@ import picocli.CommandLine.Option;
 
 @Command(name = "demo", mixinStandardHelpOptions = true,
     description = {
-      "Thaw's main job: time to the first correct inference of a real server starting cold, six ways.",
+      "Thaw's main job: time to the first correct inference of a real server starting cold, eight ways.",
       "On the embedded default (a local emulated cloud origin, nothing to configure), a real server "
           + "(examples/ort-server, ONNX Runtime) starts cold on a generated ONNX model (made once, cached): download "
           + "then boot; boot on a Thaw lazy mount; the same with the access profile recorded by the previous run; "
           + "boot with the model already on local disk; restore the server's snapshot (thaw checkpoint once warm) on "
-          + "a new node, images from the origin; restore it from images on local disk. The origin is S3Proxy behind "
-          + "a 100 MB/s-per-connection throttle. Needs root (FUSE mounts, dumps and restores, dropping the page "
-          + "cache before each run) and CRIU, which it installs first when missing (scripts/install-criu.sh).",
+          + "a new node, images from the origin; restore it from images on local disk; both restores again with the "
+          + "server's model on a Thaw mount. The origin is S3Proxy behind a 100 MB/s-per-connection throttle. Needs "
+          + "root (FUSE mounts, dumps and restores, dropping the page cache before each run) and CRIU, which it "
+          + "installs first when missing (scripts/install-criu.sh).",
       "Prints a table and writes the per-run timeline as JSON and as an HTML waterfall to the work directory; with "
           + "--json stdout gets exactly one JSON object and the table goes to stderr."
     })

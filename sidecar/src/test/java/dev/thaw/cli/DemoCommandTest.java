@@ -9,13 +9,15 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code thaw demo} end to end on a small model: a real S3Proxy origin behind the throttle, real downloaders, real
- * {@code thaw mount} processes and real ort-server processes, each run answered correctly (the demo checks every
- * answer against the plain-Java reference and fails otherwise). Speed is not asserted here; docs/benchmarks.md has it.
+ * {@code thaw mount} processes and real ort-server processes, real CRIU snapshots of the server on local disk and on
+ * a Thaw mount, each run answered correctly (the demo checks every answer against the plain-Java reference and fails
+ * otherwise). Speed is not asserted here; docs/benchmarks.md has it.
  */
 class DemoCommandTest {
   @TempDir Path work;
@@ -44,7 +46,8 @@ class DemoCommandTest {
     long modelBytes = j.get("model_bytes").asLong();
     assertThat(modelBytes).as("about the asked 6 MiB").isBetween(4L << 20, 8L << 20);
     for (String key : new String[] {"download_then_boot_s", "lazy_s", "lazy_profile_s", "local_disk_boot_s",
-        "restore_origin_s", "restore_local_s", "best_parallel_download_s"}) {
+        "restore_origin_s", "restore_local_s", "restore_origin_mount_s", "restore_local_mount_s",
+        "best_parallel_download_s"}) {
       assertThat(j.get(key).asDouble()).as(key).isPositive();
     }
     JsonNode fetched = j.get("bytes_fetched_at_first_inference");
@@ -56,10 +59,19 @@ class DemoCommandTest {
     assertThat(fetched.get("restore_origin").asLong()).as("a new node fetches every (sealed) image byte")
         .isGreaterThanOrEqualTo(image);
     assertThat(fetched.get("restore_local").asLong()).isZero();
+    long onMountImage = j.get("snapshot").get("on_mount").get("image_bytes").asLong();
+    assertThat(onMountImage).as("the server on a mount holds its repacked weights too").isGreaterThan(modelBytes);
+    assertThat(fetched.get("restore_origin_mount").asLong()).as("a new node fetches every (sealed) image byte")
+        .isGreaterThanOrEqualTo(onMountImage);
+    try (Stream<Path> files = Files.walk(work.resolve("snapshot-mount"))) {
+      Path external = files.filter(f -> f.getFileName().toString().equals("external-mounts")).findFirst().orElseThrow();
+      assertThat(Files.readString(external)).as("the snapshotted server read its model through the Thaw mount")
+          .contains(work.resolve("snapshot-mnt").toString()).contains("thaw:demo/mlp:v1@sha256:");
+    }
     assertThat(log).contains("first inference after").contains("best parallel download alone");
 
     JsonNode timeline = new ObjectMapper().readTree(work.resolve("timeline.json").toFile());
-    assertThat(timeline.get("runs")).hasSize(6);
+    assertThat(timeline.get("runs")).hasSize(8);
     for (JsonNode run : timeline.get("runs")) {
       JsonNode ev = run.get("events_ms");
       if (run.get("run").asText().startsWith("restore_")) {
@@ -73,11 +85,21 @@ class DemoCommandTest {
       assertThat(ev.get("ready").asDouble()).isLessThanOrEqualTo(ev.get("first_inference").asDouble());
     }
     assertThat(timeline.get("runs").get(4).get("events_ms").has("images_fetched")).isTrue();
+    JsonNode onMountOrigin = timeline.get("runs").get(6);
+    assertThat(onMountOrigin.get("run").asText()).isEqualTo("restore_origin_mount");
+    assertThat(onMountOrigin.get("how").asText()).contains("mounting the model itself");
+    assertThat(onMountOrigin.get("cpu_s_at_first_inference").get("thaw_mount").asDouble())
+        .as("the restore's own mount did the model's reads").isPositive();
+    JsonNode onMountLocal = timeline.get("runs").get(7);
+    assertThat(onMountLocal.get("run").asText()).isEqualTo("restore_local_mount");
+    assertThat(onMountLocal.get("how").asText()).startsWith("thaw mount of the model");
+    assertThat(onMountLocal.get("events_ms").get("mounted").asDouble()).as("the mount comes first")
+        .isLessThan(onMountLocal.get("events_ms").get("restored_and_verified").asDouble());
     assertThat(timeline.get("runs").get(1).get("events_ms").has("mounted")).isTrue();
     assertThat(timeline.get("runs").get(1).get("events_ms").has("first_byte")).isTrue();
     String html = Files.readString(work.resolve("timeline.html"));
     assertThat(html).contains("<svg").contains("lazy mount + profile, cold cache")
-        .contains("restore, images from the origin");
+        .contains("restore, images from the origin").contains("restore on a Thaw mount, images from the origin");
     assertThat(Files.readString(Path.of("/proc/mounts"))).as("no mount left behind").doesNotContain(work.toString());
   }
 
