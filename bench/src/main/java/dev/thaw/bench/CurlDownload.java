@@ -1,5 +1,6 @@
 package dev.thaw.bench;
 
+import dev.thaw.testkit.Tools;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;

@@ -11,6 +11,8 @@ import dev.thaw.store.Origins;
 import dev.thaw.store.PushProgress;
 import dev.thaw.store.Pusher;
 import dev.thaw.store.ReaderOptions;
+import dev.thaw.testkit.S3ProxyServer;
+import dev.thaw.testkit.Tools;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;

@@ -14,6 +14,7 @@ import dev.thaw.store.ModelName;
 import dev.thaw.store.ModelStore;
 import dev.thaw.store.Origin;
 import dev.thaw.store.Origins;
+import dev.thaw.testkit.FreePorts;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;

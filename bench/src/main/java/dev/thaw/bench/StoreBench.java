@@ -12,6 +12,8 @@ import dev.thaw.store.Origin;
 import dev.thaw.store.Origins;
 import dev.thaw.store.Pusher;
 import dev.thaw.store.ReaderOptions;
+import dev.thaw.testkit.NginxServer;
+import dev.thaw.testkit.S3ProxyServer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;

@@ -52,7 +52,15 @@ public final class AotTraining {
       trainS3Client();
       trainRestore(dir);
     } finally {
-      dev.thaw.bench.ModelGenerator.deleteTree(dir);
+      deleteTree(dir);
+    }
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    try (var files = Files.walk(dir)) {
+      for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
     }
   }
 

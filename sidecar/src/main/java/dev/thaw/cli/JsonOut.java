@@ -5,17 +5,20 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintStream;
 
-/** Writes the single JSON object a {@code --json} command prints on stdout. */
-final class JsonOut {
-  static final ObjectMapper MAPPER = new ObjectMapper();
+/**
+ * Writes the single JSON object a {@code --json} command prints on stdout (public for the commands a {@link
+ * CommandPlugin} adds).
+ */
+public final class JsonOut {
+  public static final ObjectMapper MAPPER = new ObjectMapper();
 
   private JsonOut() {}
 
-  static ObjectNode object() {
+  public static ObjectNode object() {
     return MAPPER.createObjectNode();
   }
 
-  static void print(PrintStream out, ObjectNode node) {
+  public static void print(PrintStream out, ObjectNode node) {
     try {
       out.println(MAPPER.writeValueAsString(node));
       out.flush();

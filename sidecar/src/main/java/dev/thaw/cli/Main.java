@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import java.util.ServiceLoader;
 import java.util.logging.Level;
 import java.util.logging.LogManager;
 import java.util.logging.Logger;
@@ -15,13 +16,43 @@ public final class Main {
 
   static int run(String... args) {
     configureLogging();
+    return commandLine(args.length > 0 ? args[0] : null).execute(args);
+  }
+
+  /** The command line that runs {@code thaw FIRST ...}, laid out and with its errors one line each. */
+  static CommandLine commandLine(String first) {
+    return withLayoutAndErrors(commands(first));
+  }
+
+  /**
+   * The commands {@code thaw FIRST ...} may run: only FIRST when it is one of the product's (every one for help, FIRST
+   * null), as picocli reflects over every registered command at start and a mount must be ready in milliseconds.
+   * The {@link CommandPlugin}s are looked for only where they may add the command asked for, for the same reason: a
+   * look-up opens every jar on the class path.
+   */
+  static CommandLine commands(String first) {
     CommandLine cli = new CommandLine(new ThawCommand());
-    Class<?> only = args.length > 0 ? ThawCommand.COMMANDS.get(args[0]) : null;
+    Class<?> only = first == null ? null : ThawCommand.COMMANDS.get(first);
     for (var c : ThawCommand.COMMANDS.entrySet()) {
       if (only == null || c.getValue() == only) {
         cli.addSubcommand(c.getKey(), c.getValue());
       }
     }
+    if (only == null || ThawCommand.OPEN.contains(first)) {
+      String under = only == null ? "" : first + " "; // an open command: its own subcommands only
+      for (CommandPlugin plugin : ServiceLoader.load(CommandPlugin.class)) {
+        plugin.commands().forEach((path, command) -> {
+          if (path.startsWith(under)) {
+            add(cli, path, command);
+          }
+        });
+      }
+    }
+    return cli;
+  }
+
+  /** {@code cli} with {@link HelpFormat}'s layout, and every error in one line on stderr. */
+  private static CommandLine withLayoutAndErrors(CommandLine cli) {
     HelpFormat.applyTo(cli);
     cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
       String message = ex.getMessage() == null ? ex.toString() : ex.getMessage();
@@ -34,11 +65,34 @@ public final class Main {
     // A bad option value or a missing argument is one line too, with where to look, not the whole usage text.
     cli.setParameterExceptionHandler((ex, argv) -> {
       CommandLine cmd = ex.getCommandLine();
+      if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getUnmatched().isEmpty()) {
+        String parent = cmd.getCommandSpec().qualifiedName(" ");
+        String path = (parent + " " + u.getUnmatched().getFirst()).substring("thaw ".length());
+        String elsewhere = ThawCommand.ELSEWHERE.get(path);
+        if (elsewhere != null) { // a plugin's command, and no plugin here
+          cmd.getErr().println("thaw " + path + ": error: not in this installation: " + elsewhere);
+          return 2;
+        }
+      }
       cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + ex.getMessage()
           + " (see " + cmd.getCommandSpec().qualifiedName() + " --help)");
       return 2;
     });
-    return cli.execute(args);
+    return cli;
+  }
+
+  /** Adds a plugin's command at {@code path} ("demo", "placement simulate"). */
+  private static void add(CommandLine cli, String path, Class<?> command) {
+    String[] names = path.split(" ");
+    CommandLine parent = cli;
+    for (int i = 0; i < names.length - 1; i++) {
+      parent = parent.getSubcommands().get(names[i]);
+      if (parent == null) {
+        throw new IllegalStateException("the command plugin " + command.getName() + " adds " + path + ", but thaw "
+            + "has no command " + String.join(" ", java.util.Arrays.copyOf(names, i + 1)));
+      }
+    }
+    parent.addSubcommand(names[names.length - 1], command);
   }
 
   private static void configureLogging() {

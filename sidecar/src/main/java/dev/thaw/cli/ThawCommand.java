@@ -32,14 +32,30 @@ public final class ThawCommand implements Runnable {
     m.put("unmount", UnmountCommand.class);
     m.put("profile", ProfileCommand.class);
     m.put("gc", GcCommand.class);
-    m.put("model", ModelCommand.class);
     m.put("run", RunCommand.class);
     m.put("checkpoint", CheckpointCommand.class);
     m.put("restore", RestoreCommand.class);
     m.put("placement", PlacementCommand.class);
-    m.put("demo", DemoCommand.class);
-    m.put("bench", BenchCommand.class);
     m.put("sidecar", SidecarCommand.class);
+    return java.util.Collections.unmodifiableMap(m);
+  }
+
+  /** The product's commands that {@link CommandPlugin}s add subcommands to. */
+  static final java.util.Set<String> OPEN = java.util.Set.of("placement");
+
+  /**
+   * The plugins' commands that a user may know from the README, and where they are: asked for where no plugin
+   * brings them, each is one error line that says so, rather than picocli's "Unmatched argument".
+   */
+  static final java.util.Map<String, String> ELSEWHERE = elsewhere();
+
+  private static java.util.Map<String, String> elsewhere() {
+    String bench = "it comes with Thaw's benchmarks (the bench module), which the installed thaw leaves out; run it "
+        + "from a checkout of Thaw's repository as ./thaw ";
+    java.util.Map<String, String> m = new java.util.HashMap<>();
+    for (String c : new String[] {"model", "demo", "bench", "placement bench", "placement simulate"}) {
+      m.put(c, bench + c);
+    }
     return java.util.Collections.unmodifiableMap(m);
   }
 

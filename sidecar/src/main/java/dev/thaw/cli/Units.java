@@ -4,8 +4,11 @@ import java.time.Duration;
 import java.util.Locale;
 import picocli.CommandLine;
 
-/** Parses and prints sizes ("8m", "20g") and durations ("24h", "30m", "7d"). */
-final class Units {
+/**
+ * Parses and prints sizes ("8m", "20g") and durations ("24h", "30m", "7d"), as every command's options take them
+ * (public for the commands a {@link CommandPlugin} adds).
+ */
+public final class Units {
   private Units() {}
 
   static long parseSize(String s) {
@@ -50,7 +53,7 @@ final class Units {
     }
   }
 
-  static String bytes(long n) {
+  public static String bytes(long n) {
     if (n < 1024) {
       return n + " B";
     }
@@ -64,13 +67,13 @@ final class Units {
     return String.format(Locale.ROOT, "%.1f %s", v, units[i]);
   }
 
-  static double mbps(long bytes, double seconds) {
+  public static double mbps(long bytes, double seconds) {
     return bytes / 1e6 / Math.max(seconds, 1e-9);
   }
 
   // TypeConversionException: picocli then says "Invalid value for option '--x': <our message>", without wrapping
   // it in "cannot convert ... (java.lang.IllegalArgumentException: ...)".
-  static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
+  public static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
     @Override
     public Long convert(String value) {
       try {
@@ -81,7 +84,7 @@ final class Units {
     }
   }
 
-  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+  public static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
     @Override
     public Duration convert(String value) {
       try {

@@ -457,8 +457,11 @@ public final class ClusterMember implements AutoCloseable {
     return java.nio.ByteBuffer.wrap(h).getLong();
   }
 
-  /** How many members, this one included, are fetching a model, as this member last heard. */
-  int fetchers(String digest) {
+  /**
+   * How many members, this one included, are fetching a model, as this member last heard (public for {@code thaw
+   * bench cluster}, which waits for all to hear of each other).
+   */
+  public int fetchers(String digest) {
     return (int) knownMembers.values().stream().filter(m -> m.path("fetching").path(digest).asBoolean(false)).count();
   }
 

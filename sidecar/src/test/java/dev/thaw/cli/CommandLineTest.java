@@ -8,6 +8,8 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -176,10 +178,25 @@ class CommandLineTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"push", "ls", "cat", "gc", "mount", "unmount", "profile", "model", "run", "demo", "bench"})
+  @ValueSource(strings = {"push", "ls", "cat", "gc", "mount", "unmount", "profile", "run"})
   void everyCommandExplainsItsOptions(String command) {
     assertThat(run(command, "--help")).isZero();
     assertThat(out.toString(StandardCharsets.UTF_8)).contains("Usage: thaw " + command);
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"demo", "bench store", "model generate", "placement simulate"})
+  void aBenchmarkCommandWithoutTheBenchModuleIsOneLineSayingWhereItIs(String command) {
+    // This module's tests run without the bench module on the class path, as the installed thaw does.
+    List<String> args = new ArrayList<>(List.of(command.split(" ")));
+    args.add("--help");
+    assertThat(run(args.toArray(String[]::new))).isEqualTo(2);
+    String e = err.toString(StandardCharsets.UTF_8).trim();
+    String name = command.startsWith("placement") ? command : command.split(" ")[0];
+    assertThat(e).isEqualTo("thaw " + name + ": error: not in this installation: it comes with Thaw's benchmarks (the "
+        + "bench module), which the installed thaw leaves out; run it from a checkout of Thaw's repository as ./thaw "
+        + name);
+    assertThat(out.toString(StandardCharsets.UTF_8)).isEmpty();
   }
 
   @ParameterizedTest

@@ -10,8 +10,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import picocli.CommandLine;
 
-/** Every command's {@code --help} as a reader sees it, subcommands included. */
-class HelpTest {
+/**
+ * Every command's {@code --help} as a reader sees it, subcommands included: every command on the class path, so the
+ * bench module runs it too (a subclass there) over the commands it adds.
+ */
+public class HelpTest {
   /** Every command line that has a help of its own: "", "push", ..., "bench store", "placement solve", ... */
   static Stream<String> everyCommand() {
     List<String> paths = new ArrayList<>();
@@ -20,9 +23,7 @@ class HelpTest {
   }
 
   private static CommandLine tree() {
-    CommandLine cli = new CommandLine(new ThawCommand());
-    ThawCommand.COMMANDS.forEach(cli::addSubcommand);
-    return cli;
+    return Main.commands(null);
   }
 
   private static void collect(CommandLine command, String path, List<String> paths) {

@@ -6,13 +6,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.thaw.bench.FreePorts;
-import dev.thaw.bench.S3ProxyServer;
 import dev.thaw.checkpoint.PidNamespaceProcess;
 import dev.thaw.checkpoint.Probe;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import dev.thaw.sidecar.SidecarSettings;
+import dev.thaw.testkit.FreePorts;
+import dev.thaw.testkit.S3ProxyServer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -434,7 +434,7 @@ class SnapshotCommandsTest {
     JsonNode taken = checkpoint(); // pushed to the origin as snapshots/mlp-server:KEYTAG
     assertThat(taken.get("tag").asText()).startsWith("snapshots/mlp-server:");
     Path node2 = tmp.resolve("node2-snapshots");
-    try (var etcd = dev.thaw.bench.EtcdCluster.start(tmp.resolve("etcd"), 1)) {
+    try (var etcd = dev.thaw.testkit.EtcdCluster.start(tmp.resolve("etcd"), 1)) {
       var settings = SidecarSettings.member(tmp, origin, etcd.endpoints(), "/thaw", "n2");
       settings.put("thaw.snapshots", node2.toString());
       settings.put("thaw.snapshot-key-file", keyFile.toString());

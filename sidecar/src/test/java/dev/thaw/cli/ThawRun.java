@@ -4,13 +4,16 @@ import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 
-/** Runs the thaw command line in this JVM, keeping what the last run printed on stdout and stderr. */
-final class ThawRun {
+/**
+ * Runs the thaw command line in this JVM, keeping what the last run printed on stdout and stderr. Public for the
+ * tests of the commands that the bench module adds (this module's test-jar).
+ */
+public final class ThawRun {
   private ByteArrayOutputStream out = new ByteArrayOutputStream();
   private ByteArrayOutputStream err = new ByteArrayOutputStream();
 
   /** Runs {@code thaw ARGS...}; returns its exit status. */
-  int run(String... args) {
+  public int run(String... args) {
     out = new ByteArrayOutputStream();
     err = new ByteArrayOutputStream();
     PrintStream realOut = System.out;
@@ -25,11 +28,11 @@ final class ThawRun {
     }
   }
 
-  String out() {
+  public String out() {
     return out.toString(StandardCharsets.UTF_8);
   }
 
-  String err() {
+  public String err() {
     return err.toString(StandardCharsets.UTF_8);
   }
 }

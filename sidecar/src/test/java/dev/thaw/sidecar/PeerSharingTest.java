@@ -5,13 +5,13 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.thaw.bench.NginxServer;
-import dev.thaw.bench.ThrottlingProxy;
-import dev.thaw.bench.EtcdCluster;
 import dev.thaw.store.ModelName;
 import dev.thaw.store.Origins;
 import dev.thaw.store.PushProgress;
 import dev.thaw.store.Pusher;
+import dev.thaw.testkit.EtcdCluster;
+import dev.thaw.testkit.NginxServer;
+import dev.thaw.testkit.ThrottlingProxy;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.micronaut.context.ApplicationContext;
