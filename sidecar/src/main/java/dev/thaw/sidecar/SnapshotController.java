@@ -219,7 +219,7 @@ final class SnapshotController {
     }
     try {
       mountService.mount(new MountService.MountRequest(what, null, root.relativize(at).toString(), "auto"));
-    } catch (ApiException e) {
+    } catch (MountException e) {
       throw new IOException("could not mount " + what + " at " + at + " for the restore: " + e.getMessage(), e);
     }
   }
