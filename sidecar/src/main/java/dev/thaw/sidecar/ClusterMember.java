@@ -494,13 +494,13 @@ public final class ClusterMember implements AutoCloseable {
     ObjectNode held = r.putObject("held"); // by manifest digest: what peers ask for
     ObjectNode fetching = r.putObject("fetching"); // models this node is still filling: it owns some of their chunks
     ObjectNode running = r.putObject("running");
-    for (Map<String, Object> m : mounts.list()) {
-      String source = (String) m.get("source");
-      double fill = ((Number) m.get("cache_fill")).doubleValue();
+    for (MountService.MountInfo m : mounts.mounted()) {
+      String source = m.source();
+      double fill = m.cacheFill();
       cached.put(source, fill);
-      held.put((String) m.get("digest"), Math.max(fill, held.path((String) m.get("digest")).asDouble()));
+      held.put(m.digest(), Math.max(fill, held.path(m.digest()).asDouble()));
       if (fill < 1) {
-        fetching.put((String) m.get("digest"), true);
+        fetching.put(m.digest(), true);
       }
       running.put(source, running.path(source).asInt() + 1);
     }
@@ -690,7 +690,7 @@ public final class ClusterMember implements AutoCloseable {
    * before), unless a mount still reads it.
    */
   private void release(String model, String digest) {
-    boolean mounted = mounts.list().stream().anyMatch(m -> digest.equals(m.get("digest")));
+    boolean mounted = mounts.mounted().stream().anyMatch(m -> digest.equals(m.digest()));
     if (mounted) {
       acting.put(model, new Acting("unassigned, still mounted", digest));
       return;

@@ -33,7 +33,7 @@ final class SnapshotServiceFactory {
     }
     try {
       mounts.mount(new MountService.MountRequest(what, null, root.relativize(at).toString(), "auto"));
-    } catch (ApiException e) {
+    } catch (MountException e) {
       throw new IOException("could not mount " + what + " at " + at + " for the restore: " + e.getMessage(), e);
     }
   }
