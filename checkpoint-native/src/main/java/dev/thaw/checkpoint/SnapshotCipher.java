@@ -39,7 +39,7 @@ import javax.crypto.spec.SecretKeySpec;
  * <p>Format: {@code "THAWENC2"}, the segment size (4 bytes, big-endian), the nonce prefix (8 bytes); then each
  * segment's ciphertext followed by its 16-byte tag. An empty file is one empty final segment.
  */
-public final class SnapshotCipher {
+final class SnapshotCipher {
   static final byte[] MAGIC = "THAWENC2".getBytes(StandardCharsets.US_ASCII);
   static final int SEGMENT = 64 << 10;
   static final int TAG = 16;

@@ -2,6 +2,10 @@ package dev.thaw.checkpoint;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.thaw.checkpoint.SnapshotService.FetchProgress;
+import dev.thaw.checkpoint.SnapshotService.Found;
+import dev.thaw.checkpoint.SnapshotService.Local;
+import dev.thaw.checkpoint.SnapshotService.Pushed;
 import dev.thaw.store.AccessProfile;
 import dev.thaw.store.ChunkCache;
 import dev.thaw.store.FileEntry;
@@ -51,7 +55,7 @@ import java.util.concurrent.CompletableFuture;
  * <p>Restoring finds the tag whose key matches this node, fetches the images through a chunk cache of its own (every
  * chunk checked against its hash, refetched when corrupt; dropped afterwards) and decrypts them as they arrive.
  */
-public final class SnapshotStore {
+final class SnapshotStore {
   static final String KEY_FILE = "key.json";
   static final String IMAGES = "images/";
   private static final int KEY_TAG_HEX = 32;
@@ -69,12 +73,6 @@ public final class SnapshotStore {
   private final boolean allowUnsealed;
   private final ReaderOptions readerOptions;
 
-  /** A store that restores only sealed snapshots from the origin; see the five-argument constructor. */
-  public SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism)
-      throws IOException {
-    this(root, store, cipher, parallelism, false);
-  }
-
   /**
    * @param root where this node keeps snapshots (created owner-only)
    * @param store the origin snapshots are pushed to and fetched from
@@ -82,7 +80,7 @@ public final class SnapshotStore {
    * @param allowUnsealed also fetch snapshots the origin holds unsealed (nothing proves who wrote them: their images
    *     and command are trusted as the origin is)
    */
-  public SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism,
+  SnapshotStore(Path root, ModelStore store, Optional<SnapshotCipher> cipher, int parallelism,
       boolean allowUnsealed) throws IOException {
     this.root = root;
     this.store = store;
@@ -90,15 +88,6 @@ public final class SnapshotStore {
     this.allowUnsealed = allowUnsealed;
     this.readerOptions = new ReaderOptions(parallelism, 8, false);
     createOwnerOnly(root);
-  }
-
-  /** Told of a fetch's images as they are written on this node. */
-  public interface FetchProgress {
-    FetchProgress NONE = bytes -> {};
-
-    default void started(long totalBytes) {}
-
-    void wrote(long bytes);
   }
 
   /**
@@ -164,38 +153,35 @@ public final class SnapshotStore {
     }
   }
 
-  public Path root() {
+  Path root() {
     return root;
   }
 
   /** A new, empty, owner-only directory to dump a snapshot of {@code name} into; see {@link #keep}. */
-  public Path newDumpDirectory(String name) throws IOException {
+  Path newDumpDirectory(String name) throws IOException {
     createOwnerOnly(nameDir(name));
     Path dir = nameDir(name).resolve(".dump-" + System.nanoTime());
     return dir;
   }
 
   /** Deletes a dump directory that failed: no partial images are kept. */
-  public void discard(Path dumped) throws IOException {
+  void discard(Path dumped) throws IOException {
     deleteTree(dumped);
   }
 
   /** Moves a finished dump into place as this node's snapshot of {@code name} for its key; returns where. */
-  public Path keep(String name, Path dumped) throws IOException {
-    SnapshotKey key = Snapshots.Metadata.read(dumped).snapshotKey();
+  Path keep(String name, Path dumped) throws IOException {
+    SnapshotKey key = SnapshotMetadata.read(dumped).snapshotKey();
     return replace(dumped, nameDir(name).resolve(keyTag(key)));
   }
-
-  /** What a push did. */
-  public record Pushed(ModelName tag, Pusher.Result result, boolean encrypted) {}
 
   /**
    * Pushes the snapshot in {@code images} to the store under {@code snapshots/NAME:KEYTAG}, sealed when this store has a
    * cipher. The tag appears only once every chunk is stored.
    */
-  public Pushed push(String name, Path images, int chunkSize, int concurrency, PushProgress progress)
+  Pushed push(String name, Path images, int chunkSize, int concurrency, PushProgress progress)
       throws IOException {
-    Snapshots.Metadata m = Snapshots.Metadata.read(images);
+    SnapshotMetadata m = SnapshotMetadata.read(images);
     SnapshotKey key = m.snapshotKey();
     ModelName tag = tag(name, key);
     Path staging = nameDir(name).resolve(".push-" + System.nanoTime());
@@ -225,16 +211,9 @@ public final class SnapshotStore {
       }
       JSON.writeValue(staging.resolve(KEY_FILE).toFile(), kf);
       Pusher.Result r = new Pusher(store.origin(), chunkSize, concurrency, progress).push(staging, tag);
-      return new Pushed(tag, r, cipher.isPresent());
+      return new Pushed(tag, r, cipher.isPresent(), store.origin().uri());
     } finally {
       deleteTree(staging);
-    }
-  }
-
-  /** A snapshot of a name that matches this node, in a local directory ready for CRIU. */
-  public record Found(Path images, Snapshots.Metadata metadata, String source, long bytesFetched, Duration fetchTime) {
-    public boolean fetched() {
-      return bytesFetched > 0 || !fetchTime.isZero();
     }
   }
 
@@ -242,10 +221,10 @@ public final class SnapshotStore {
    * No snapshot of a name can be restored here: none matches this node or can be trusted, or its images could not be
    * fetched. {@link #metadata} is one that could not be used, when one was read and authenticated.
    */
-  public static final class UnavailableException extends IOException {
-    private final transient Snapshots.Metadata metadata;
+  static final class UnavailableException extends IOException {
+    private final transient SnapshotMetadata metadata;
 
-    UnavailableException(String message, Snapshots.Metadata metadata, Throwable cause) {
+    UnavailableException(String message, SnapshotMetadata metadata, Throwable cause) {
       super(message, cause);
       this.metadata = metadata;
     }
@@ -255,7 +234,7 @@ public final class SnapshotStore {
      * this node's key, or unsealed when the store allows that): its command is one a cold boot may run. Null when
      * there is none such; never metadata read in clear from an origin that is not trusted.
      */
-    public Snapshots.Metadata metadata() {
+    SnapshotMetadata metadata() {
       return metadata;
     }
   }
@@ -268,7 +247,7 @@ public final class SnapshotStore {
    * @param progress told of the bytes of images written as they are fetched
    * @throws UnavailableException naming, for each snapshot of the name, the fields that differ
    */
-  public Found find(String name, SnapshotKey here, String modelDigest, boolean fromOrigin, FetchProgress progress)
+  Found find(String name, SnapshotKey here, String modelDigest, boolean fromOrigin, FetchProgress progress)
       throws IOException {
     List<String> compared = new ArrayList<>(SnapshotKey.NODE_FIELDS);
     if (modelDigest != null) {
@@ -276,12 +255,12 @@ public final class SnapshotStore {
     }
     SnapshotKey wanted = withModel(here, modelDigest);
     List<String> refusals = new ArrayList<>();
-    Snapshots.Metadata refused = null;
+    SnapshotMetadata refused = null;
     if (!fromOrigin) {
       for (Path dir : localSnapshots(name)) {
-        Snapshots.Metadata m;
+        SnapshotMetadata m;
         try {
-          m = Snapshots.Metadata.read(dir);
+          m = SnapshotMetadata.read(dir);
         } catch (IOException | RuntimeException e) {
           continue; // damaged: the store's copy, if any, is tried next
         }
@@ -324,7 +303,7 @@ public final class SnapshotStore {
   }
 
   /** What trying one tag gave: the fetched snapshot, or why it does not match (and its metadata, if readable). */
-  private record Attempt(Found found, String refusal, Snapshots.Metadata refused) {}
+  private record Attempt(Found found, String refusal, SnapshotMetadata refused) {}
 
   private Attempt tryTag(String name, ModelName t, ChunkCache cache, SnapshotKey wanted, List<String> compared,
       FetchProgress progress) throws IOException {
@@ -423,7 +402,7 @@ public final class SnapshotStore {
         ? CompletableFuture.allOf(reader.prefetch(profile.get()), reader.fillAll()) : reader.fillAll();
     try {
       List<FileEntry> files = imageFiles(reader.manifest());
-      progress.started(files.stream().mapToLong(FileEntry::size).sum());
+      progress.started(files.stream().mapToLong(FileEntry::size).sum(), store.origin().uri());
       for (FileEntry f : files) {
         String n = f.path().substring(IMAGES.length());
         Path dst = dir.resolve(n);
@@ -448,7 +427,7 @@ public final class SnapshotStore {
         }
       }
       fill.join();
-      Snapshots.Metadata m = Snapshots.Metadata.read(dir);
+      SnapshotMetadata m = SnapshotMetadata.read(dir);
       if (!m.snapshotKey().withCommandDigest().equals(new SnapshotKey(kf.key()).withCommandDigest())) {
         throw new IOException(Snapshots.METADATA + " records another key than " + KEY_FILE + " of " + tag);
       }
@@ -475,7 +454,7 @@ public final class SnapshotStore {
   }
 
   /** The metadata of a snapshot whose record {@link #untrusted} accepted; null when it cannot be read or opened. */
-  private Snapshots.Metadata readMetadata(ModelReader reader, KeyFile kf, ModelName tag) {
+  private SnapshotMetadata readMetadata(ModelReader reader, KeyFile kf, ModelName tag) {
     try {
       byte[] raw = readAll(reader, IMAGES + Snapshots.METADATA);
       if (kf.encrypted()) {
@@ -502,12 +481,12 @@ public final class SnapshotStore {
             }
           }, Snapshots.METADATA, tmp, new SnapshotCipher.Binding(kf.snapshotId(), Snapshots.METADATA));
           checkListed(kf, Snapshots.METADATA, d, tag);
-          return Snapshots.Metadata.parse(Files.readAllBytes(tmp));
+          return SnapshotMetadata.parse(Files.readAllBytes(tmp));
         } finally {
           Files.deleteIfExists(tmp);
         }
       }
-      return Snapshots.Metadata.parse(raw);
+      return SnapshotMetadata.parse(raw);
     } catch (IOException | RuntimeException e) {
       return null; // only used to say what a cold boot would run
     }
@@ -546,11 +525,8 @@ public final class SnapshotStore {
     }
   }
 
-  /** A snapshot kept on this node: its name, its key's tag, where its images are, their size and when it was taken. */
-  public record Local(String name, String keyTag, Path images, long bytes, java.time.Instant taken) {}
-
   /** Every complete snapshot kept under {@code root} (one with its metadata), by name, newest first within a name. */
-  public static List<Local> listLocal(Path root) throws IOException {
+  static List<Local> listLocal(Path root) throws IOException {
     if (!Files.isDirectory(root)) {
       return List.of();
     }
@@ -588,7 +564,7 @@ public final class SnapshotStore {
   }
 
   /** Removes this node's copies of {@code name}; the store's are kept. */
-  public void forgetLocal(String name) throws IOException {
+  void forgetLocal(String name) throws IOException {
     deleteTree(nameDir(name));
   }
 

@@ -2,6 +2,9 @@ package dev.thaw.checkpoint;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.thaw.checkpoint.SnapshotService.Fallback;
+import dev.thaw.checkpoint.SnapshotService.MountProvider;
+import dev.thaw.checkpoint.SnapshotService.Restored;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -22,35 +25,13 @@ import java.util.Optional;
  * (naming the fields), restores the tree and its CUDA state, and checks the restored server gives the recorded answer;
  * any failure kills what was restored, boots the request's {@link Fallback} instead (or nothing), and says why. The
  * images directory is trusted as this node's own: taken here, or fetched by {@link SnapshotStore#find}, which
- * authenticates what it fetches.
+ * authenticates what it fetches. Callers outside the package go through {@link SnapshotService}.
  */
-public final class Snapshots {
+final class Snapshots {
   static final String METADATA = "snapshot.json";
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private Snapshots() {}
-
-  /** What {@code snapshot.json} records. */
-  public record Metadata(Map<String, String> key, List<String> command, String readyUrl, Probe probe, String answer,
-      List<Long> cudaPids, List<String> gpuUuids) {
-    public Metadata {
-      gpuUuids = gpuUuids == null ? List.of() : gpuUuids;
-    }
-
-    public SnapshotKey snapshotKey() {
-      return new SnapshotKey(key);
-    }
-
-    /** Reads {@code snapshot.json} from an images directory. */
-    public static Metadata read(Path images) throws IOException {
-      return JSON.readValue(images.resolve(METADATA).toFile(), Metadata.class);
-    }
-
-    /** Reads {@code snapshot.json}'s bytes. */
-    public static Metadata parse(byte[] json) throws IOException {
-      return JSON.readValue(json, Metadata.class);
-    }
-  }
 
   /**
    * @param readyUrl polled until it answers 200 before anything else
@@ -58,18 +39,18 @@ public final class Snapshots {
    * @param expectedAnswer what the probe must answer (compared as JSON when both are JSON); null: any answer
    * @param warmTimeout how long the server may take to become ready
    */
-  public record TakeRequest(String readyUrl, Probe probe, String expectedAnswer, boolean leaveRunning,
+  record TakeRequest(String readyUrl, Probe probe, String expectedAnswer, boolean leaveRunning,
       Duration warmTimeout, String modelDigest, String thawVersion, Optional<CudaCheckpoint> cuda,
       Duration cudaLockTimeout) {
     /** Without an expected answer: whatever the warm server answers is recorded. */
-    public TakeRequest(String readyUrl, Probe probe, boolean leaveRunning, Duration warmTimeout, String modelDigest,
+    TakeRequest(String readyUrl, Probe probe, boolean leaveRunning, Duration warmTimeout, String modelDigest,
         String thawVersion, Optional<CudaCheckpoint> cuda, Duration cudaLockTimeout) {
       this(readyUrl, probe, null, leaveRunning, warmTimeout, modelDigest, thawVersion, cuda, cudaLockTimeout);
     }
   }
 
   /** Snapshots the warm server whose tree is rooted at {@code pid} into {@code images}. */
-  public static Metadata take(Criu criu, long pid, Path images, TakeRequest r) throws IOException {
+  static SnapshotMetadata take(Criu criu, long pid, Path images, TakeRequest r) throws IOException {
     Probe.awaitReady(r.readyUrl(), r.warmTimeout(), pid);
     String answer = r.probe() == null ? null : r.probe().ask(Duration.ofMinutes(1));
     if (r.expectedAnswer() != null && !sameAnswer(answer, r.expectedAnswer())) {
@@ -88,12 +69,12 @@ public final class Snapshots {
       gpus.suspend(cudaPids);
     }
     if (!r.leaveRunning()) {
-      Checkpoints.markCheckpointed(pid, images.toAbsolutePath().getParent().getFileName().toString());
+      markCheckpointed(pid, images.toAbsolutePath().getParent().getFileName().toString());
     }
     try {
       criu.dump(pid, images, Criu.Options.SERVER_ELSEWHERE, r.leaveRunning());
     } catch (IOException e) {
-      Checkpoints.unmarkCheckpointed(pid);
+      unmarkCheckpointed(pid);
       if (gpus != null) {
         resumeQuietly(gpus, cudaPids, e); // the dump failed: the server keeps running as it was
       }
@@ -102,11 +83,48 @@ public final class Snapshots {
     if (gpus != null && r.leaveRunning()) {
       gpus.resume(cudaPids, List.of());
     }
-    Metadata m = new Metadata(key.fields(), command, r.readyUrl(), r.probe(), answer, cudaPids,
+    SnapshotMetadata m = new SnapshotMetadata(key.fields(), command, r.readyUrl(), r.probe(), answer, cudaPids,
         cudaPids.isEmpty() ? List.of() : SnapshotKey.gpuUuids());
     Path file = images.resolve(METADATA);
     JSON.writeValue(file.toFile(), m);
     return m;
+  }
+
+  private static final Path MARKS = Path.of(System.getenv().getOrDefault("TMPDIR", "/tmp"), "thaw-checkpointed");
+
+  /**
+   * Leaves word, just before CRIU dumps and stops process {@code pid}, that it is being checkpointed as {@code name},
+   * so that {@code thaw run}, which sees only its server exit, says so instead of reporting a crash; {@link
+   * #unmarkCheckpointed} takes it back when the dump fails.
+   */
+  static void markCheckpointed(long pid, String name) {
+    try {
+      Files.createDirectories(MARKS, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+      Files.writeString(MARKS.resolve(Long.toString(pid)), name + "\n");
+    } catch (IOException | UnsupportedOperationException e) {
+      // only a message depends on it
+    }
+  }
+
+  static void unmarkCheckpointed(long pid) {
+    try {
+      Files.deleteIfExists(MARKS.resolve(Long.toString(pid)));
+    } catch (IOException e) {
+      // only a message depends on it
+    }
+  }
+
+  /** When process {@code pid} ended because it was checkpointed: the snapshot's name; the word is taken, once. */
+  static Optional<String> checkpointedAs(long pid) {
+    Path mark = MARKS.resolve(Long.toString(pid));
+    try {
+      String v = Files.readString(mark).strip();
+      Files.deleteIfExists(mark);
+      return Optional.of(v);
+    } catch (IOException e) {
+      return Optional.empty();
+    }
   }
 
   /** Equal as JSON values when both are JSON (key order and spacing aside), else as strings. */
@@ -122,90 +140,30 @@ public final class Snapshots {
   }
 
   /**
-   * The result of a restore: the server's host PID, why it was booted instead of restored (null if it was not), and
-   * how long each step took (ms: key, criu_restore, cuda, ready, probe).
-   */
-  public record Restored(long pid, String fallbackReason, PidNamespaceProcess booted, Map<String, Double> stepsMs) {
-    public boolean fromSnapshot() {
-      return fallbackReason == null;
-    }
-  }
-
-  /**
-   * What boots when a snapshot cannot be restored: nothing ({@link #NONE}), a command given on this node (the CLI's
-   * {@code -- CMD}, the sidecar's configuration), or the command the snapshot recorded ({@link #RECORDED}), which is
-   * used only from a record this node trusts: its own images, or one {@link SnapshotStore#find} authenticated. A
-   * command read in clear from an origin is never booted.
-   */
-  public record Fallback(List<String> command, boolean recorded) {
-    /** Nothing boots: a restore that fails is an error. */
-    public static final Fallback NONE = new Fallback(List.of(), false);
-    /** The snapshot's own (authenticated) command line. */
-    public static final Fallback RECORDED = new Fallback(List.of(), true);
-
-    public Fallback {
-      command = List.copyOf(command);
-    }
-
-    /** {@code given} when there is one, else {@link #RECORDED}. */
-    public static Fallback givenOrRecorded(List<String> given) {
-      return given == null || given.isEmpty() ? RECORDED : new Fallback(given, false);
-    }
-
-    /** True when nothing may boot. */
-    public boolean none() {
-      return command.isEmpty() && !recorded;
-    }
-
-    /** The command to boot for a snapshot whose trusted record is {@code m} (null: none read); null: nothing. */
-    List<String> commandFor(Metadata m) {
-      if (!command.isEmpty()) {
-        return command;
-      }
-      return recorded && m != null && m.command() != null && !m.command().isEmpty() ? m.command() : null;
-    }
-  }
-
-  /**
    * How to restore.
    *
    * @param expectedModelDigest the model manifest digest the restored server must serve; null: not compared
    * @param fallback what boots when the snapshot cannot be restored
    */
-  public record RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
+  record RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
       String expectedModelDigest, Fallback fallback, MountProvider mounts) {
-    public RestoreRequest {
+    RestoreRequest {
       java.util.Objects.requireNonNull(fallback, "fallback: say what boots when the restore fails (Fallback.NONE: nothing)");
       mounts = mounts == null ? MountProvider.NONE : mounts;
     }
 
     /** Without a way to mount models: a Thaw mount the snapshot needs must already be there. */
-    public RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
+    RestoreRequest(Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda, Duration readyTimeout,
         String expectedModelDigest, Fallback fallback) {
       this(logDir, thawVersion, cuda, readyTimeout, expectedModelDigest, fallback, MountProvider.NONE);
     }
   }
 
   /**
-   * Mounts the model a snapshot's server read through a Thaw mount, at the same path, when this node does not have it
-   * mounted there: the CLI starts {@code thaw mount}, the sidecar mounts it itself. A restore asks before CRIU runs.
-   */
-  @FunctionalInterface
-  public interface MountProvider {
-    /** Nothing is mounted for a restore: it fails, saying what to mount. */
-    MountProvider NONE = m -> {
-      throw new IOException(ExternalMounts.advice(m));
-    };
-
-    /** Mounts {@code m}'s model ({@link ExternalMounts.ExternalMount#thawDigest()}) at its path; returns once it is there. */
-    void mount(ExternalMounts.ExternalMount m) throws IOException;
-  }
-
-  /**
    * Restores the snapshot in {@code images} and verifies it; on any failure boots the recorded command under a new
    * PID namespace instead (its output in {@code logDir}) and reports why in {@link Restored#fallbackReason()}.
    */
-  public static Restored restore(Criu criu, Path images, Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda,
+  static Restored restore(Criu criu, Path images, Path logDir, String thawVersion, Optional<CudaCheckpoint> cuda,
       Duration readyTimeout) throws IOException {
     return restore(criu, images, new RestoreRequest(logDir, thawVersion, cuda, readyTimeout, null, Fallback.RECORDED));
   }
@@ -216,8 +174,8 @@ public final class Snapshots {
    * @throws IOException saying why, when the snapshot cannot be restored and {@code r}'s fallback boots nothing
    *     (nothing is started then)
    */
-  public static Restored restore(Criu criu, Path images, RestoreRequest r) throws IOException {
-    Metadata m = Metadata.read(images);
+  static Restored restore(Criu criu, Path images, RestoreRequest r) throws IOException {
+    SnapshotMetadata m = SnapshotMetadata.read(images);
     long restored = -1;
     Map<String, Double> steps = new java.util.LinkedHashMap<>();
     long t = System.nanoTime();
@@ -285,7 +243,7 @@ public final class Snapshots {
   }
 
   /** Refuses a snapshot taken on a different kind of node, or of another model, naming the fields that differ. */
-  static void checkKey(Criu criu, Metadata m, String thawVersion, String expectedModelDigest) throws IOException {
+  static void checkKey(Criu criu, SnapshotMetadata m, String thawVersion, String expectedModelDigest) throws IOException {
     SnapshotKey recorded = m.snapshotKey();
     String model = expectedModelDigest != null ? expectedModelDigest : recorded.fields().get(SnapshotKey.MODEL);
     SnapshotKey here = SnapshotKey.ofThisNode(criu, model, m.command(), thawVersion);

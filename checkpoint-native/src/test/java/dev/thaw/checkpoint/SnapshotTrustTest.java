@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.checkpoint.SnapshotService.Fallback;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import dev.thaw.store.ChunkRef;
@@ -64,7 +65,7 @@ class SnapshotTrustTest {
   private Path criuRestores;
   private ModelStore origin;
   private final SnapshotCipher key = new SnapshotCipher(randomKey(1));
-  private final List<Snapshots.Restored> running = new ArrayList<>();
+  private final List<SnapshotService.Restored> running = new ArrayList<>();
 
   @BeforeAll
   static void takeOneWarmSnapshot() throws Exception {
@@ -82,7 +83,7 @@ class SnapshotTrustTest {
         + spec.inputDim() + "],\"datatype\":\"FP32\",\"data\":[" + data + "]}]}");
     try (PidNamespaceProcess server = TestServers.ortServer(models, http, ports[1], false, shared.resolve("first"))) {
       images = shared.resolve("images");
-      Snapshots.Metadata m = Snapshots.take(realCriu, server.pid(), images, new Snapshots.TakeRequest(
+      SnapshotMetadata m = Snapshots.take(realCriu, server.pid(), images, new Snapshots.TakeRequest(
           "http://127.0.0.1:" + http + "/v2/health/ready", probe, false, Duration.ofSeconds(60), "sha256:model", "test",
           Optional.empty(), Duration.ofSeconds(10)));
       answer = m.answer();
@@ -111,7 +112,7 @@ class SnapshotTrustTest {
 
   @AfterEach
   void stopWhatRuns() {
-    for (Snapshots.Restored r : running) {
+    for (SnapshotService.Restored r : running) {
       if (r.booted() != null) {
         r.booted().close();
       } else {
@@ -122,8 +123,8 @@ class SnapshotTrustTest {
 
   @Test
   void aSealedSnapshotFromTheOriginRestoresOnANodeWithTheKeyAndAnswersAsWhenTaken() throws Exception {
-    SnapshotStore.Pushed pushed = sealedPush();
-    Checkpoints.Restoring r = restore(node("node2", Optional.of(key), false), Snapshots.Fallback.RECORDED, null);
+    SnapshotService.Pushed pushed = sealedPush();
+    SnapshotService.Restoring r = restore(service("node2", Optional.of(key), false, Fallback.RECORDED), null);
     assertThat(r.restored().fromSnapshot()).as(String.valueOf(r.restored().fallbackReason())).isTrue();
     assertThat(r.found().source()).startsWith(pushed.tag().toString());
     assertThat(probe.ask(Duration.ofSeconds(30))).isEqualTo(answer);
@@ -138,9 +139,9 @@ class SnapshotTrustTest {
     plantUnsealed(tag, nodeFieldsAtTheOrigin(tag), marker);
     for (Optional<SnapshotCipher> configured : List.of(Optional.of(key), Optional.<SnapshotCipher>empty())) {
       Path logs = tmp.resolve("logs-" + configured.isPresent());
-      assertThatThrownBy(() -> restore(node("node2", configured, false), Snapshots.Fallback.RECORDED, logs))
+      assertThatThrownBy(() -> restore(service("node2", configured, false, Fallback.RECORDED), logs))
           .as("snapshot key configured: " + configured.isPresent())
-          .isInstanceOf(Checkpoints.NoSnapshot.class)
+          .isInstanceOf(SnapshotService.NoSnapshot.class)
           .hasMessageContaining(tag.toString()).hasMessageContaining("not sealed")
           .hasMessageContaining("--allow-unsealed").hasMessageContaining("no command to boot instead");
       assertThat(startedIn(logs)).as("nothing was started").isEmpty();
@@ -157,8 +158,8 @@ class SnapshotTrustTest {
     fields.put(SnapshotKey.GPU_MODEL, "NVIDIA H200");
     plantUnsealed(tag, fields, marker);
     Path logs = tmp.resolve("logs");
-    assertThatThrownBy(() -> restore(node("node2", Optional.of(key), false), Snapshots.Fallback.RECORDED, logs))
-        .isInstanceOf(Checkpoints.NoSnapshot.class).hasMessageContaining("not sealed")
+    assertThatThrownBy(() -> restore(service("node2", Optional.of(key), false, Fallback.RECORDED), logs))
+        .isInstanceOf(SnapshotService.NoSnapshot.class).hasMessageContaining("not sealed")
         .hasMessageContaining("no command to boot instead");
     assertThat(startedIn(logs)).as("nothing was started").isEmpty();
     assertThat(marker).doesNotExist();
@@ -178,7 +179,7 @@ class SnapshotTrustTest {
       b.set(field, aWas.get(field));
     }
     retag(tag, manifest);
-    assertThatThrownBy(() -> restore(node("node2", Optional.of(key), false), Snapshots.Fallback.NONE, null))
+    assertThatThrownBy(() -> restore(service("node2", Optional.of(key), false, Fallback.NONE), null))
         .hasMessageContaining("does not authenticate").satisfies(e -> assertThat(e.getMessage())
             .containsAnyOf(two.get(0), two.get(1)));
     assertThat(criuRuns()).isZero();
@@ -189,8 +190,8 @@ class SnapshotTrustTest {
 
   @Test
   void anImageFilePutBackFromAnOlderPushOfTheSameSnapshotIsRefusedBeforeCriu() throws Exception {
-    SnapshotStore.Pushed older = sealedPush();
-    SnapshotStore.Pushed newer = sealedPush();
+    SnapshotService.Pushed older = sealedPush();
+    SnapshotService.Pushed newer = sealedPush();
     assertThat(newer.tag()).isEqualTo(older.tag());
     String file = largestImages(newer.tag(), 1).getFirst();
     ObjectNode manifest = manifestJson(newer.tag());
@@ -198,7 +199,7 @@ class SnapshotTrustTest {
         "manifests/" + older.result().digest().substring("sha256:".length()) + ".json")), file);
     entry(manifest, file).setAll(was);
     retag(newer.tag(), manifest);
-    assertThatThrownBy(() -> restore(node("node2", Optional.of(key), false), Snapshots.Fallback.NONE, null))
+    assertThatThrownBy(() -> restore(service("node2", Optional.of(key), false, Fallback.NONE), null))
         .hasMessageContaining(file).hasMessageContaining("does not authenticate");
     assertThat(criuRuns()).isZero();
   }
@@ -211,7 +212,7 @@ class SnapshotTrustTest {
     ((ObjectNode) record.get("key")).put(SnapshotKey.MODEL, "sha256:another-model");
     putFile(manifest, SnapshotStore.KEY_FILE, JSON.writeValueAsBytes(record));
     retag(tag, manifest);
-    assertThatThrownBy(() -> restore(node("node2", Optional.of(key), false), Snapshots.Fallback.NONE, null,
+    assertThatThrownBy(() -> restore(service("node2", Optional.of(key), false, Fallback.NONE), null,
         "sha256:another-model"))
         .hasMessageContaining(SnapshotStore.KEY_FILE + " does not authenticate");
     assertThat(criuRuns()).isZero();
@@ -222,8 +223,9 @@ class SnapshotTrustTest {
     ModelName tag = sealedPush().tag();
     ModelName moved = new ModelName("snapshots/other-server", tag.tag());
     origin.origin().write(moved.tagKey(), ByteBuffer.wrap(origin.origin().readAll(tag.tagKey())));
-    assertThatThrownBy(() -> Checkpoints.restore(criu, node("node2", Optional.of(key), false), "other-server", here(),
-        true, request(Snapshots.Fallback.NONE, null, null), null, SnapshotStore.FetchProgress.NONE))
+    assertThatThrownBy(() -> service("node2", Optional.of(key), false, Fallback.NONE).restore(
+        new SnapshotService.Restore("other-server", null, true, false, Duration.ofSeconds(60), null),
+        SnapshotService.FetchProgress.NONE))
         .hasMessageContaining("names the snapshot " + NAME + ", not other-server");
     assertThat(criuRuns()).isZero();
   }
@@ -231,13 +233,35 @@ class SnapshotTrustTest {
   @Test
   void anUnsealedSnapshotIsRestoredOnlyWithAllowUnsealed() throws Exception {
     node("node1", Optional.empty(), false).push(NAME, images, 1 << 20, 4, PushProgress.NONE);
-    assertThatThrownBy(() -> restore(node("node2", Optional.of(key), false), Snapshots.Fallback.NONE, null))
+    assertThatThrownBy(() -> restore(service("node2", Optional.of(key), false, Fallback.NONE), null))
         .hasMessageContaining("not sealed").hasMessageContaining("--allow-unsealed");
     assertThat(criuRuns()).isZero();
 
-    Checkpoints.Restoring r = restore(node("node3", Optional.of(key), true), Snapshots.Fallback.NONE, null);
+    SnapshotService.Restoring r = restore(service("node3", Optional.of(key), true, Fallback.NONE), null);
     assertThat(r.restored().fromSnapshot()).isTrue();
     assertThat(probe.ask(Duration.ofSeconds(30))).isEqualTo(answer);
+  }
+
+  @Test
+  void aSealedSnapshotFetchedAheadIsKeptHereSoTheRestoreFetchesNothingAndAnUnsealedOneIsNeverFetched()
+      throws Exception {
+    sealedPush();
+    SnapshotService node2 = service("node2", Optional.of(key), false, Fallback.NONE);
+    assertThat(node2.fetchAhead(NAME).fetched()).isTrue();
+    assertThat(node2.list()).extracting(SnapshotService.Local::name).containsExactly(NAME);
+    assertThat(node2.fetchAhead(NAME).fetched()).as("kept here already: nothing is fetched again").isFalse();
+    assertThat(criuRuns()).as("fetching ahead restores nothing").isZero();
+
+    SnapshotService.Restoring r = node2.restore(new SnapshotService.Restore(NAME, null, false, false,
+        Duration.ofSeconds(60), tmp.resolve("logs")), SnapshotService.FetchProgress.NONE);
+    running.add(r.restored());
+    assertThat(r.restored().fromSnapshot()).as(String.valueOf(r.restored().fallbackReason())).isTrue();
+    assertThat(r.found().fetched()).isFalse();
+    assertThat(probe.ask(Duration.ofSeconds(30))).isEqualTo(answer);
+
+    node("node1", Optional.empty(), false).push("unsealed", images, 1 << 20, 4, PushProgress.NONE);
+    assertThatThrownBy(() -> node2.fetchAhead("unsealed")).hasMessageContaining("not sealed");
+    assertThat(node2.list()).extracting(SnapshotService.Local::name).containsExactly(NAME);
   }
 
   @Test
@@ -252,8 +276,9 @@ class SnapshotTrustTest {
     }
     node.keep(NAME, dump);
     Path logs = tmp.resolve("logs");
-    assertThatThrownBy(() -> Checkpoints.restore(criu, node, NAME, here(), false,
-        request(Snapshots.Fallback.NONE, logs, null), null, SnapshotStore.FetchProgress.NONE))
+    assertThatThrownBy(() -> service("node1", Optional.empty(), false, Fallback.RECORDED).restore(
+        new SnapshotService.Restore(NAME, null, false, true, Duration.ofSeconds(60), logs),
+        SnapshotService.FetchProgress.NONE))
         .hasMessageContaining("criu restore");
     assertThat(criuRuns()).isEqualTo(1);
     assertThat(startedIn(logs)).as("no server was started, not even for a moment").isEmpty();
@@ -265,28 +290,28 @@ class SnapshotTrustTest {
     return new SnapshotStore(tmp.resolve(dir), origin, cipher, 4, allowUnsealed);
   }
 
-  private SnapshotStore.Pushed sealedPush() throws IOException {
+  private SnapshotService.Pushed sealedPush() throws IOException {
     return node("node1", Optional.of(key), false).push(NAME, images, 1 << 20, 4, PushProgress.NONE);
   }
 
-  private static SnapshotKey here() throws IOException {
-    return SnapshotKey.ofThisNode(realCriu, "", List.of(), "test");
-  }
-
-  private static Snapshots.RestoreRequest request(Snapshots.Fallback fallback, Path logs, String model) {
-    return new Snapshots.RestoreRequest(logs, "test", Optional.empty(), Duration.ofSeconds(60), model, fallback);
+  /**
+   * The snapshot service of the node whose snapshots are under {@code dir}, as {@code thaw restore} builds it, on the
+   * test's origin and recording CRIU, with {@code key} as its snapshot key (empty: none configured).
+   */
+  private SnapshotService service(String dir, Optional<SnapshotCipher> key, boolean allowUnsealed,
+      Fallback fallback) {
+    return SnapshotService.builder(tmp.resolve(dir), "file://" + tmp.resolve("origin"), "test").key(key)
+        .parallelism(4).allowUnsealed(allowUnsealed).fallback(fallback).criu(criu).cuda(Optional.empty()).build();
   }
 
   /** {@code thaw restore NAME --from-origin} on the node {@code snapshots}. */
-  private Checkpoints.Restoring restore(SnapshotStore snapshots, Snapshots.Fallback fallback, Path logs)
-      throws IOException {
-    return restore(snapshots, fallback, logs, null);
+  private SnapshotService.Restoring restore(SnapshotService node, Path logs) throws IOException {
+    return restore(node, logs, null);
   }
 
-  private Checkpoints.Restoring restore(SnapshotStore snapshots, Snapshots.Fallback fallback, Path logs, String model)
-      throws IOException {
-    Checkpoints.Restoring r = Checkpoints.restore(criu, snapshots, NAME, here(), true,
-        request(fallback, logs != null ? logs : tmp.resolve("logs"), model), null, SnapshotStore.FetchProgress.NONE);
+  private SnapshotService.Restoring restore(SnapshotService node, Path logs, String model) throws IOException {
+    SnapshotService.Restoring r = node.restore(new SnapshotService.Restore(NAME, model, true, false,
+        Duration.ofSeconds(60), logs != null ? logs : tmp.resolve("logs")), SnapshotService.FetchProgress.NONE);
     running.add(r.restored());
     return r;
   }
@@ -329,7 +354,7 @@ class SnapshotTrustTest {
     record.set("key", JSON.valueToTree(planted.withCommandDigest().fields()));
     record.put("encrypted", false);
     JSON.writeValue(staging.resolve(SnapshotStore.KEY_FILE).toFile(), record);
-    JSON.writeValue(staging.resolve("images").resolve(Snapshots.METADATA).toFile(), new Snapshots.Metadata(
+    JSON.writeValue(staging.resolve("images").resolve(Snapshots.METADATA).toFile(), new SnapshotMetadata(
         planted.fields(), command, "http://127.0.0.1:" + http + "/v2/health/ready", null, null, List.of(), List.of()));
     byte[] junk = new byte[4096];
     new Random(7).nextBytes(junk);

@@ -37,7 +37,7 @@ class SnapshotsTest {
   @Test
   void aWarmServerIsSnapshottedAndRestoredGivingTheRecordedAnswer() throws Exception {
     Path images = snapshot();
-    Snapshots.Restored r = Snapshots.restore(criu, images, tmp.resolve("logs"), "test", Optional.empty(),
+    SnapshotService.Restored r = Snapshots.restore(criu, images, tmp.resolve("logs"), "test", Optional.empty(),
         Duration.ofSeconds(60));
     try {
       assertThat(r.fromSnapshot()).as(String.valueOf(r.fallbackReason())).isTrue();
@@ -53,7 +53,7 @@ class SnapshotsTest {
     ObjectNode m = metadata(images);
     ((ObjectNode) m.get("key")).put(SnapshotKey.GPU_MODEL, "NVIDIA H200");
     new ObjectMapper().writeValue(images.resolve(Snapshots.METADATA).toFile(), m);
-    Snapshots.Restored r = Snapshots.restore(criu, images, tmp.resolve("logs"), "test", Optional.empty(),
+    SnapshotService.Restored r = Snapshots.restore(criu, images, tmp.resolve("logs"), "test", Optional.empty(),
         Duration.ofSeconds(60));
     try {
       assertThat(r.fromSnapshot()).isFalse();
@@ -69,8 +69,8 @@ class SnapshotsTest {
   @Test
   void aSnapshotOfAnotherModelIsRefusedNamingTheModelDigest() throws Exception {
     Path images = snapshot();
-    Snapshots.Restored r = Snapshots.restore(criu, images, new Snapshots.RestoreRequest(tmp.resolve("logs"), "test",
-        Optional.empty(), Duration.ofSeconds(60), "sha256:another-model", Snapshots.Fallback.RECORDED));
+    SnapshotService.Restored r = Snapshots.restore(criu, images, new Snapshots.RestoreRequest(tmp.resolve("logs"), "test",
+        Optional.empty(), Duration.ofSeconds(60), "sha256:another-model", SnapshotService.Fallback.RECORDED));
     try {
       assertThat(r.fromSnapshot()).isFalse();
       assertThat(r.fallbackReason()).contains("model_digest (snapshot: sha256:model, here: sha256:another-model)");
@@ -101,7 +101,7 @@ class SnapshotsTest {
         Files.delete(p); // the memory of the process is gone
       }
     }
-    Snapshots.Restored r = Snapshots.restore(criu, images, tmp.resolve("logs"), "test", Optional.empty(),
+    SnapshotService.Restored r = Snapshots.restore(criu, images, tmp.resolve("logs"), "test", Optional.empty(),
         Duration.ofSeconds(60));
     try {
       assertThat(r.fromSnapshot()).isFalse();
@@ -131,7 +131,7 @@ class SnapshotsTest {
     for (Path script : List.of(killer, wrapper)) {
       Files.setPosixFilePermissions(script, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
     }
-    Snapshots.Restored r = Snapshots.restore(new Criu(wrapper), images, tmp.resolve("logs"), "test", Optional.empty(),
+    SnapshotService.Restored r = Snapshots.restore(new Criu(wrapper), images, tmp.resolve("logs"), "test", Optional.empty(),
         Duration.ofSeconds(60));
     try {
       assertThat(r.fromSnapshot()).isFalse();
@@ -180,7 +180,7 @@ class SnapshotsTest {
     PidNamespaceProcess server = TestServers.ortServer(tmp.resolve("models"), http, ports[1], false, tmp.resolve("first"));
     try {
       Path images = tmp.resolve("images");
-      Snapshots.Metadata m = Snapshots.take(criu, server.pid(), images, new Snapshots.TakeRequest(
+      SnapshotMetadata m = Snapshots.take(criu, server.pid(), images, new Snapshots.TakeRequest(
           "http://127.0.0.1:" + http + "/v2/health/ready", probe, false, Duration.ofSeconds(60), "sha256:model", "test",
           Optional.empty(), Duration.ofSeconds(10)));
       assertThat(m.answer()).contains("\"outputs\"");
@@ -198,7 +198,7 @@ class SnapshotsTest {
     return (ObjectNode) new ObjectMapper().readTree(images.resolve(Snapshots.METADATA).toFile());
   }
 
-  private static void stop(Snapshots.Restored r) {
+  private static void stop(SnapshotService.Restored r) {
     if (r.booted() != null) {
       r.booted().close();
     } else {

@@ -86,7 +86,7 @@ public final class AotTraining {
       String url = "http://127.0.0.1:" + http.getAddress().getPort();
       dev.thaw.checkpoint.Probe.awaitReady(url + "/v2/health/ready", java.time.Duration.ofSeconds(10));
       new dev.thaw.checkpoint.Probe(url + "/v2/models/m/infer", "{}").ask(java.time.Duration.ofSeconds(10));
-      dev.thaw.checkpoint.Snapshots.Metadata.parse(JsonOut.MAPPER.writeValueAsBytes(new dev.thaw.checkpoint.Snapshots.Metadata(
+      dev.thaw.checkpoint.SnapshotMetadata.parse(JsonOut.MAPPER.writeValueAsBytes(new dev.thaw.checkpoint.SnapshotMetadata(
           java.util.Map.of(), java.util.List.of("server"), url, new dev.thaw.checkpoint.Probe(url, "{}"), "{}",
           java.util.List.of(), java.util.List.of())));
     } finally {

@@ -2,25 +2,16 @@ package dev.thaw.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.thaw.checkpoint.Checkpoints;
-import dev.thaw.checkpoint.Criu;
-import dev.thaw.checkpoint.CudaCheckpoint;
 import dev.thaw.checkpoint.Probe;
-import dev.thaw.checkpoint.SnapshotCipher;
-import dev.thaw.checkpoint.SnapshotStore;
-import dev.thaw.checkpoint.Snapshots;
-import dev.thaw.store.ModelStore;
-import dev.thaw.store.Origin;
-import dev.thaw.store.Origins;
+import dev.thaw.checkpoint.SnapshotMetadata;
+import dev.thaw.checkpoint.SnapshotService;
 import dev.thaw.store.PushProgress;
 import dev.thaw.store.Pusher;
 import java.io.IOException;
 import java.net.URI;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
-import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -96,79 +87,68 @@ final class CheckpointCommand implements Callable<Integer> {
       JsonNode e = p.get("expect");
       expected = e == null || e.isNull() ? null : e.isTextual() ? e.asText() : JsonOut.MAPPER.writeValueAsString(e);
     }
-    String ready = readyUrl != null ? readyUrl : probe != null ? probe.readinessBeside()
-        : "http://127.0.0.1:8000/v2/health/ready";
-    Criu criu = Criu.locate();
-    Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
-    Optional<SnapshotCipher> cipher = noEncrypt || noPush ? Optional.empty() : Optional.of(snapshots.cipher(true));
-    try (Origin o = Origins.open(snapshots.originUri())) {
-      ModelStore models = new ModelStore(o);
-      String modelDigest = model == null ? "" : model.startsWith("sha256:") ? model
-          : models.digestOf(dev.thaw.store.ModelName.parse(model));
-      SnapshotStore snaps = snapshots.open(models, cipher, snapshots.parallelism);
-      System.err.printf("checkpoint: waiting for %s to be ready%s, then dumping process %d%n", ready,
-          probe == null ? "" : " and to answer " + probe.url(), pid);
-      Progress[] bar = new Progress[1];
-      Checkpoints.Taken taken;
-      try {
-        taken = Checkpoints.take(criu, snaps, name, pid, new Snapshots.TakeRequest(ready, probe, expected,
-            leaveRunning, warmTimeout, modelDigest, ThawCommand.version(), cuda, lockTimeout), !noPush,
-            new PushProgress() {
-              @Override
-              public void started(long totalBytes, int files) {
-                bar[0] = new Progress("push", totalBytes, false);
-              }
+    SnapshotService.Take take = new SnapshotService.Take(name, pid, readyUrl, probe, expected, leaveRunning,
+        warmTimeout, lockTimeout, model, !noPush, !noEncrypt);
+    System.err.printf("checkpoint: waiting for %s to be ready%s, then dumping process %d%n", take.readyUrl(),
+        probe == null ? "" : " and to answer " + probe.url(), pid);
+    Progress[] bar = new Progress[1];
+    SnapshotService.Taken taken;
+    try {
+      taken = snapshots.service().build().take(take, new PushProgress() {
+        @Override
+        public void started(long totalBytes, int files) {
+          bar[0] = new Progress("push", totalBytes, false);
+        }
 
-              @Override
-              public void hashed(long bytes) {
-                bar[0].add(bytes);
-              }
-            });
-      } finally {
-        if (bar[0] != null) {
-          bar[0].close();
+        @Override
+        public void hashed(long bytes) {
+          bar[0].add(bytes);
         }
+      });
+    } finally {
+      if (bar[0] != null) {
+        bar[0].close();
       }
-      Snapshots.Metadata m = taken.metadata();
-      Path kept = taken.images();
-      long imageBytes = taken.imageBytes();
-      double dumpS = taken.dumpSeconds();
-      String key = m.snapshotKey().digest();
-      System.err.printf(Locale.ROOT, "checkpoint: %s dumped in %.2f s: %s of images in %s (key %s)%s%n", name, dumpS,
-          Units.bytes(imageBytes), kept, key.substring(0, 19), m.cudaPids().isEmpty() ? ""
-              : ", CUDA processes " + m.cudaPids());
-      SnapshotStore.Pushed pushed = taken.pushed();
-      if (pushed != null) {
-        Pusher.Result r = pushed.result();
-        double s = r.elapsed().toNanos() / 1e9;
-        System.err.printf(Locale.ROOT, "checkpoint: pushed %s%s to %s: %s hashed, %s uploaded in %.2f s (%.0f MB/s)%n",
-            pushed.tag(), pushed.encrypted() ? " (encrypted)" : " (NOT encrypted)", o.uri(), Units.bytes(r.bytesHashed()),
-            Units.bytes(r.bytesUploaded()), s, Units.mbps(r.bytesHashed(), s));
-      }
-      if (json) {
-        ObjectNode n = JsonOut.object();
-        n.put("name", name);
-        n.put("key", key);
-        n.put("images", kept.toString());
-        n.put("image_bytes", imageBytes);
-        n.put("dump_s", dumpS);
-        n.put("left_running", leaveRunning);
-        n.putPOJO("cuda_pids", m.cudaPids());
-        if (pushed != null) {
-          n.put("tag", pushed.tag().toString());
-          n.put("origin", o.uri());
-          n.put("manifest", pushed.result().digest());
-          n.put("encrypted", pushed.encrypted());
-          n.put("bytes_uploaded", pushed.result().bytesUploaded());
-          n.put("push_s", pushed.result().elapsed().toNanos() / 1e9);
-        }
-        JsonOut.print(System.out, n);
-      } else {
-        System.out.printf(Locale.ROOT, "%s: snapshot %s in %s%s%n", name, key, kept,
-            pushed == null ? "" : ", pushed as " + pushed.tag() + " to " + o.uri());
-      }
-      return 0;
     }
+    SnapshotMetadata m = taken.metadata();
+    Path kept = taken.images();
+    long imageBytes = taken.imageBytes();
+    double dumpS = taken.dumpSeconds();
+    String key = m.snapshotKey().digest();
+    System.err.printf(Locale.ROOT, "checkpoint: %s dumped in %.2f s: %s of images in %s (key %s)%s%n", name, dumpS,
+        Units.bytes(imageBytes), kept, key.substring(0, 19), m.cudaPids().isEmpty() ? ""
+            : ", CUDA processes " + m.cudaPids());
+    SnapshotService.Pushed pushed = taken.pushed();
+    if (pushed != null) {
+      Pusher.Result r = pushed.result();
+      double s = r.elapsed().toNanos() / 1e9;
+      System.err.printf(Locale.ROOT, "checkpoint: pushed %s%s to %s: %s hashed, %s uploaded in %.2f s (%.0f MB/s)%n",
+          pushed.tag(), pushed.encrypted() ? " (encrypted)" : " (NOT encrypted)", pushed.origin(),
+          Units.bytes(r.bytesHashed()), Units.bytes(r.bytesUploaded()), s, Units.mbps(r.bytesHashed(), s));
+    }
+    if (json) {
+      ObjectNode n = JsonOut.object();
+      n.put("name", name);
+      n.put("key", key);
+      n.put("images", kept.toString());
+      n.put("image_bytes", imageBytes);
+      n.put("dump_s", dumpS);
+      n.put("left_running", leaveRunning);
+      n.putPOJO("cuda_pids", m.cudaPids());
+      if (pushed != null) {
+        n.put("tag", pushed.tag().toString());
+        n.put("origin", pushed.origin());
+        n.put("manifest", pushed.result().digest());
+        n.put("encrypted", pushed.encrypted());
+        n.put("bytes_uploaded", pushed.result().bytesUploaded());
+        n.put("push_s", pushed.result().elapsed().toNanos() / 1e9);
+      }
+      JsonOut.print(System.out, n);
+    } else {
+      System.out.printf(Locale.ROOT, "%s: snapshot %s in %s%s%n", name, key, kept,
+          pushed == null ? "" : ", pushed as " + pushed.tag() + " to " + pushed.origin());
+    }
+    return 0;
   }
 
   static JsonNode readProbe(Path file) throws IOException {

@@ -1,7 +1,7 @@
 package dev.thaw.cli;
 
 import dev.thaw.checkpoint.ExternalMounts;
-import dev.thaw.checkpoint.Snapshots;
+import dev.thaw.checkpoint.SnapshotService;
 import dev.thaw.fuse.MountTable;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -19,7 +19,7 @@ import java.util.concurrent.TimeUnit;
  * (its digest, whatever the tag names now) at the same path: the restored server's files and mappings open again,
  * and its weights stream lazily.
  */
-final class DetachedMount implements Snapshots.MountProvider {
+final class DetachedMount implements SnapshotService.MountProvider {
   private static final long READY_MS = 120_000;
 
   private final String origin;

@@ -1,18 +1,8 @@
 package dev.thaw.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.thaw.checkpoint.Checkpoints;
-import dev.thaw.checkpoint.Criu;
-import dev.thaw.checkpoint.CudaCheckpoint;
 import dev.thaw.checkpoint.Probe;
-import dev.thaw.checkpoint.SnapshotCipher;
-import dev.thaw.checkpoint.SnapshotKey;
-import dev.thaw.checkpoint.SnapshotStore;
-import dev.thaw.checkpoint.Snapshots;
-import dev.thaw.store.ModelName;
-import dev.thaw.store.ModelStore;
-import dev.thaw.store.Origin;
-import dev.thaw.store.Origins;
+import dev.thaw.checkpoint.SnapshotService;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -100,61 +90,45 @@ final class RestoreCommand implements Callable<Integer> {
     if (logDir == null) {
       logDir = snapshots.root().resolve(".logs").resolve(name);
     }
-    Criu criu = Criu.locate();
-    Optional<CudaCheckpoint> cuda = CudaCheckpoint.locate();
-    Optional<SnapshotCipher> cipher;
-    String noKey = null;
+    SnapshotService service = snapshots.service().allowUnsealed(allowUnsealed)
+        .fallback(SnapshotService.Fallback.givenOrRecorded(fallbackCommand))
+        .mounts(new DetachedMount(snapshots.originUri(), mountCache, logDir)).build();
+    Progress[] bar = new Progress[1];
+    SnapshotService.Restoring done;
     try {
-      cipher = Optional.of(snapshots.cipher(false));
-    } catch (IOException e) {
-      cipher = Optional.empty(); // enough for snapshots pushed with --no-encrypt
-      noKey = e.getMessage();
-    }
-    try (Origin o = Origins.open(snapshots.originUri())) {
-      ModelStore models = new ModelStore(o);
-      String modelDigest = model == null ? null : model.startsWith("sha256:") ? model : models.digestOf(ModelName.parse(model));
-      SnapshotStore snaps = new SnapshotStore(snapshots.root(), models, cipher, snapshots.parallelism, allowUnsealed);
-      SnapshotKey here = SnapshotKey.ofThisNode(criu, "", List.of(), ThawCommand.version());
-      Snapshots.RestoreRequest request = new Snapshots.RestoreRequest(logDir, ThawCommand.version(), cuda, readyTimeout,
-          modelDigest, noFallback ? Snapshots.Fallback.NONE : Snapshots.Fallback.givenOrRecorded(fallbackCommand),
-          new DetachedMount(snapshots.originUri(), mountCache, logDir));
-      Progress[] bar = new Progress[1];
-      Checkpoints.Restoring done;
-      try {
-        done = Checkpoints.restore(criu, snaps, name, here, fromOrigin, request, noKey,
-            new SnapshotStore.FetchProgress() {
-              @Override
-              public void started(long totalBytes) {
-                System.err.println("restore: fetching " + Units.bytes(totalBytes) + " of images of " + name + " from "
-                    + o.uri());
-                bar[0] = new Progress("fetch", totalBytes, false);
-              }
+      done = service.restore(new SnapshotService.Restore(name, model, fromOrigin, noFallback, readyTimeout, logDir),
+          new SnapshotService.FetchProgress() {
+            @Override
+            public void started(long totalBytes, String origin) {
+              System.err.println("restore: fetching " + Units.bytes(totalBytes) + " of images of " + name + " from "
+                  + origin);
+              bar[0] = new Progress("fetch", totalBytes, false);
+            }
 
-              @Override
-              public void wrote(long bytes) {
-                bar[0].add(bytes);
-              }
-            });
-      } catch (Checkpoints.NoSnapshot e) {
-        throw e.nothingToBoot() ? new IOException(e.getMessage() + ": give one after --", e) : e;
-      } finally {
-        if (bar[0] != null) {
-          bar[0].close();
-        }
+            @Override
+            public void wrote(long bytes) {
+              bar[0].add(bytes);
+            }
+          });
+    } catch (SnapshotService.NoSnapshot e) {
+      throw e.nothingToBoot() ? new IOException(e.getMessage() + ": give one after --", e) : e;
+    } finally {
+      if (bar[0] != null) {
+        bar[0].close();
       }
-      SnapshotStore.Found found = done.found();
-      if (found == null) {
-        System.err.println("restore: " + done.restored().fallbackReason() + "; booted the server's command instead");
-      } else if (found.fetched()) {
-        double s = found.fetchTime().toNanos() / 1e9;
-        System.err.printf(Locale.ROOT, "restore: fetched %s from the origin in %.2f s (%.0f MB/s)%n",
-            Units.bytes(found.bytesFetched()), s, Units.mbps(found.bytesFetched(), s));
-      }
-      return finish(done.restored(), found, done.readyUrl(), t0, o.uri());
     }
+    SnapshotService.Found found = done.found();
+    if (found == null) {
+      System.err.println("restore: " + done.restored().fallbackReason() + "; booted the server's command instead");
+    } else if (found.fetched()) {
+      double s = found.fetchTime().toNanos() / 1e9;
+      System.err.printf(Locale.ROOT, "restore: fetched %s from the origin in %.2f s (%.0f MB/s)%n",
+          Units.bytes(found.bytesFetched()), s, Units.mbps(found.bytesFetched(), s));
+    }
+    return finish(done.restored(), found, done.readyUrl(), t0, done.origin());
   }
 
-  private int finish(Snapshots.Restored r, SnapshotStore.Found found, String readyUrl, long t0, String origin)
+  private int finish(SnapshotService.Restored r, SnapshotService.Found found, String readyUrl, long t0, String origin)
       throws Exception {
     if (!r.fromSnapshot() && readyUrl != null) {
       try {
@@ -212,7 +186,7 @@ final class RestoreCommand implements Callable<Integer> {
    * In the foreground: passes SIGTERM on to the server and returns its status (restored trees: 0 once gone), saying
    * how it ended.
    */
-  private int waitFor(Snapshots.Restored r) throws InterruptedException {
+  private int waitFor(SnapshotService.Restored r) throws InterruptedException {
     Thread hook = new Thread(() -> ProcessHandle.of(r.pid()).ifPresent(ProcessHandle::destroy), "thaw-restore-stop");
     Runtime.getRuntime().addShutdownHook(hook);
     if (r.booted() != null) {

@@ -75,7 +75,7 @@ final class RunCommand implements Callable<Integer> {
     } catch (IllegalStateException shuttingDown) {
       // the hook is stopping the server
     }
-    var checkpointed = dev.thaw.checkpoint.Checkpoints.checkpointedAs(p.pid());
+    var checkpointed = dev.thaw.checkpoint.SnapshotService.checkpointedAs(p.pid());
     if (checkpointed.isPresent()) {
       System.err.printf("thaw run: %s was checkpointed as %s and stopped by the dump; thaw restore %s brings it"
           + " back%n", command.getFirst(), checkpointed.get(), checkpointed.get());

@@ -1,11 +1,7 @@
 package dev.thaw.cli;
 
-import dev.thaw.checkpoint.SnapshotCipher;
-import dev.thaw.checkpoint.SnapshotStore;
-import dev.thaw.store.ModelStore;
-import java.io.IOException;
+import dev.thaw.checkpoint.SnapshotService;
 import java.nio.file.Path;
-import java.util.Optional;
 import picocli.CommandLine.Option;
 
 /** Where snapshots are kept on this node and the key that seals them in the store; shared by checkpoint and restore. */
@@ -38,15 +34,9 @@ final class SnapshotOptions {
     return (root != null ? root : DEFAULT_ROOT).toAbsolutePath();
   }
 
-  /**
-   * The configured key. With {@code createDefault}, a missing default key file is made (32 random bytes, owner-only),
-   * so snapshots are sealed without any set-up; other nodes need a copy of it (a Kubernetes Secret) to restore them.
-   */
-  SnapshotCipher cipher(boolean createDefault) throws IOException {
-    return SnapshotCipher.configured(keyFile, createDefault, System.err);
-  }
-
-  SnapshotStore open(ModelStore store, Optional<SnapshotCipher> cipher, int parallelism) throws IOException {
-    return new SnapshotStore(root(), store, cipher, parallelism);
+  /** The snapshot service these options describe; a command adds what it alone decides. */
+  SnapshotService.Builder service() {
+    return SnapshotService.builder(root(), originUri(), ThawCommand.version()).keyFile(keyFile)
+        .parallelism(parallelism);
   }
 }

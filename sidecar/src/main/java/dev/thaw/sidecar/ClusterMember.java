@@ -3,6 +3,7 @@ package dev.thaw.sidecar;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.checkpoint.SnapshotService;
 import dev.thaw.placement.Cluster;
 import dev.thaw.placement.CostModel;
 import dev.thaw.placement.MipPlacement;
@@ -33,7 +34,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
@@ -68,6 +68,7 @@ public final class ClusterMember implements AutoCloseable {
   private final ClusterConfig config;
   private final MountService mounts;
   private final SidecarConfig sidecar;
+  private final SnapshotService snapshots;
   private final ScheduledExecutorService timer;
   private final ScheduledExecutorService watchdog; // its own thread: nothing that waits on etcd may delay a step-down
   private final Object lock = new Object();
@@ -97,10 +98,12 @@ public final class ClusterMember implements AutoCloseable {
   /** The snapshots this member fetched ahead for the plan: snapshot name to what happened. */
   private final Map<String, String> snapshotsAhead = new java.util.concurrent.ConcurrentHashMap<>();
 
-  ClusterMember(ClusterConfig config, MountService mounts, SidecarConfig sidecar) {
+  ClusterMember(ClusterConfig config, MountService mounts, SidecarConfig sidecar,
+      SnapshotService snapshots) {
     this.config = config;
     this.mounts = mounts;
     this.sidecar = sidecar;
+    this.snapshots = snapshots;
     if (!config.enabled()) {
       timer = null;
       watchdog = null;
@@ -494,13 +497,13 @@ public final class ClusterMember implements AutoCloseable {
     ObjectNode held = r.putObject("held"); // by manifest digest: what peers ask for
     ObjectNode fetching = r.putObject("fetching"); // models this node is still filling: it owns some of their chunks
     ObjectNode running = r.putObject("running");
-    for (Map<String, Object> m : mounts.list()) {
-      String source = (String) m.get("source");
-      double fill = ((Number) m.get("cache_fill")).doubleValue();
+    for (MountService.MountInfo m : mounts.mounted()) {
+      String source = m.source();
+      double fill = m.cacheFill();
       cached.put(source, fill);
-      held.put((String) m.get("digest"), Math.max(fill, held.path((String) m.get("digest")).asDouble()));
+      held.put(m.digest(), Math.max(fill, held.path(m.digest()).asDouble()));
       if (fill < 1) {
-        fetching.put((String) m.get("digest"), true);
+        fetching.put(m.digest(), true);
       }
       running.put(source, running.path(source).asInt() + 1);
     }
@@ -512,7 +515,7 @@ public final class ClusterMember implements AutoCloseable {
     });
     var snaps = r.putArray("snapshots"); // the snapshot keys held here: where a restore is a local one
     try {
-      for (var snap : dev.thaw.checkpoint.SnapshotStore.listLocal(sidecar.getSnapshots())) {
+      for (var snap : snapshots.list()) {
         snaps.addObject().put("name", snap.name()).put("key", snap.keyTag());
       }
     } catch (java.io.IOException e) {
@@ -672,19 +675,8 @@ public final class ClusterMember implements AutoCloseable {
         continue;
       }
       snapshotsAhead.put(name, "fetching");
-      Optional<dev.thaw.checkpoint.SnapshotCipher> cipher;
       try {
-        cipher = Optional.of(dev.thaw.checkpoint.SnapshotCipher.configured(sidecar.getSnapshotKeyFile(), false,
-            System.err));
-      } catch (java.io.IOException e) {
-        cipher = Optional.empty(); // enough for snapshots pushed unencrypted
-      }
-      try (dev.thaw.store.Origin o = dev.thaw.store.Origins.open(sidecar.getOrigin())) {
-        var snaps = new dev.thaw.checkpoint.SnapshotStore(sidecar.getSnapshots(), new dev.thaw.store.ModelStore(o),
-            cipher, sidecar.getParallelism());
-        var here = dev.thaw.checkpoint.SnapshotKey.ofThisNode(dev.thaw.checkpoint.Criu.locate(), "", List.of(),
-            Sidecar.version());
-        var found = snaps.find(name, here, null, false, dev.thaw.checkpoint.SnapshotStore.FetchProgress.NONE);
+        var found = snapshots.fetchAhead(name);
         snapshotsAhead.put(name, found.fetched() ? "fetched" : "here");
         LOG.info(() -> "event=snapshot_ahead name=" + name + " node=" + config.getNodeId() + " bytes="
             + found.bytesFetched());
@@ -701,7 +693,7 @@ public final class ClusterMember implements AutoCloseable {
    * before), unless a mount still reads it.
    */
   private void release(String model, String digest) {
-    boolean mounted = mounts.list().stream().anyMatch(m -> digest.equals(m.get("digest")));
+    boolean mounted = mounts.mounted().stream().anyMatch(m -> digest.equals(m.digest()));
     if (mounted) {
       acting.put(model, new Acting("unassigned, still mounted", digest));
       return;

@@ -11,7 +11,6 @@ import io.micronaut.http.annotation.Status;
 import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
 import java.util.List;
-import java.util.Map;
 
 /** Models mounted by this sidecar: register a source and mount it, list, prefetch, unmount. */
 @Controller("/v1/mounts")
@@ -32,25 +31,25 @@ final class MountController {
    */
   @Post
   @Status(HttpStatus.CREATED)
-  Map<String, Object> mount(@Nullable @Body MountService.MountRequest request) {
+  MountService.MountInfo mount(@Nullable @Body MountService.MountRequest request) {
     return mounts.mount(request);
   }
 
   /** Every mount with its cache fill and the bytes it read per tier. */
   @Get
-  List<Map<String, Object>> list() {
+  List<MountService.Listed> list() {
     return mounts.list();
   }
 
   @Get("/{id}")
-  Map<String, Object> get(String id) {
+  MountService.MountInfo get(String id) {
     return mounts.get(id);
   }
 
   /** Starts prefetching; progress shows in the mount's cached_bytes. */
   @Post("/{id}/prefetch")
   @Status(HttpStatus.ACCEPTED)
-  Map<String, Object> prefetch(String id, @Nullable @Body PrefetchRequest request) {
+  MountService.MountInfo prefetch(String id, @Nullable @Body PrefetchRequest request) {
     return mounts.prefetch(id, request == null ? null : request.mode());
   }
 

@@ -18,7 +18,6 @@ import dev.thaw.store.Pusher;
 import dev.thaw.store.ReaderOptions;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
-import io.micronaut.http.HttpStatus;
 import jakarta.annotation.PreDestroy;
 import jakarta.inject.Singleton;
 import java.io.FileNotFoundException;
@@ -124,46 +123,50 @@ public final class MountService implements AutoCloseable {
       this.coldStart = coldStart;
     }
 
-    Map<String, Object> view() {
-      Map<String, Object> v = new LinkedHashMap<>();
-      v.put("id", id);
-      v.put("source", source);
-      v.put("resolved", display);
-      v.put("digest", manifest.digest());
-      v.put("mountpoint", mount.mountPoint().toString());
-      v.put("mounted", mount.isMounted());
-      v.put("created_at", createdAt.toString());
-      v.put("files", manifest.entries().size());
+    MountInfo view() {
       long total = manifest.totalBytes();
       long cached = cachedBytes(manifest);
-      v.put("total_bytes", total);
-      v.put("cached_bytes", cached);
-      v.put("cache_fill", total == 0 ? 1.0 : cached / (double) total);
-      v.put("fetched_bytes", Map.of("origin", reader.bytesFetched(), "peer", reader.bytesFromPeers()));
-      v.put("read_bytes", reader.bytesRead());
-      v.put("read_from_cache_bytes", reader.bytesFromCache());
-      v.put("blocked_reads", reader.blockedReads());
-      v.put("prefetch", prefetch);
-      v.put("cold_start", coldStart.id());
-      return v;
+      return new MountInfo(id, source, display, manifest.digest(), mount.mountPoint().toString(), mount.isMounted(),
+          createdAt.toString(), manifest.entries().size(), total, cached, total == 0 ? 1.0 : cached / (double) total,
+          new FetchedBytes(reader.bytesFetched(), reader.bytesFromPeers()), reader.bytesRead(), reader.bytesFromCache(),
+          reader.blockedReads(), prefetch, coldStart.id());
     }
   }
 
+  /** What {@link #list()} holds for each mount: the mount, or one that cannot be shown, with why. */
+  public sealed interface Listed permits MountInfo, BrokenMount {}
+
+  /**
+   * A mount: what it serves ({@code source}, {@code resolved} to an origin, the manifest {@code digest}), where, how
+   * much of it the cache holds, what it fetched and from where, what servers read through it, its prefetch, and the
+   * cold start it began.
+   */
+  public record MountInfo(String id, String source, String resolved, String digest, String mountpoint, boolean mounted,
+      String createdAt, int files, long totalBytes, long cachedBytes, double cacheFill, FetchedBytes fetchedBytes,
+      long readBytes, long readFromCacheBytes, long blockedReads, String prefetch, String coldStart)
+      implements Listed {}
+
+  /** Bytes a mount fetched into the cache, by where from. */
+  public record FetchedBytes(long origin, long peer) {}
+
+  /** A mount whose state cannot be read (a broken manifest), listed with why instead of failing the list. */
+  public record BrokenMount(String id, String source, String mountpoint, String error) implements Listed {}
+
   /** Mounts a model; the request's fields are checked first, each refusal naming its field. */
-  public Map<String, Object> mount(MountRequest req) {
+  public MountInfo mount(MountRequest req) {
     if (req == null || req.source() == null || req.source().isBlank()) {
-      throw ApiException.badField("source", "source is required: NAME[:TAG], sha256:DIGEST, or a direct-mode URI"
+      throw MountException.invalid("source", "source is required: NAME[:TAG], sha256:DIGEST, or a direct-mode URI"
           + " (s3://bucket/prefix/, file:///dir)");
     }
     String source = req.source().strip();
     String prefetch = req.prefetch() == null ? "auto" : req.prefetch();
     if (!Set.of("auto", "all", "off").contains(prefetch)) {
-      throw ApiException.badField("prefetch", "prefetch is auto (the recorded access profile, if any), all or off, not "
+      throw MountException.invalid("prefetch", "prefetch is auto (the recorded access profile, if any), all or off, not "
           + prefetch);
     }
     boolean direct = source.contains("://");
     if (direct && req.origin() != null) {
-      throw ApiException.badField("origin", "a direct-mode source (" + source + ") is its own origin; leave origin out");
+      throw MountException.invalid("origin", "a direct-mode source (" + source + ") is its own origin; leave origin out");
     }
     if (direct) {
       allowDirect(source);
@@ -174,7 +177,7 @@ public final class MountService implements AutoCloseable {
     synchronized (this) {
       for (Mounted m : mounts.values()) {
         if (m.mount.mountPoint().equals(mnt)) {
-          throw new ApiException(HttpStatus.CONFLICT, "path", mnt + " already holds mount " + m.id + " (" + m.source
+          throw new MountException(MountException.Kind.CONFLICT, "path", mnt + " already holds mount " + m.id + " (" + m.source
               + ")");
         }
       }
@@ -199,7 +202,7 @@ public final class MountService implements AutoCloseable {
           try {
             name = ModelName.parse(source);
           } catch (IllegalArgumentException e) {
-            throw ApiException.badField("source", e.getMessage());
+            throw MountException.invalid("source", e.getMessage());
           }
           manifest = store.resolve(name);
           display = name + " at " + origin.uri();
@@ -219,7 +222,7 @@ public final class MountService implements AutoCloseable {
             manifest.digest())));
         cs.mark("mounted");
         Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
-        Map<String, Object> view = m.view(); // a mount that cannot even be shown is not registered
+        MountInfo view = m.view(); // a mount that cannot even be shown is not registered
         mounts.put(id, m);
         if (member.clustered()) {
           member.changed(); // tell the others at once that this node is fetching the model
@@ -231,53 +234,57 @@ public final class MountService implements AutoCloseable {
         LOG.info(() -> "event=mounted id=" + id + " source=" + display + " at=" + mnt + " ms="
             + (System.nanoTime() - requested) / 1_000_000);
         return view;
-      } catch (ApiException e) {
+      } catch (MountException e) {
         mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
         throw e;
       } catch (FileNotFoundException | NoSuchFileException e) {
         mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
-        throw new ApiException(HttpStatus.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
+        throw new MountException(MountException.Kind.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
             + e.getMessage(), e);
       } catch (OriginException e) {
         mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
         if (e.isNotFound()) {
-          throw new ApiException(HttpStatus.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
+          throw new MountException(MountException.Kind.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
               + e.getMessage(), e);
         }
-        throw new ApiException(HttpStatus.BAD_GATEWAY, null, "the origin failed: " + e.getMessage(), e);
+        throw new MountException(MountException.Kind.ORIGIN_FAILED, null, "the origin failed: " + e.getMessage(), e);
       } catch (IOException | RuntimeException e) {
         mounts.remove(id); // a mount that failed is never left registered
         closeQuietly(mount, reader, origin);
-        throw new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, null, "could not mount " + source + " at " + mnt
+        throw new MountException(MountException.Kind.FAILED, null, "could not mount " + source + " at " + mnt
             + ": " + e.getMessage(), e);
       }
     }
   }
 
   /** Every mount, oldest first; one that cannot be shown says why instead of failing the list. */
-  public List<Map<String, Object>> list() {
-    List<Mounted> all = new ArrayList<>(mounts.values());
-    all.sort(java.util.Comparator.comparing((Mounted m) -> m.createdAt).thenComparing(m -> m.id));
-    return all.stream().map(MountService::viewOrError).toList();
+  public List<Listed> list() {
+    return sorted().stream().map(MountService::viewOrBroken).toList();
   }
 
-  private static Map<String, Object> viewOrError(Mounted m) {
+  /** The mounts that can be shown, oldest first: what the cluster registers. */
+  public List<MountInfo> mounted() {
+    return list().stream().filter(MountInfo.class::isInstance).map(MountInfo.class::cast).toList();
+  }
+
+  private List<Mounted> sorted() {
+    List<Mounted> all = new ArrayList<>(mounts.values());
+    all.sort(java.util.Comparator.comparing((Mounted m) -> m.createdAt).thenComparing(m -> m.id));
+    return all;
+  }
+
+  private static Listed viewOrBroken(Mounted m) {
     try {
       return m.view();
     } catch (RuntimeException e) {
-      Map<String, Object> v = new LinkedHashMap<>();
-      v.put("id", m.id);
-      v.put("source", m.source);
-      v.put("mountpoint", m.mount.mountPoint().toString());
-      v.put("error", "cannot be shown: " + e);
-      return v;
+      return new BrokenMount(m.id, m.source, m.mount.mountPoint().toString(), "cannot be shown: " + e);
     }
   }
 
-  public Map<String, Object> get(String id) {
+  public MountInfo get(String id) {
     return find(id).view();
   }
 
@@ -285,24 +292,24 @@ public final class MountService implements AutoCloseable {
   public void unmount(String id) {
     Mounted m = mounts.remove(id);
     if (m == null) {
-      throw new ApiException(HttpStatus.NOT_FOUND, "id", "no mount " + id);
+      throw new MountException(MountException.Kind.NOT_FOUND, "id", "no mount " + id);
     }
     close(m);
   }
 
   /** Starts fetching the mount's recorded access profile ({@code profile}) or every chunk ({@code all}). */
-  public Map<String, Object> prefetch(String id, String mode) {
+  public MountInfo prefetch(String id, String mode) {
     Mounted m = find(id);
     String how = mode == null ? "all" : mode;
     if (!how.equals("all") && !how.equals("profile")) {
-      throw ApiException.badField("mode", "mode is profile or all, not " + how);
+      throw MountException.invalid("mode", "mode is profile or all, not " + how);
     }
     if (how.equals("profile") && m.manifest.isDirect()) {
-      throw ApiException.badField("mode", "a direct-mode mount has no stored profile; use all");
+      throw MountException.invalid("mode", "a direct-mode mount has no stored profile; use all");
     }
     String started = startPrefetch(m, how.equals("profile") ? "auto" : "all");
     if (started.equals("none")) {
-      throw new ApiException(HttpStatus.NOT_FOUND, "mode", "model " + m.source + " has no recorded access profile"
+      throw new MountException(MountException.Kind.NOT_FOUND, "mode", "model " + m.source + " has no recorded access profile"
           + " (record one with thaw mount --record-profile, or prefetch all)");
     }
     return m.view();
@@ -357,7 +364,7 @@ public final class MountService implements AutoCloseable {
   private Mounted find(String id) {
     Mounted m = mounts.get(id);
     if (m == null) {
-      throw new ApiException(HttpStatus.NOT_FOUND, "id", "no mount " + id);
+      throw new MountException(MountException.Kind.NOT_FOUND, "id", "no mount " + id);
     }
     return m;
   }
@@ -365,29 +372,29 @@ public final class MountService implements AutoCloseable {
   /** Mounts go under the mount root: a relative path of plain names, no {@code ..}, no symbolic link on the way. */
   private Path mountPoint(String path) {
     if (path.isBlank()) {
-      throw ApiException.badField("path", "path must not be empty");
+      throw MountException.invalid("path", "path must not be empty");
     }
     Path rel;
     try {
       rel = Path.of(path);
     } catch (InvalidPathException e) {
-      throw ApiException.badField("path", "path " + path + " is not a valid path: " + e.getMessage());
+      throw MountException.invalid("path", "path " + path + " is not a valid path: " + e.getMessage());
     }
     if (rel.isAbsolute()) {
-      throw ApiException.badField("path", "path must be relative to the mount root " + root + ", not " + path);
+      throw MountException.invalid("path", "path must be relative to the mount root " + root + ", not " + path);
     }
     for (Path part : rel) {
       if (part.toString().equals("..") || part.toString().equals(".")) {
-        throw ApiException.badField("path", "path must not contain . or .. (" + path + ")");
+        throw MountException.invalid("path", "path must not contain . or .. (" + path + ")");
       }
     }
     Path mnt = root.resolve(rel).normalize();
     if (!mnt.startsWith(root) || mnt.equals(root)) {
-      throw ApiException.badField("path", "path " + path + " is outside the mount root " + root);
+      throw MountException.invalid("path", "path " + path + " is outside the mount root " + root);
     }
     for (Path p = mnt; !p.equals(root); p = p.getParent()) {
       if (Files.isSymbolicLink(p)) {
-        throw ApiException.badField("path", "path " + path + " passes through a symbolic link (" + p + ")");
+        throw MountException.invalid("path", "path " + path + " passes through a symbolic link (" + p + ")");
       }
     }
     return mnt;
@@ -398,7 +405,7 @@ public final class MountService implements AutoCloseable {
     List<String> allowed = new ArrayList<>(List.of(config.getOrigin()));
     allowed.addAll(config.getOrigins());
     if (allowed.stream().noneMatch(a -> sameUri(a, uri))) {
-      throw new ApiException(HttpStatus.FORBIDDEN, "origin", "origin " + uri + " is not one this sidecar reads from"
+      throw new MountException(MountException.Kind.FORBIDDEN, "origin", "origin " + uri + " is not one this sidecar reads from"
           + " (thaw.origin, thaw.origins: " + allowed + ")");
     }
   }
@@ -416,12 +423,12 @@ public final class MountService implements AutoCloseable {
     try {
       uri = new URI(source);
     } catch (URISyntaxException e) {
-      throw ApiException.badField("source", "source " + source + " is not a URI: " + e.getMessage());
+      throw MountException.invalid("source", "source " + source + " is not a URI: " + e.getMessage());
     }
     String path = uri.getPath() == null ? "" : uri.getPath();
     for (String seg : path.split("/")) {
       if (seg.equals("..") || seg.equals(".")) {
-        throw ApiException.badField("source", "source " + source + " must not contain . or .. segments");
+        throw MountException.invalid("source", "source " + source + " must not contain . or .. segments");
       }
     }
     for (String root : roots) {
@@ -443,7 +450,7 @@ public final class MountService implements AutoCloseable {
         }
       }
     }
-    throw new ApiException(HttpStatus.FORBIDDEN, "source", refusal);
+    throw new MountException(MountException.Kind.FORBIDDEN, "source", refusal);
   }
 
   /** Two origin URIs naming the same place: equal but for a trailing slash. */
@@ -465,7 +472,7 @@ public final class MountService implements AutoCloseable {
     try {
       return Origins.open(uri);
     } catch (RuntimeException e) {
-      throw new ApiException(field == null ? HttpStatus.INTERNAL_SERVER_ERROR : HttpStatus.BAD_REQUEST, field,
+      throw new MountException(field == null ? MountException.Kind.FAILED : MountException.Kind.INVALID, field,
           "cannot open origin " + uri + ": " + e.getMessage(), e);
     }
   }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.checkpoint.PidNamespaceProcess;
 import dev.thaw.checkpoint.Probe;
+import dev.thaw.checkpoint.SnapshotService;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import dev.thaw.sidecar.SidecarSettings;
@@ -113,8 +114,8 @@ class SnapshotCommandsTest {
     JsonNode taken = checkpoint("--leave-running", "--no-push");
     assertThat(taken.has("tag")).isFalse();
     // what the sidecar lists and registers: the snapshot this node now keeps
-    var kept = dev.thaw.checkpoint.SnapshotStore.listLocal(tmp.resolve("snapshots"));
-    assertThat(kept).extracting(dev.thaw.checkpoint.SnapshotStore.Local::name).containsExactly("mlp-server");
+    var kept = snapshotsKeptIn(tmp.resolve("snapshots"));
+    assertThat(kept).extracting(SnapshotService.Local::name).containsExactly("mlp-server");
     assertThat(kept.getFirst().images().toString()).isEqualTo(taken.get("images").asText());
     assertThat(kept.getFirst().bytes()).isEqualTo(taken.get("image_bytes").asLong());
     assertThat(answer()).as("the original still answers").isEqualTo(expectedAnswer);
@@ -446,8 +447,7 @@ class SnapshotCommandsTest {
             ((java.util.Map<?, ?>) member.planView().get("snapshots_ahead")).get("mlp-server")));
       }
     }
-    assertThat(dev.thaw.checkpoint.SnapshotStore.listLocal(node2))
-        .extracting(dev.thaw.checkpoint.SnapshotStore.Local::name).containsExactly("mlp-server");
+    assertThat(snapshotsKeptIn(node2)).extracting(SnapshotService.Local::name).containsExactly("mlp-server");
     // and thaw restore finds it there: nothing from the origin
     JsonNode restored = cli(0, "restore", "mlp-server", "--origin", "file://" + tmp.resolve("no-origin"),
         "--snapshots", node2.toString(), "--key-file", keyFile.toString(), "--log-dir", tmp.toString(), "--json");
@@ -455,6 +455,11 @@ class SnapshotCommandsTest {
     assertThat(restored.get("restored").asBoolean()).as(restored.toString()).isTrue();
     assertThat(restored.get("bytes_fetched").asLong()).isZero();
     assertThat(answer()).isEqualTo(expectedAnswer);
+  }
+
+  /** What the snapshot service of a node keeping its snapshots in {@code dir} lists. */
+  private List<SnapshotService.Local> snapshotsKeptIn(Path dir) throws IOException {
+    return SnapshotService.builder(dir, origin, ThawCommand.version()).build().list();
   }
 
   private JsonNode checkpoint(String... extra) throws Exception {
