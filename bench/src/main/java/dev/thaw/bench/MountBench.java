@@ -485,7 +485,7 @@ public final class MountBench {
     } else {
       cmd.add(System.getProperty("java.class.path"));
     }
-    cmd.add("dev.thaw.cli.Main");
+    cmd.add(dev.thaw.cli.Main.class.getName());
     return cmd;
   }
 
