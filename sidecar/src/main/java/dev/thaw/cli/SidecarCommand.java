@@ -1,7 +1,7 @@
 package dev.thaw.cli;
 
-import dev.thaw.sidecar.ClusterConfig;
 import dev.thaw.sidecar.Sidecar;
+import dev.thaw.sidecar.cluster.ClusterConfig;
 import io.micronaut.context.ApplicationContext;
 import io.micronaut.runtime.server.EmbeddedServer;
 import java.nio.file.Files;

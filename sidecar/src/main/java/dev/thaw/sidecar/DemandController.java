@@ -1,6 +1,7 @@
 package dev.thaw.sidecar;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.sidecar.cluster.ClusterMember;
 import io.micronaut.core.annotation.Nullable;
 import io.micronaut.http.HttpStatus;
 import io.micronaut.http.annotation.Body;

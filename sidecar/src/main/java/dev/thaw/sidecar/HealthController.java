@@ -1,5 +1,6 @@
 package dev.thaw.sidecar;
 
+import dev.thaw.sidecar.cluster.ClusterMember;
 import io.micronaut.http.annotation.Controller;
 import io.micronaut.http.annotation.Get;
 import io.micronaut.http.annotation.Produces;

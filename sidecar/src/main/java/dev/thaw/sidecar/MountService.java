@@ -2,6 +2,8 @@ package dev.thaw.sidecar;
 
 import dev.thaw.fuse.LazyMount;
 import dev.thaw.fuse.MountOptions;
+import dev.thaw.sidecar.peers.ChunkPeersFactory;
+import dev.thaw.sidecar.peers.OwnerFetch;
 import dev.thaw.store.AccessProfile;
 import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ChunkRef;
@@ -28,6 +30,7 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -38,6 +41,8 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -45,10 +50,12 @@ import java.util.regex.Pattern;
 
 /**
  * The models this sidecar has mounted, all under {@code thaw.mount-root} and all reading through one chunk cache. A
- * mount is a real FUSE mount ({@link LazyMount}); its cold start is timed from the request ({@link ColdStartLog}).
+ * mount is a real FUSE mount ({@link LazyMount}); its cold start is timed from the request ({@link ColdStartLog}). Its
+ * readers ask the peers the {@link ChunkPeersFactory} gives (none standalone) before the origin, and it fetches for a
+ * peer that takes this node for a chunk's owner ({@link OwnerFetch}).
  */
 @Singleton
-public final class MountService implements AutoCloseable {
+public final class MountService implements OwnerFetch, AutoCloseable {
   private static final Logger LOG = Logger.getLogger(MountService.class.getName());
   private static final Pattern SAFE_NAME = Pattern.compile("[^A-Za-z0-9._-]+");
 
@@ -68,11 +75,12 @@ public final class MountService implements AutoCloseable {
   private final AtomicLong endedFromOrigin = new AtomicLong();
   private final AtomicLong endedFromPeers = new AtomicLong();
 
-  private final jakarta.inject.Provider<ClusterMember> cluster;
+  private final ChunkPeersFactory peers;
+  private final List<Runnable> onMount = new CopyOnWriteArrayList<>();
 
-  MountService(SidecarConfig config, ColdStartLog coldStarts, SidecarMetrics metrics,
-      jakarta.inject.Provider<ClusterMember> cluster) throws IOException {
-    this.cluster = cluster;
+  MountService(SidecarConfig config, ColdStartLog coldStarts, SidecarMetrics metrics, ChunkPeersFactory peers)
+      throws IOException {
+    this.peers = peers;
     this.config = config;
     this.coldStarts = coldStarts;
     this.metrics = metrics;
@@ -210,10 +218,7 @@ public final class MountService implements AutoCloseable {
         reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT
             .withParallelism(config.getParallelism()).withRecordProfile(false));
         reader.onChunkFetched((ChunkRef c, long nanos) -> metrics.chunkFetched(nanos));
-        ClusterMember member = cluster.get();
-        if (member.clustered()) {
-          reader.usePeers(member.peersFor(manifest.digest()));
-        }
+        peers.forModel(manifest.digest()).ifPresent(reader::usePeers);
         ModelReader r = reader;
         ColdStartLog.ColdStart cs = coldStarts.begin(source, id, () -> Map.of("read", r.bytesRead(),
             "read_from_cache", r.bytesFromCache(), "fetched_from_origin", r.bytesFetched()));
@@ -224,9 +229,7 @@ public final class MountService implements AutoCloseable {
         Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
         MountInfo view = m.view(); // a mount that cannot even be shown is not registered
         mounts.put(id, m);
-        if (member.clustered()) {
-          member.changed(); // tell the others at once that this node is fetching the model
-        }
+        onMount.forEach(Runnable::run);
         reader.firstRead().thenAccept(at -> cs.mark("first_byte", at));
         if (!prefetch.equals("off")) {
           startPrefetch(m, prefetch);
@@ -258,6 +261,11 @@ public final class MountService implements AutoCloseable {
             + ": " + e.getMessage(), e);
       }
     }
+  }
+
+  /** Runs {@code listener} after each new mount (a cluster member tells the others at once what this node fetches). */
+  public void onMount(Runnable listener) {
+    onMount.add(listener);
   }
 
   /** Every mount, oldest first; one that cannot be shown says why instead of failing the list. */
@@ -316,7 +324,7 @@ public final class MountService implements AutoCloseable {
   }
 
   /** The chunk cache: where, how full, how often it served a read. */
-  Map<String, Object> cacheView() {
+  public Map<String, Object> cacheView() {
     Map<String, Object> v = new LinkedHashMap<>();
     v.put("directory", cache.directory().toString());
     v.put("used_bytes", cache.usedBytes());
@@ -327,7 +335,8 @@ public final class MountService implements AutoCloseable {
     return v;
   }
 
-  ChunkCache cache() {
+  /** The one chunk cache every mount reads through (what the peer endpoint serves and the plan's prefetches fill). */
+  public ChunkCache cache() {
     return cache;
   }
 
@@ -335,11 +344,12 @@ public final class MountService implements AutoCloseable {
    * Fetches the chunk with {@code key} into the cache for a peer, through the mount whose model has it: false when no
    * mount's model has such a chunk. Waits at most {@code timeout}.
    */
-  boolean fetchForPeer(String key, java.time.Duration timeout) throws Exception {
+  @Override
+  public boolean fetchOwned(String key, Duration timeout) throws Exception {
     for (Mounted m : mounts.values()) {
       Optional<ChunkRef> c = m.reader.chunk(key);
       if (c.isPresent()) {
-        m.reader.fetchNow(c.get()).get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        m.reader.fetchNow(c.get()).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         return true;
       }
     }

@@ -440,7 +440,7 @@ class SnapshotCommandsTest {
       settings.put("thaw.snapshots", node2.toString());
       settings.put("thaw.snapshot-key-file", keyFile.toString());
       try (var sidecar = dev.thaw.sidecar.Sidecar.start(settings)) {
-        var member = sidecar.getBean(dev.thaw.sidecar.ClusterMember.class);
+        var member = sidecar.getBean(dev.thaw.sidecar.cluster.ClusterMember.class);
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).until(member::isLeader);
         member.setDemand("mlp:v1", 1, spec.weightBytes(), 10, "mlp-server");
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> "fetched".equals(

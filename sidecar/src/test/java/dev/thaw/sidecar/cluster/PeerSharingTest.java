@@ -1,10 +1,13 @@
-package dev.thaw.sidecar;
+package dev.thaw.sidecar.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.sidecar.MountService;
+import dev.thaw.sidecar.Sidecar;
+import dev.thaw.sidecar.SidecarSettings;
 import dev.thaw.store.ModelName;
 import dev.thaw.store.Origins;
 import dev.thaw.store.PushProgress;

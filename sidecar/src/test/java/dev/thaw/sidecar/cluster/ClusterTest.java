@@ -1,9 +1,12 @@
-package dev.thaw.sidecar;
+package dev.thaw.sidecar.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.sidecar.MountService;
+import dev.thaw.sidecar.Sidecar;
+import dev.thaw.sidecar.SidecarSettings;
 import dev.thaw.store.ModelName;
 import dev.thaw.store.Origins;
 import dev.thaw.store.PushProgress;
@@ -178,7 +181,7 @@ class ClusterTest {
         HttpResponse.BodyHandlers.ofString());
     assertThat(ready.body()).contains("\"status\":\"ready\"").contains("\"mode\":\"cluster\"");
     assertThat(of(c).members()).containsKey("solo");
-    assertThat(of(c).members().get("solo").path("running").path("tiny:v1").asInt()).as("its mount registered").isOne();
+    assertThat(of(c).members().get("solo").running().get("tiny:v1")).as("its mount registered").isOne();
   }
 
   @Test

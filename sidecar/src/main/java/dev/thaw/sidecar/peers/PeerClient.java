@@ -1,4 +1,4 @@
-package dev.thaw.sidecar;
+package dev.thaw.sidecar.peers;
 
 import dev.thaw.store.ChunkRef;
 import java.net.URI;
@@ -16,17 +16,18 @@ import java.util.logging.Logger;
 
 /**
  * Asks one peer for one chunk within the peer timeout; which peers, in which order, is the caller's choice
- * ({@link ClusterMember}). A peer that answers 404, fails, stalls or sends fewer bytes than the chunk has counts as
+ * ({@link ChunkOwners}). A peer that answers 404, fails, stalls or sends fewer bytes than the chunk has counts as
  * not having it. The fetcher checks what a peer sends against the chunk's hash.
  */
-final class PeerClient {
+public final class PeerClient {
   private static final Logger LOG = Logger.getLogger(PeerClient.class.getName());
 
   private final String token;
   private final Duration timeout;
   private final HttpClient http;
 
-  PeerClient(String token, Duration timeout) {
+  /** A client sending {@code token}, giving each peer {@code timeout} for a whole chunk. */
+  public PeerClient(String token, Duration timeout) {
     this.token = token;
     this.timeout = timeout;
     this.http = HttpClient.newBuilder().connectTimeout(timeout).build();
@@ -36,7 +37,7 @@ final class PeerClient {
    * Asks one peer for the chunk, as its owner ({@code asOwner}: it fetches the chunk from the origin if it lacks it)
    * or as a holder; true when it sent the whole chunk within the timeout.
    */
-  boolean readFrom(String peer, ChunkRef chunk, ByteBuffer into, boolean asOwner) {
+  public boolean readFrom(String peer, ChunkRef chunk, ByteBuffer into, boolean asOwner) {
     HttpRequest req = HttpRequest.newBuilder(URI.create(peer + "/v1/chunks/" + chunk.key() + (asOwner ? "?owner" : "")))
         .header("Authorization", "Bearer " + token).timeout(timeout).GET().build();
     CompletableFuture<HttpResponse<byte[]>> f = http.sendAsync(req, HttpResponse.BodyHandlers.ofByteArray());

@@ -1,4 +1,4 @@
-package dev.thaw.sidecar;
+package dev.thaw.sidecar.cluster;
 
 import io.micronaut.context.annotation.ConfigurationProperties;
 import java.time.Duration;

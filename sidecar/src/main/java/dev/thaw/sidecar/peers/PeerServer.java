@@ -1,4 +1,4 @@
-package dev.thaw.sidecar;
+package dev.thaw.sidecar.peers;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -9,6 +9,7 @@ import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.concurrent.Executors;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -19,26 +20,30 @@ import java.util.regex.Pattern;
  * its own address and port, apart from the control API, and nothing else is reachable on it. Every request needs
  * {@code Authorization: Bearer TOKEN}, compared in constant time. A chunk is hashed again before it leaves
  * ({@link ChunkCache#acquireVerified}): the cache's disk may have rotted since it was verified on arrival, and a wrong
- * one is deleted, never served. Built on the JDK's HTTP server: one route, its own socket, no routes of the control API beside it.
+ * one is deleted, never served. Asked as a chunk's owner ({@code ?owner}) for one it lacks, it fetches the chunk
+ * through {@link OwnerFetch}, once for everyone. Built on the JDK's HTTP server: one route, its own socket, no routes of
+ * the control API beside it.
  */
-final class PeerServer implements AutoCloseable {
+public final class PeerServer implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
   private static final Pattern KEY = Pattern.compile("[A-Za-z0-9._-]{1,200}");
   private static final String PATH = "/v1/chunks/";
 
-  /** Fetches a chunk this node owns in a cooperative fetch: false when none of its models has the chunk. */
-  interface OwnedFetch {
-    boolean fetch(String key) throws Exception;
-  }
-
   private final HttpServer server;
   private final ChunkCache cache;
-  private final OwnedFetch owned;
+  private final OwnerFetch owned;
+  private final Duration ownerTimeout;
   private final byte[] expected;
 
-  PeerServer(String host, int port, String token, ChunkCache cache, OwnedFetch owned) throws IOException {
+  /**
+   * Listens on {@code host:port} (port 0: any free one) for callers with {@code token}, serving {@code cache}; as a
+   * chunk's owner it fetches through {@code owned}, waiting at most {@code ownerTimeout}.
+   */
+  public PeerServer(String host, int port, String token, ChunkCache cache, OwnerFetch owned, Duration ownerTimeout)
+      throws IOException {
     this.cache = cache;
     this.owned = owned;
+    this.ownerTimeout = ownerTimeout;
     this.expected = ("Bearer " + token).getBytes(StandardCharsets.UTF_8);
     this.server = HttpServer.create(new InetSocketAddress(host, port), 64);
     server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
@@ -46,7 +51,8 @@ final class PeerServer implements AutoCloseable {
     server.start();
   }
 
-  int port() {
+  /** The port it listens on: the one asked for, or the one it was given for port 0. */
+  public int port() {
     return server.getAddress().getPort();
   }
 
@@ -71,7 +77,7 @@ final class PeerServer implements AutoCloseable {
       if (lease == null && "owner".equals(x.getRequestURI().getQuery())) {
         // the caller takes this node for the chunk's owner: fetch it from the origin, once for everyone
         try {
-          if (owned.fetch(key)) {
+          if (owned.fetchOwned(key, ownerTimeout)) {
             lease = cache.acquireVerified(key);
           }
         } catch (Exception e) {
