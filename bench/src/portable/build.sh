@@ -17,13 +17,13 @@ locked() { flock "$LOCK" "$@"; }
 rm -rf "$OUTDIR" "$WORK" bench/target/store-bench.tar.xz
 mkdir -p "$OUTDIR/lib" "$OUTDIR/tools" "$WORK/debs"
 
-# 1. the jars: the bench's runtime class path, less what StoreBench never loads (the inference servers, FUSE,
-# gRPC, JMH, and S3Proxy's cloud backends: it runs S3Proxy on the local filesystem only)
+# 1. the jars: the bench's runtime class path, less what StoreBench never loads (the product's command line and sidecar,
+# the inference servers, FUSE, gRPC, JMH, and S3Proxy's cloud backends: it runs S3Proxy on the local filesystem only)
 locked ./mvnw -q -B -o dependency:build-classpath -Dmdep.outputFile="$ROOT/$WORK/cp.txt" -Dmdep.includeScope=runtime \
   -pl bench >"$WORK/maven.log" 2>&1 || { tail -20 "$WORK/maven.log"; exit 1; }
-tr ':' '\n' <"$WORK/cp.txt" | grep -v -E 'onnxruntime|/io/grpc/|byte-buddy|thaw-checkpoint-native|thaw-fuse-mount|thaw-ort-server|thaw-triton-protocol|jmh|junit|assertj|opentest4j|apiguardian|commons-math3|proto-google|protobuf|/io/netty/|perfmark|jnr-|/jffi/|/ow2/asm|/jna/|/com/azure/|/com/microsoft/azure/|reactor|opentelemetry|msal4j|nimbus|content-type|lang-tag|oauth2|json-smart|accessors-smart|bcprov' \
+tr ':' '\n' <"$WORK/cp.txt" | grep -v -E 'thaw-sidecar|thaw-placement|/io/micronaut/|/io/etcd/|/io/micrometer/|picocli|ortools|onnxruntime|/io/grpc/|byte-buddy|thaw-checkpoint-native|thaw-fuse-mount|thaw-ort-server|thaw-triton-protocol|jmh|junit|assertj|opentest4j|apiguardian|commons-math3|proto-google|protobuf|/io/netty/|perfmark|jnr-|/jffi/|/ow2/asm|/jna/|/com/azure/|/com/microsoft/azure/|reactor|opentelemetry|msal4j|nimbus|content-type|lang-tag|oauth2|json-smart|accessors-smart|bcprov' \
   | while read -r jar; do cp "$jar" "$OUTDIR/lib/"; done
-cp bench/target/thaw-bench-*.jar "$OUTDIR/lib/"
+cp bench/target/thaw-bench.jar "$OUTDIR/lib/"
 for jar in store/target/thaw-store-*.jar; do
   case $jar in *-tests.jar|*-sources.jar) ;; *) cp "$jar" "$OUTDIR/lib/" ;; esac
 done

@@ -16,7 +16,33 @@ public final class Main {
 
   static int run(String... args) {
     configureLogging();
-    return commandLine(args.length > 0 ? args[0] : null).execute(args);
+    CommandLine cli = commandLine(args.length > 0 ? args[0] : null);
+    String elsewhere = elsewhere(cli, args);
+    if (elsewhere != null) { // before picocli parses: a --help after the command would otherwise print thaw's help
+      System.err.println(elsewhere);
+      return 2;
+    }
+    return cli.execute(args);
+  }
+
+  /**
+   * The one line that says where {@code thaw ARGS} is, when it asks for a plugin's command that no plugin here adds
+   * ({@link ThawCommand#ELSEWHERE}); else null.
+   */
+  private static String elsewhere(CommandLine cli, String... args) {
+    if (args.length == 0) {
+      return null;
+    }
+    CommandLine parent = cli;
+    String path = args[0];
+    if (args.length > 1 && ThawCommand.OPEN.contains(args[0]) && cli.getSubcommands().containsKey(args[0])) {
+      parent = cli.getSubcommands().get(args[0]);
+      path = args[0] + " " + args[1];
+    }
+    String name = path.substring(path.lastIndexOf(' ') + 1);
+    String where = ThawCommand.ELSEWHERE.get(path);
+    return where == null || parent.getSubcommands().containsKey(name) ? null
+        : "thaw " + path + ": error: not in this installation: " + where;
   }
 
   /** The command line that runs {@code thaw FIRST ...}, laid out and with its errors one line each. */
@@ -65,15 +91,6 @@ public final class Main {
     // A bad option value or a missing argument is one line too, with where to look, not the whole usage text.
     cli.setParameterExceptionHandler((ex, argv) -> {
       CommandLine cmd = ex.getCommandLine();
-      if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getUnmatched().isEmpty()) {
-        String parent = cmd.getCommandSpec().qualifiedName(" ");
-        String path = (parent + " " + u.getUnmatched().getFirst()).substring("thaw ".length());
-        String elsewhere = ThawCommand.ELSEWHERE.get(path);
-        if (elsewhere != null) { // a plugin's command, and no plugin here
-          cmd.getErr().println("thaw " + path + ": error: not in this installation: " + elsewhere);
-          return 2;
-        }
-      }
       cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + ex.getMessage()
           + " (see " + cmd.getCommandSpec().qualifiedName() + " --help)");
       return 2;

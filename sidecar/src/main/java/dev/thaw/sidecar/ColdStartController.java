@@ -9,20 +9,20 @@ import java.util.Map;
 /** Recent cold starts and their timelines, the most recent first. */
 @Controller("/v1/coldstarts")
 final class ColdStartController {
-  private final ColdStartLog log;
+  private final ThawNode node;
 
-  ColdStartController(ColdStartLog log) {
-    this.log = log;
+  ColdStartController(ThawNode node) {
+    this.node = node;
   }
 
   @Get
   List<Map<String, Object>> list() {
-    return log.recent().stream().map(ColdStartLog.ColdStart::view).toList();
+    return node.coldStarts().stream().map(ColdStartLog.ColdStart::view).toList();
   }
 
   @Get("/{id}")
   Map<String, Object> get(String id) {
-    return log.find(id).orElseThrow(() -> new ApiException(HttpStatus.NOT_FOUND, "id", "no cold start " + id))
+    return node.coldStart(id).orElseThrow(() -> new ApiException(HttpStatus.NOT_FOUND, "id", "no cold start " + id))
         .view();
   }
 }

@@ -12,14 +12,14 @@ import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
 import java.util.List;
 
-/** Models mounted by this sidecar: register a source and mount it, list, prefetch, unmount. */
+/** Models mounted by this sidecar: register a source and mount it, list, prefetch, unmount ({@link ThawNode}). */
 @Controller("/v1/mounts")
 @ExecuteOn(TaskExecutors.BLOCKING)
 final class MountController {
-  private final MountService mounts;
+  private final ThawNode node;
 
-  MountController(MountService mounts) {
-    this.mounts = mounts;
+  MountController(ThawNode node) {
+    this.node = node;
   }
 
   /** Prefetch what: the recorded access profile, or every chunk. */
@@ -32,30 +32,30 @@ final class MountController {
   @Post
   @Status(HttpStatus.CREATED)
   MountService.MountInfo mount(@Nullable @Body MountService.MountRequest request) {
-    return mounts.mount(request);
+    return node.mount(request);
   }
 
   /** Every mount with its cache fill and the bytes it read per tier. */
   @Get
   List<MountService.Listed> list() {
-    return mounts.list();
+    return node.mounts();
   }
 
   @Get("/{id}")
   MountService.MountInfo get(String id) {
-    return mounts.get(id);
+    return node.mount(id);
   }
 
   /** Starts prefetching; progress shows in the mount's cached_bytes. */
   @Post("/{id}/prefetch")
   @Status(HttpStatus.ACCEPTED)
   MountService.MountInfo prefetch(String id, @Nullable @Body PrefetchRequest request) {
-    return mounts.prefetch(id, request == null ? null : request.mode());
+    return node.prefetch(id, request == null ? null : request.mode());
   }
 
   @Delete("/{id}")
   @Status(HttpStatus.NO_CONTENT)
   void unmount(String id) {
-    mounts.unmount(id);
+    node.unmount(id);
   }
 }

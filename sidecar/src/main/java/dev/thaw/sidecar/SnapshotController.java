@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.checkpoint.Probe;
 import dev.thaw.checkpoint.SnapshotService;
 import dev.thaw.store.ModelName;
-import dev.thaw.store.PushProgress;
 import io.micronaut.core.annotation.Nullable;
 import io.micronaut.http.HttpStatus;
 import io.micronaut.http.annotation.Body;
@@ -31,12 +30,11 @@ import java.util.Map;
 final class SnapshotController {
   private static final ObjectMapper JSON = new ObjectMapper();
   private final SidecarConfig config;
-  private final SnapshotService snapshots;
-  private final Object dumping = new Object(); // one dump at a time: each freezes a process tree and fills a disk
+  private final ThawNode node;
 
-  SnapshotController(SidecarConfig config, SnapshotService snapshots) {
+  SnapshotController(SidecarConfig config, ThawNode node) {
     this.config = config;
-    this.snapshots = snapshots;
+    this.node = node;
   }
 
   /** An inference request the warm server must answer, and the answer expected (compared as JSON). */
@@ -52,7 +50,7 @@ final class SnapshotController {
   /** Each snapshot kept on this node: name, key tag, images directory, bytes, when taken; by name, newest first. */
   @Get
   List<Map<String, Object>> list() throws IOException {
-    return snapshots.list().stream().map(SnapshotController::view).toList();
+    return node.snapshots().stream().map(SnapshotController::view).toList();
   }
 
   /** Takes, keeps and (by default) pushes a snapshot, sealed with the snapshot key; 201 with what was taken. */
@@ -89,32 +87,29 @@ final class SnapshotController {
     boolean push = t.push() == null || t.push();
     boolean encrypt = t.encrypt() == null || t.encrypt();
     Duration warm = Duration.ofMillis((long) (1000 * (t.warmTimeoutS() == null ? 300 : t.warmTimeoutS())));
-    synchronized (dumping) {
-      SnapshotService.Taken taken;
-      try {
-        taken = snapshots.take(new SnapshotService.Take(t.name(), t.pid(), t.readyUrl(), probe, expected,
-            Boolean.TRUE.equals(t.leaveRunning()), warm, Duration.ofSeconds(30), t.model(), push, encrypt),
-            PushProgress.NONE);
-      } catch (IOException e) {
-        throw new ApiException(HttpStatus.CONFLICT, null, "no snapshot of process " + t.pid() + " was taken: "
-            + e.getMessage(), e);
-      }
-      Map<String, Object> v = new LinkedHashMap<>();
-      v.put("name", taken.name());
-      v.put("key", taken.metadata().snapshotKey().digest());
-      v.put("images", taken.images().toString());
-      v.put("image_bytes", taken.imageBytes());
-      v.put("dump_s", taken.dumpSeconds());
-      v.put("left_running", Boolean.TRUE.equals(t.leaveRunning()));
-      v.put("cuda_pids", taken.metadata().cudaPids());
-      if (taken.pushed() != null) {
-        v.put("tag", taken.pushed().tag().toString());
-        v.put("origin", taken.pushed().origin());
-        v.put("encrypted", taken.pushed().encrypted());
-        v.put("bytes_uploaded", taken.pushed().result().bytesUploaded());
-      }
-      return v;
+    SnapshotService.Taken taken;
+    try {
+      taken = node.takeSnapshot(new SnapshotService.Take(t.name(), t.pid(), t.readyUrl(), probe, expected,
+          Boolean.TRUE.equals(t.leaveRunning()), warm, Duration.ofSeconds(30), t.model(), push, encrypt));
+    } catch (IOException e) {
+      throw new ApiException(HttpStatus.CONFLICT, null, "no snapshot of process " + t.pid() + " was taken: "
+          + e.getMessage(), e);
     }
+    Map<String, Object> v = new LinkedHashMap<>();
+    v.put("name", taken.name());
+    v.put("key", taken.metadata().snapshotKey().digest());
+    v.put("images", taken.images().toString());
+    v.put("image_bytes", taken.imageBytes());
+    v.put("dump_s", taken.dumpSeconds());
+    v.put("left_running", Boolean.TRUE.equals(t.leaveRunning()));
+    v.put("cuda_pids", taken.metadata().cudaPids());
+    if (taken.pushed() != null) {
+      v.put("tag", taken.pushed().tag().toString());
+      v.put("origin", taken.pushed().origin());
+      v.put("encrypted", taken.pushed().encrypted());
+      v.put("bytes_uploaded", taken.pushed().result().bytesUploaded());
+    }
+    return v;
   }
 
   /**
@@ -137,33 +132,31 @@ final class SnapshotController {
     long t0 = System.nanoTime();
     Duration ready = Duration.ofMillis((long) (1000 * (req.readyTimeoutS() == null ? 120 : req.readyTimeoutS())));
     Path logs = Files.createDirectories(config.getSnapshots().resolve(".logs").resolve(name));
-    synchronized (dumping) {
-      SnapshotService.Restoring done;
-      try {
-        done = snapshots.restore(new SnapshotService.Restore(name, req.model(), Boolean.TRUE.equals(req.fromOrigin()),
-            Boolean.TRUE.equals(req.noFallback()), ready, logs), SnapshotService.FetchProgress.NONE);
-      } catch (SnapshotService.NoSnapshot e) {
-        throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()
-            + (e.nothingToBoot() ? " (set thaw.fallback-command to boot the server instead)" : ""), e);
-      } catch (IOException e) {
-        throw new ApiException(HttpStatus.CONFLICT, null, e.getMessage(), e);
-      }
-      SnapshotService.Restored restored = done.restored();
-      SnapshotService.Found found = done.found();
-      Map<String, Object> v = new LinkedHashMap<>();
-      v.put("name", name);
-      v.put("pid", restored.pid());
-      v.put("restored", restored.fromSnapshot());
-      v.put("fallback_reason", restored.fallbackReason());
-      if (found != null) {
-        v.put("source", found.source());
-        v.put("bytes_fetched", found.bytesFetched());
-      }
-      v.put("steps_ms", restored.stepsMs());
-      v.put("logs", done.logs().toString());
-      v.put("total_s", (System.nanoTime() - t0) / 1e9);
-      return v;
+    SnapshotService.Restoring done;
+    try {
+      done = node.restoreSnapshot(new SnapshotService.Restore(name, req.model(),
+          Boolean.TRUE.equals(req.fromOrigin()), Boolean.TRUE.equals(req.noFallback()), ready, logs));
+    } catch (SnapshotService.NoSnapshot e) {
+      throw new ApiException(HttpStatus.NOT_FOUND, "name", e.getMessage()
+          + (e.nothingToBoot() ? " (set thaw.fallback-command to boot the server instead)" : ""), e);
+    } catch (IOException e) {
+      throw new ApiException(HttpStatus.CONFLICT, null, e.getMessage(), e);
     }
+    SnapshotService.Restored restored = done.restored();
+    SnapshotService.Found found = done.found();
+    Map<String, Object> v = new LinkedHashMap<>();
+    v.put("name", name);
+    v.put("pid", restored.pid());
+    v.put("restored", restored.fromSnapshot());
+    v.put("fallback_reason", restored.fallbackReason());
+    if (found != null) {
+      v.put("source", found.source());
+      v.put("bytes_fetched", found.bytesFetched());
+    }
+    v.put("steps_ms", restored.stepsMs());
+    v.put("logs", done.logs().toString());
+    v.put("total_s", (System.nanoTime() - t0) / 1e9);
+    return v;
   }
 
   static Map<String, Object> view(SnapshotService.Local s) {

@@ -55,7 +55,7 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
-  /** @param stored told the key of every chunk this fetcher verified and stored */
+  /** @param stored told the key of every chunk this fetcher verified, just before it stores it */
   ChunkFetcher(Origin origin, ChunkCache cache, int parallelism, java.util.function.Consumer<String> stored) {
     if (parallelism < 1) {
       throw new IllegalArgumentException("parallelism must be at least 1");
@@ -166,8 +166,8 @@ final class ChunkFetcher implements AutoCloseable {
         buffer.position(0).limit(chunk.length());
         if (expected.equals(Hashes.sha256Hex(buffer))) {
           buffer.position(0);
+          stored.accept(chunk.key()); // before the chunk is visible: a reader meeting it must not hash it again
           cache.put(chunk.key(), buffer);
-          stored.accept(chunk.key());
           bytesFromPeers.addAndGet(chunk.length());
           chunksFetched.incrementAndGet();
           onFetched.accept(chunk, System.nanoTime() - t0);
@@ -187,8 +187,8 @@ final class ChunkFetcher implements AutoCloseable {
         if (expected == null) {
           cache.recordHash(chunk.key(), actual);
         }
+        stored.accept(chunk.key()); // before the chunk is visible, as above
         cache.put(chunk.key(), buffer);
-        stored.accept(chunk.key());
         chunksFetched.incrementAndGet();
         onFetched.accept(chunk, System.nanoTime() - t0);
         return;
