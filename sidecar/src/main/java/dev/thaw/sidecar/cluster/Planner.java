@@ -120,6 +120,8 @@ final class Planner {
       }
     } catch (Exception e) {
       LOG.log(Level.WARNING, "event=plan_failed cause=" + ClusterMember.rootCause(e));
+    } catch (Error e) { // said, not thrown: a scheduled task that throws is never run again, and planning would stop
+      LOG.log(Level.SEVERE, "event=plan_failed cause=" + e, e);
     }
   }
 
