@@ -280,6 +280,9 @@ public final class MountBench {
       d.put(s + "_many_files_gbps", round(m.manyFilesGbps()));
       d.put(s + "_warm_gbps", round(m.warmGbps()));
       d.put(s + "_hot_gbps", round(m.hotGbps()));
+      for (String phase : List.of("cold", "warm", "hot")) {
+        d.put(s + "_cpu_s_per_gb_" + phase, m.extra().get("cpu_s_per_gb_" + phase));
+      }
     }
     if (mount1tb != null) {
       d.put("thaw_mount_1tb_ms", mount1tb.get("median_ms"));
@@ -689,6 +692,9 @@ public final class MountBench {
     extra.put("cold_daemon_cpu_s", round(cold.daemonCpuS()));
     extra.put("cold_bench_jvm_cpu_s", round(cold.benchCpuS()));
     extra.put("cold_cpu_busy_pct", Math.round(cold.usage().cpuBusyPct()));
+    extra.put("cpu_s_per_gb_cold", cpuPerGb(cold.daemonCpuS(), cold.bytes()));
+    extra.put("cpu_s_per_gb_warm", cpuPerGb(warm.daemonCpuS(), warm.bytes()));
+    extra.put("cpu_s_per_gb_hot", cpuPerGb(hot.daemonCpuS(), hot.bytes()));
     return new Metrics(s.config(), median(ready), median(ttfb), cold.gbps(), many.gbps(), warm.gbps(), hot.gbps(), extra);
   }
 
@@ -749,7 +755,11 @@ public final class MountBench {
     Map<String, Object> extra = new LinkedHashMap<>();
     extra.put("download_shard_gbps", round(dl.gbps()));
     extra.put("download_files_gbps", round(dlf.gbps()));
-    extra.put("note", "ready = the shard's download time; cold and many_files = bytes / (download + read)");
+    extra.put("cpu_s_per_gb_cold", cpuPerGb(dl.daemonCpuS(), dl.bytes()));
+    extra.put("cpu_s_per_gb_warm", 0.0); // no process between the reader and the kernel: the files are on local disk
+    extra.put("cpu_s_per_gb_hot", 0.0);
+    extra.put("note", "ready = the shard's download time; cold and many_files = bytes / (download + read); cpu_s_per_gb"
+        + " = curl's CPU seconds per GB downloaded (warm and hot: no process, 0)");
     return new Metrics("curl, " + streams + " streams of 8 MiB ranges, to local disk, then read", dl.seconds() * 1e3, ttfb,
         cold, many, warm.gbps(), hot.gbps(), extra);
   }
@@ -830,19 +840,31 @@ public final class MountBench {
     long run() throws Exception;
   }
 
+  /** CPU seconds of the children {@code pid} has waited for (cutime + cstime). */
+  private static double childrenCpuSeconds(long pid) {
+    double[] t = MountProcess.cpuTimes(pid);
+    return t[2] + t[3];
+  }
+
+  /** CPU seconds per GB delivered: the mount daemon's or the downloader's, from /proc. */
+  private static double cpuPerGb(double cpuSeconds, long bytes) {
+    return bytes <= 0 ? 0 : round(cpuSeconds / (bytes / 1e9));
+  }
+
   private static Phase measure(Run run, String name, boolean dropFirst, MountProcess daemon, Work work) throws Exception {
     if (dropFirst) {
       Machine.dropPageCache(run.log);
     }
     long self = ProcessHandle.current().pid();
-    double d0 = daemon == null ? 0 : daemon.cpuSeconds();
+    // no daemon: the processes this JVM starts and waits for (curl) are the downloader, their CPU its children's
+    double d0 = daemon == null ? childrenCpuSeconds(self) : daemon.cpuSeconds();
     double b0 = MountProcess.cpuSeconds(self);
     Machine.Counters before = Machine.Counters.now();
     long t0 = System.nanoTime();
     long bytes = work.run();
     double secs = (System.nanoTime() - t0) / 1e9;
     Machine.Usage u = Machine.Counters.now().since(before);
-    Phase p = new Phase(name, bytes, secs, u, daemon == null ? 0 : daemon.cpuSeconds() - d0,
+    Phase p = new Phase(name, bytes, secs, u, (daemon == null ? childrenCpuSeconds(self) : daemon.cpuSeconds()) - d0,
         MountProcess.cpuSeconds(self) - b0);
     run.phases.add(p);
     run.log.printf(Locale.ROOT, "  %-52s %6.3f GB/s %6.2f s [%s; daemon cpu %.2f s, bench jvm cpu %.2f s]%n", name,
