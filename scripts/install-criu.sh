@@ -154,8 +154,11 @@ install_binary() {
 smoke_test() {
   local bin=$1 log=$cache/smoke-test.log
   say "smoke test: dump and restore of a process with TCP sockets (log: $log)"
-  CRIU="$bin" "$root/scripts/criu/smoke-test.sh" >"$log" 2>&1 \
-    || die "the CRIU smoke test failed with $bin; full log: $log"
+  if ! CRIU="$bin" "$root/scripts/criu/smoke-test.sh" >"$log" 2>&1; then
+    # the cause, here: the log is in a cache folder nobody looks at, on a CI machine gone after the run
+    tail -n 25 "$log" | sed 's/^/install-criu:   /' >&2
+    die "the CRIU smoke test failed with $bin; full log: $log"
+  fi
 }
 
 if ! runtime_tools_present; then

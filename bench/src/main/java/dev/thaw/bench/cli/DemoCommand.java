@@ -73,7 +73,12 @@ final class DemoCommand implements Callable<Integer> {
       Path script = installScript().orElseThrow(() -> new IllegalStateException(missing.getMessage()
           + "; the demo's snapshot rows need it: install one with scripts/install-criu.sh from Thaw's repository"));
       log.println("thaw demo: no working CRIU here; installing one with " + script);
-      Process p = new ProcessBuilder(script.toString()).redirectErrorStream(true).start();
+      ProcessBuilder pb = new ProcessBuilder(script.toString()).redirectErrorStream(true);
+      Path jdk = Path.of(System.getProperty("java.home"));
+      if (Files.isExecutable(jdk.resolve("bin/javac"))) {
+        pb.environment().put("JAVA_HOME", jdk.toString()); // the smoke test's JVM: the one running this
+      }
+      Process p = pb.start();
       try (InputStream out = p.getInputStream()) {
         out.transferTo(log); // stderr, not stdout: --json keeps stdout for its one object
       }
