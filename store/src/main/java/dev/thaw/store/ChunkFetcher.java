@@ -15,6 +15,9 @@ import java.util.logging.Logger;
  * (single flight), at most {@code parallelism} range requests at once, most urgent first
  * ({@link FetchPriority}). Each chunk is hashed as it arrives; a corrupt chunk is fetched again, and a chunk
  * corrupt twice fails with an error naming the chunk and the origin.
+ *
+ * <p>A few of the workers ({@link #reservedForBlocking}) take only fetches a read is blocked on: a profile prefetch
+ * or readahead that fills every other worker never makes a blocked read wait for one of them to finish a chunk.
  */
 final class ChunkFetcher implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
@@ -24,6 +27,8 @@ final class ChunkFetcher implements AutoCloseable {
   private final java.util.function.Consumer<String> stored;
   private final ConcurrentHashMap<String, Task> inflight = new ConcurrentHashMap<>();
   private final PriorityBlockingQueue<Queued> queue = new PriorityBlockingQueue<>();
+  // Blocking fetches again, for the reserved workers; whichever worker takes a task first runs it.
+  private final java.util.concurrent.LinkedBlockingQueue<Queued> blocking = new java.util.concurrent.LinkedBlockingQueue<>();
   private final AtomicLong sequence = new AtomicLong();
   private final Thread[] workers;
   private final AtomicLong bytesFetched = new AtomicLong();
@@ -63,10 +68,19 @@ final class ChunkFetcher implements AutoCloseable {
     this.origin = origin;
     this.cache = cache;
     this.stored = stored;
+    Hashes.warmUp();
     this.workers = new Thread[parallelism];
+    int reserved = reservedForBlocking(parallelism);
     for (int i = 0; i < parallelism; i++) {
-      workers[i] = Thread.ofPlatform().daemon().name("thaw-fetch-" + i).start(this::work);
+      java.util.concurrent.BlockingQueue<Queued> from = i < reserved ? blocking : queue;
+      workers[i] = Thread.ofPlatform().daemon().name((i < reserved ? "thaw-fetch-blocked-" : "thaw-fetch-") + i)
+          .start(() -> work(from));
     }
+  }
+
+  /** Workers of {@code parallelism} that take blocked reads' fetches only: one in eight, none below four. */
+  static int reservedForBlocking(int parallelism) {
+    return parallelism < 4 ? 0 : Math.max(1, parallelism / 8);
   }
 
   Origin origin() {
@@ -118,21 +132,29 @@ final class ChunkFetcher implements AutoCloseable {
       return new Task(chunk, priority);
     });
     if (created[0]) {
-      queue.add(new Queued(task, priority, sequence.incrementAndGet()));
+      enqueue(task, priority);
     } else if (!task.started.get() && priority.compareTo(task.priority) < 0) {
       // Queue a more urgent copy; whichever copy a worker takes first runs, the other is skipped.
       task.priority = priority;
-      queue.add(new Queued(task, priority, sequence.incrementAndGet()));
+      enqueue(task, priority);
     }
     return task.done;
   }
 
-  private void work() {
+  private void enqueue(Task task, FetchPriority priority) {
+    Queued q = new Queued(task, priority, sequence.incrementAndGet());
+    queue.add(q);
+    if (priority == FetchPriority.BLOCKING) {
+      blocking.add(q);
+    }
+  }
+
+  private void work(java.util.concurrent.BlockingQueue<Queued> from) {
     ByteBuffer buffer = null;
     while (!closed) {
       Queued q;
       try {
-        q = queue.take();
+        q = from.take();
       } catch (InterruptedException e) {
         return;
       }

@@ -110,6 +110,53 @@ class AccessProfileTest {
     assertThat(order.subList(2, 5)).containsExactly(keys.get(1), keys.get(2), keys.get(3));
   }
 
+  @Test
+  void aBlockedReadIsServedWhileEveryOtherWorkerIsBusyWithPrefetches() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 9);
+    Origin files = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(files, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("r"));
+    Manifest m = new ModelStore(files).resolve(ModelName.parse("r"));
+    FileEntry first = (FileEntry) m.entry("weights/shard-00001.bin");
+    FileEntry shard = (FileEntry) m.entry("weights/shard-00002.bin");
+    String wanted = shard.chunks().get(3).objectKey();
+    CountDownLatch stalled = new CountDownLatch(1);
+    Origin stalling = new ReadOnlyOrigin(files) { // every chunk but the blocked read's hangs until the end
+      @Override
+      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+        if (!key.equals(wanted)) {
+          try {
+            stalled.await();
+          } catch (InterruptedException e) {
+            throw new OriginException(key, -1, false, "interrupted", e);
+          }
+        }
+        super.read(key, offset, dst, ifMatch);
+      }
+    };
+    int parallelism = 8;
+    assertThat(ChunkFetcher.reservedForBlocking(parallelism)).isEqualTo(1);
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, stalling, cache, new ReaderOptions(parallelism, 0, false))) {
+      // Eight profile prefetches: the seven general workers take one each and hang; the eighth waits in the queue.
+      reader.prefetch(new AccessProfile(m.digest(), List.of(new AccessProfile.Run(first.path(), 0, 5),
+          new AccessProfile.Run(shard.path(), 0, 3))));
+      Thread.sleep(200);
+      ByteBuffer got = ByteBuffer.allocate(100);
+      var read = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try {
+          return reader.read(shard, 3L * CHUNK, got);
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      assertThat(read.get(10, TimeUnit.SECONDS)).as("served by the reserved worker").isEqualTo(100);
+      byte[] expected = java.util.Arrays.copyOfRange(java.nio.file.Files.readAllBytes(dir.resolve(shard.path())), 3 * CHUNK, 3 * CHUNK + 100);
+      assertThat(got.array()).isEqualTo(expected);
+    } finally {
+      stalled.countDown();
+    }
+  }
+
   /** A real origin seen through a read-only view (as an http origin is). */
   static class ReadOnlyOrigin implements Origin {
     private final Origin delegate;
