@@ -103,6 +103,20 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         .description("Bytes servers read through mounts").register(registry);
     Gauge.builder("thaw.cache.hit.ratio", this, MountService::hitRatio)
         .description("Share of the bytes read through mounts whose chunk was already in the cache").register(registry);
+    if (config.getOrigin() != null) {
+      // Ready before the first mount asks for it; one that cannot open is reported by that mount.
+      String uri = config.getOrigin();
+      Thread.ofVirtual().name("thaw-origin-open").start(() -> {
+        try {
+          Origin o = sharedOrigin(uri, null);
+          if (closed.get() && sharedOrigins.remove(uri, o)) { // closed meanwhile: nobody else would close it
+            o.close();
+          }
+        } catch (RuntimeException e) {
+          LOG.info(() -> "event=origin_not_opened origin=" + uri + " cause=" + e.getMessage());
+        }
+      });
+    }
   }
 
   private final class Mounted {
@@ -110,6 +124,7 @@ public final class MountService implements OwnerFetch, AutoCloseable {
     final String source;
     final String display;
     final Origin origin;
+    final Origin ownedOrigin; // closed with the mount: a direct-mode source's; null for a shared configured origin
     final ModelStore store;
     final Manifest manifest;
     final ModelReader reader;
@@ -118,12 +133,13 @@ public final class MountService implements OwnerFetch, AutoCloseable {
     final ColdStartLog.ColdStart coldStart;
     volatile String prefetch = "none";
 
-    Mounted(String id, String source, String display, Origin origin, ModelStore store, Manifest manifest,
-        ModelReader reader, LazyMount mount, ColdStartLog.ColdStart coldStart) {
+    Mounted(String id, String source, String display, Origin origin, Origin ownedOrigin, ModelStore store,
+        Manifest manifest, ModelReader reader, LazyMount mount, ColdStartLog.ColdStart coldStart) {
       this.id = id;
       this.source = source;
       this.display = display;
       this.origin = origin;
+      this.ownedOrigin = ownedOrigin;
       this.store = store;
       this.manifest = manifest;
       this.reader = reader;
@@ -191,8 +207,11 @@ public final class MountService implements OwnerFetch, AutoCloseable {
       }
       String id = "m" + ids.incrementAndGet();
       long requested = System.nanoTime();
-      Origin origin = openOrigin(direct ? source : (req.origin() != null ? req.origin() : config.getOrigin()),
-          direct ? "source" : (req.origin() != null ? "origin" : null));
+      // A configured origin is opened once and kept for every mount of it: an S3 client costs tens of milliseconds to
+      // build even in a warm JVM, most of a mount's ready time. A direct-mode source is an origin of its own.
+      Origin origin = direct ? openOrigin(source, "source")
+          : sharedOrigin(req.origin() != null ? req.origin() : config.getOrigin(), req.origin() != null ? "origin" : null);
+      Origin owned = direct ? origin : null;
       ModelReader reader = null;
       LazyMount mount = null;
       try {
@@ -226,29 +245,37 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withName(MountOptions.thawName(source,
             manifest.digest())));
         cs.mark("mounted");
-        Mounted m = new Mounted(id, source, display, origin, store, manifest, reader, mount, cs);
+        Mounted m = new Mounted(id, source, display, origin, owned, store, manifest, reader, mount, cs);
         MountInfo view = m.view(); // a mount that cannot even be shown is not registered
         mounts.put(id, m);
         onMount.forEach(Runnable::run);
         reader.firstRead().thenAccept(at -> cs.mark("first_byte", at));
         if (!prefetch.equals("off")) {
-          startPrefetch(m, prefetch);
+          // off the request: looking up the profile is a request to the origin the caller need not wait for
+          Thread.ofVirtual().name("thaw-prefetch-start-" + id).start(() -> {
+            try {
+              startPrefetch(m, prefetch);
+            } catch (RuntimeException e) {
+              m.prefetch = "profile: failed: " + e.getMessage();
+              LOG.log(Level.WARNING, "event=prefetch_failed id=" + id + " cause=" + e);
+            }
+          });
         }
         LOG.info(() -> "event=mounted id=" + id + " source=" + display + " at=" + mnt + " ms="
             + (System.nanoTime() - requested) / 1_000_000);
         return view;
       } catch (MountException e) {
         mounts.remove(id); // a mount that failed is never left registered
-        closeQuietly(mount, reader, origin);
+        closeQuietly(mount, reader, owned);
         throw e;
       } catch (FileNotFoundException | NoSuchFileException e) {
         mounts.remove(id); // a mount that failed is never left registered
-        closeQuietly(mount, reader, origin);
+        closeQuietly(mount, reader, owned);
         throw new MountException(MountException.Kind.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
             + e.getMessage(), e);
       } catch (OriginException e) {
         mounts.remove(id); // a mount that failed is never left registered
-        closeQuietly(mount, reader, origin);
+        closeQuietly(mount, reader, owned);
         if (e.isNotFound()) {
           throw new MountException(MountException.Kind.NOT_FOUND, "source", "no model " + source + " at " + origin.uri() + ": "
               + e.getMessage(), e);
@@ -256,7 +283,7 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         throw new MountException(MountException.Kind.ORIGIN_FAILED, null, "the origin failed: " + e.getMessage(), e);
       } catch (IOException | RuntimeException e) {
         mounts.remove(id); // a mount that failed is never left registered
-        closeQuietly(mount, reader, origin);
+        closeQuietly(mount, reader, owned);
         throw new MountException(MountException.Kind.FAILED, null, "could not mount " + source + " at " + mnt
             + ": " + e.getMessage(), e);
       }
@@ -478,6 +505,23 @@ public final class MountService implements OwnerFetch, AutoCloseable {
     return s.isEmpty() || s.equals(".") || s.equals("..") ? "model" : s;
   }
 
+  private final ConcurrentHashMap<String, Origin> sharedOrigins = new ConcurrentHashMap<>();
+
+  /** The configured origin at {@code uri}, opened at its first mount and closed with the service. */
+  private Origin sharedOrigin(String uri, String field) {
+    Origin o = sharedOrigins.get(uri);
+    if (o == null) {
+      Origin opened = openOrigin(uri, field); // outside the map's lock: opening may take a while
+      o = sharedOrigins.putIfAbsent(uri, opened);
+      if (o == null) {
+        o = opened;
+      } else {
+        opened.close();
+      }
+    }
+    return o;
+  }
+
   private static Origin openOrigin(String uri, String field) {
     try {
       return Origins.open(uri);
@@ -549,7 +593,7 @@ public final class MountService implements OwnerFetch, AutoCloseable {
     endedFromCache.addAndGet(m.reader.bytesFromCache());
     endedFromOrigin.addAndGet(m.reader.bytesFetched());
     endedFromPeers.addAndGet(m.reader.bytesFromPeers());
-    closeQuietly(m.mount, m.reader, m.origin);
+    closeQuietly(m.mount, m.reader, m.ownedOrigin);
     LOG.info(() -> "event=unmounted id=" + m.id + " at=" + m.mount.mountPoint());
   }
 
@@ -584,6 +628,8 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         close(m);
       }
     }
+    sharedOrigins.values().forEach(Origin::close);
+    sharedOrigins.clear();
     cache.close();
   }
 }
