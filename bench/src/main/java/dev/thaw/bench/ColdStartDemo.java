@@ -36,8 +36,10 @@ import org.jclouds.blobstore.domain.BlobMetadata;
  * ONNX Runtime server, {@code examples/ort-server}) starting cold on a generated model, four ways:
  * <ol>
  *   <li>download everything with a parallel downloader, then boot the server (what people do today);
- *   <li>boot the server on a Thaw lazy mount, cold cache;
- *   <li>the same, prefetching the access profile recorded by run 2;
+ *   <li>boot the server on a Thaw lazy mount, cold cache: mounted through a sidecar that is already up
+ *       ({@code POST /v1/mounts}, as a deployment mounts), and with the {@code thaw mount} command from its exec
+ *       (which also records the access profile);
+ *   <li>the same two, prefetching that profile;
  *   <li>boot the server with the model already on local disk (the floor without snapshots);
  *   <li>restore the server's snapshot (taken warm, on the model on local disk) on a new node, images from the origin,
  *       and from the images on local disk;
@@ -171,8 +173,13 @@ public final class ColdStartDemo {
               Map.of("seconds", round(s), "gbps", round(modelBytes / 1e9 / s)));
         }
         timelines.add(d.downloadThenBoot(best));
-        timelines.add(d.lazy("lazy", "lazy mount, cold cache", true));
-        timelines.add(d.lazy("lazy_profile", "lazy mount + profile, cold cache", false));
+        // the lazy rows as a deployment makes them, through a sidecar that is already up; and with the thaw mount
+        // command, from its exec (its first mount also records the profile the profile rows replay)
+        d.warmSidecarJvm();
+        timelines.add(d.lazyThroughSidecar("lazy", "lazy mount via sidecar, cold cache", "off"));
+        timelines.add(d.lazy("lazy_cli", "lazy mount (thaw mount), cold, records profile", true));
+        timelines.add(d.lazyThroughSidecar("lazy_profile", "lazy mount + profile via sidecar, cold cache", "auto"));
+        timelines.add(d.lazy("lazy_profile_cli", "lazy mount + profile (thaw mount), cold cache", false));
         timelines.add(d.localDiskBoot());
         // the server snapshotted warm (images pushed sealed to the same origin), then restored instead of booted
         try (SnapshotRuns snap = new SnapshotRuns(work.resolve("snapshot"), repo, serverCommand(o),
@@ -214,6 +221,8 @@ public final class ColdStartDemo {
     summary.put("download_then_boot_s", round(byKey.get("download_then_boot").firstInferenceS()));
     summary.put("lazy_s", round(byKey.get("lazy").firstInferenceS()));
     summary.put("lazy_profile_s", round(byKey.get("lazy_profile").firstInferenceS()));
+    summary.put("lazy_cli_s", round(byKey.get("lazy_cli").firstInferenceS()));
+    summary.put("lazy_profile_cli_s", round(byKey.get("lazy_profile_cli").firstInferenceS()));
     summary.put("local_disk_boot_s", round(byKey.get("local_disk_boot").firstInferenceS()));
     summary.put("restore_origin_s", round(byKey.get("restore_origin").firstInferenceS()));
     summary.put("restore_local_s", round(byKey.get("restore_local").firstInferenceS()));
@@ -224,7 +233,11 @@ public final class ColdStartDemo {
     summary.put("model_bytes", modelBytes);
     double goal = 1.2 * Math.max(bestDownloadS, byKey.get("local_disk_boot").firstInferenceS());
     summary.put("goal_lazy_profile_s", round(goal));
-    summary.put("goal_met", byKey.get("lazy_profile").firstInferenceS() <= goal);
+    double downloadThenBoot = byKey.get("download_then_boot").firstInferenceS();
+    summary.put("goal_lazy_profile_vs_download_then_boot", 0.7);
+    summary.put("lazy_profile_vs_download_then_boot", round(byKey.get("lazy_profile").firstInferenceS() / downloadThenBoot));
+    summary.put("goal_met", byKey.get("lazy_profile").firstInferenceS() <= goal
+        && byKey.get("lazy_profile").firstInferenceS() <= 0.7 * downloadThenBoot);
     Map<String, Object> speedups = new LinkedHashMap<>();
     double baseline = byKey.get("download_then_boot").firstInferenceS();
     for (RunTimeline t : timelines) {
@@ -416,6 +429,62 @@ public final class ColdStartDemo {
       ModelGenerator.deleteTree(cache);
       return finish(new RunTimeline(key, label, ev, bytes, String.join(" ", cmd.subList(cmd.indexOf("mount"), cmd.size()))
           + ", then ort-server on the mount", cpu, blockedReads));
+    }
+
+    /**
+     * Loads and compiles the sidecar's classes in this JVM with one mount and read of the model, on a throw-away
+     * sidecar and cache: the sidecar rows then time a sidecar that has been up, as one beside a server is.
+     */
+    void warmSidecarJvm() throws Exception {
+      Path dir = runs.resolve("sidecar-warm-up");
+      try (RunningSidecar sidecar = RunningSidecar.start(s3.originUri(STORE_PREFIX, proxy.port()), dir)) {
+        RunningSidecar.Mount m = sidecar.mount(NAME.toString(), "off");
+        try (var files = Files.walk(m.mountpoint())) {
+          for (Path f : files.filter(Files::isRegularFile).toList()) {
+            try (var in = Files.newInputStream(f)) {
+              in.readNBytes(1 << 20);
+            }
+          }
+        }
+        sidecar.unmount(m);
+      } finally {
+        ModelGenerator.deleteTree(dir);
+      }
+    }
+
+    /** {@code POST /v1/mounts} to a running sidecar with an empty cache, then the server booted on the mount. */
+    RunTimeline lazyThroughSidecar(String key, String label, String prefetch) throws Exception {
+      Path dir = runs.resolve("sidecar-" + key);
+      ModelGenerator.deleteTree(dir);
+      Map<String, Double> ev = new LinkedHashMap<>();
+      Map<String, Double> cpu = new LinkedHashMap<>();
+      long bytes;
+      try (RunningSidecar sidecar = RunningSidecar.start(s3.originUri(STORE_PREFIX, proxy.port()), dir)) {
+        Machine.dropPageCache(log);
+        proxy.resetCounters();
+        Cpu before = Cpu.now();
+        long t0 = System.nanoTime();
+        ev.put("exec", 0.0); // POST /v1/mounts sent
+        RunningSidecar.Mount m = sidecar.mount(NAME.toString(), prefetch);
+        Path config = m.mountpoint().resolve(MODEL).resolve("config.pbtxt");
+        while (!Files.exists(config)) {
+          if (System.nanoTime() - t0 > TIMEOUT_MS * 1_000_000L) {
+            throw new IOException(config + " did not appear within " + TIMEOUT_MS + " ms of POST /v1/mounts");
+          }
+          java.util.concurrent.locks.LockSupport.parkNanos(100_000);
+        }
+        ev.put("mounted", ms(t0));
+        bootAndInfer(m.mountpoint(), t0, ev, key, cpu, before);
+        // the sidecar runs in this JVM: its CPU is in this JVM's, beside the emulated cloud's
+        cpu.put("origin_and_sidecar", cpu.remove("origin_s3proxy_and_throttle"));
+        bytes = proxy.bytesToClients();
+        proxy.firstByteNanos().ifPresent(n -> ev.put("first_byte", (n - t0) / 1e6));
+        sidecar.unmount(m);
+      } finally {
+        ModelGenerator.deleteTree(dir);
+      }
+      return finish(new RunTimeline(key, label, ev, bytes, "POST /v1/mounts {\"source\": \"" + NAME + "\", \"prefetch\": \""
+          + prefetch + "\"} to a running sidecar (empty cache), then ort-server on the mount", cpu, -1));
     }
 
     RunTimeline localDiskBoot() throws Exception {

@@ -17,10 +17,11 @@ import picocli.CommandLine.Option;
 
 @Command(name = "demo", mixinStandardHelpOptions = true,
     description = {
-      "Thaw's main job: time to the first correct inference of a real server starting cold, eight ways.",
+      "Thaw's main job: time to the first correct inference of a real server starting cold, ten ways.",
       "On the embedded default (a local emulated cloud origin, nothing to configure), a real server "
           + "(examples/ort-server, ONNX Runtime) starts cold on a generated ONNX model (made once, cached): download "
-          + "then boot; boot on a Thaw lazy mount; the same with the access profile recorded by the previous run; "
+          + "then boot; boot on a Thaw lazy mount, made through a running sidecar (POST /v1/mounts) and with the "
+          + "thaw mount command (which records the access profile); both again prefetching that profile; "
           + "boot with the model already on local disk; restore the server's snapshot (thaw checkpoint once warm) on "
           + "a new node, images from the origin; restore it from images on local disk; both restores again with the "
           + "server's model on a Thaw mount. The origin is S3Proxy behind a 100 MB/s-per-connection throttle. Needs "

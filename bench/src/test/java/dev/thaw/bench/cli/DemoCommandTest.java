@@ -34,7 +34,8 @@ class DemoCommandTest {
 
     long modelBytes = j.get("model_bytes").asLong();
     assertThat(modelBytes).as("about the asked 6 MiB").isBetween(4L << 20, 8L << 20);
-    for (String key : new String[] {"download_then_boot_s", "lazy_s", "lazy_profile_s", "local_disk_boot_s",
+    for (String key : new String[] {"download_then_boot_s", "lazy_s", "lazy_profile_s", "lazy_cli_s",
+        "lazy_profile_cli_s", "local_disk_boot_s",
         "restore_origin_s", "restore_local_s", "restore_origin_mount_s", "restore_local_mount_s",
         "best_parallel_download_s"}) {
       assertThat(j.get(key).asDouble()).as(key).isPositive();
@@ -42,6 +43,7 @@ class DemoCommandTest {
     JsonNode fetched = j.get("bytes_fetched_at_first_inference");
     assertThat(fetched.get("download_then_boot").asLong()).isGreaterThanOrEqualTo(modelBytes);
     assertThat(fetched.get("lazy").asLong()).isPositive();
+    assertThat(fetched.get("lazy_cli").asLong()).isPositive();
     assertThat(fetched.get("local_disk_boot").asLong()).isZero();
     long image = j.get("snapshot").get("image_bytes").asLong();
     assertThat(image).as("the snapshot holds the server's memory").isGreaterThan(modelBytes);
@@ -60,7 +62,7 @@ class DemoCommandTest {
     assertThat(log).contains("first inference after").contains("best parallel download alone");
 
     JsonNode timeline = new ObjectMapper().readTree(work.resolve("timeline.json").toFile());
-    assertThat(timeline.get("runs")).hasSize(8);
+    assertThat(timeline.get("runs")).hasSize(10);
     for (JsonNode run : timeline.get("runs")) {
       JsonNode ev = run.get("events_ms");
       if (run.get("run").asText().startsWith("restore_")) {
@@ -73,21 +75,27 @@ class DemoCommandTest {
           .isLessThanOrEqualTo(ev.get("ready").asDouble());
       assertThat(ev.get("ready").asDouble()).isLessThanOrEqualTo(ev.get("first_inference").asDouble());
     }
-    assertThat(timeline.get("runs").get(4).get("events_ms").has("images_fetched")).isTrue();
-    JsonNode onMountOrigin = timeline.get("runs").get(6);
+    assertThat(timeline.get("runs").get(6).get("events_ms").has("images_fetched")).isTrue();
+    JsonNode onMountOrigin = timeline.get("runs").get(8);
     assertThat(onMountOrigin.get("run").asText()).isEqualTo("restore_origin_mount");
     assertThat(onMountOrigin.get("how").asText()).contains("mounting the model itself");
     assertThat(onMountOrigin.get("cpu_s_at_first_inference").get("thaw_mount").asDouble())
         .as("the restore's own mount did the model's reads").isPositive();
-    JsonNode onMountLocal = timeline.get("runs").get(7);
+    JsonNode onMountLocal = timeline.get("runs").get(9);
     assertThat(onMountLocal.get("run").asText()).isEqualTo("restore_local_mount");
     assertThat(onMountLocal.get("how").asText()).startsWith("thaw mount of the model");
     assertThat(onMountLocal.get("events_ms").get("mounted").asDouble()).as("the mount comes first")
         .isLessThan(onMountLocal.get("events_ms").get("restored_and_verified").asDouble());
-    assertThat(timeline.get("runs").get(1).get("events_ms").has("mounted")).isTrue();
-    assertThat(timeline.get("runs").get(1).get("events_ms").has("first_byte")).isTrue();
+    for (int lazy : new int[] {1, 2, 3, 4}) {
+      JsonNode run = timeline.get("runs").get(lazy);
+      assertThat(run.get("run").asText()).startsWith("lazy");
+      assertThat(run.get("events_ms").has("mounted")).as(run.get("run").asText()).isTrue();
+      assertThat(run.get("events_ms").has("first_byte")).as(run.get("run").asText()).isTrue();
+    }
+    assertThat(timeline.get("runs").get(3).get("how").asText()).as("the deployment's way: a running sidecar")
+        .startsWith("POST /v1/mounts");
     String html = Files.readString(work.resolve("timeline.html"));
-    assertThat(html).contains("<svg").contains("lazy mount + profile, cold cache")
+    assertThat(html).contains("<svg").contains("lazy mount + profile via sidecar, cold cache")
         .contains("restore, images from the origin").contains("restore on a Thaw mount, images from the origin");
     assertThat(Files.readString(Path.of("/proc/mounts"))).as("no mount left behind").doesNotContain(work.toString());
   }
