@@ -252,6 +252,7 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         reader.firstRead().thenAccept(at -> cs.mark("first_byte", at));
         if (!prefetch.equals("off")) {
           // off the request: looking up the profile is a request to the origin the caller need not wait for
+          m.prefetch = prefetch.equals("all") ? "all: starting" : "profile: starting";
           Thread.ofVirtual().name("thaw-prefetch-start-" + id).start(() -> {
             try {
               startPrefetch(m, prefetch);
@@ -541,6 +542,7 @@ public final class MountService implements OwnerFetch, AutoCloseable {
       Optional<AccessProfile> profile = m.manifest.isDirect() ? Optional.empty()
           : m.store.profile(m.manifest, cache.directory());
       if (profile.isEmpty()) {
+        m.prefetch = "none";
         return "none";
       }
       f = m.reader.prefetch(profile.get());
