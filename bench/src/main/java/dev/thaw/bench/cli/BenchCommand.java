@@ -87,8 +87,9 @@ final class BenchCommand implements Runnable {
             + "download followed by a local read, on the same data (one shard and a set of smaller files of random "
             + "bytes, kept under the work dir) in S3Proxy behind a 100 MB/s-per-connection throttle: time from the "
             + "exec of the mount command until the shard is visible, first 4 KiB, cold sequential read, 4 readers "
-            + "over the files, re-read with the page cache dropped and warm; plus Thaw's mount of a synthetic 1 TB "
-            + "manifest. The page cache is dropped before every cold measurement. Progress and the table go to "
+            + "over the files, re-read with the page cache dropped and warm, and the CPU seconds per GB of the "
+            + "process that delivers the bytes; plus Thaw's mount of a synthetic 1 TB manifest, and Thaw's ready and "
+            + "first 4 KiB through a running sidecar (POST /v1/mounts). The page cache is dropped before every cold measurement. Progress and the table go to "
             + "stderr; with --json stdout gets exactly one JSON object. Rates are GB/s (10^9 bytes per second). "
             + "About 10 minutes."
       })
