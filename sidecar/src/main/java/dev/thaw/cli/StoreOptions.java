@@ -1,13 +1,11 @@
 package dev.thaw.cli;
 
 import dev.thaw.store.ChunkCache;
-import dev.thaw.store.DirectListing;
 import dev.thaw.store.Manifest;
-import dev.thaw.store.ModelName;
+import dev.thaw.store.ModelSource;
 import dev.thaw.store.ModelStore;
 import dev.thaw.store.Origin;
 import dev.thaw.store.Origins;
-import dev.thaw.store.Pusher;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -57,8 +55,8 @@ final class StoreOptions {
   }
 
   /**
-   * A model as named on the command line: {@code NAME[:TAG]} at {@code --origin}; {@code URI#NAME[:TAG]} at that
-   * origin; or a plain {@code s3://} or {@code file://} URI read in direct mode (ordinary files, no push).
+   * A model as named on the command line ({@link ModelSource}: {@code NAME[:TAG]} at {@code --origin},
+   * {@code URI#NAME[:TAG]} at that origin, or a direct-mode URI), opened: its origin and manifest.
    */
   record Resolved(Origin origin, ModelStore store, Manifest manifest, String display) implements AutoCloseable {
     @Override
@@ -68,26 +66,11 @@ final class StoreOptions {
   }
 
   Resolved resolve(String model) throws IOException {
-    int hash = model.indexOf('#');
-    if (model.contains("://") && hash < 0) {
-      Origin o = Origins.open(model);
-      try {
-        return new Resolved(o, new ModelStore(o), DirectListing.list(o, Pusher.DEFAULT_CHUNK_SIZE), model + " (direct)");
-      } catch (IOException | RuntimeException e) {
-        o.close();
-        throw e;
-      }
-    }
-    String originUri = hash >= 0 ? model.substring(0, hash) : originUri();
-    String ref = hash >= 0 ? model.substring(hash + 1) : model;
-    Origin o = Origins.open(originUri);
+    ModelSource source = ModelSource.parse(model);
+    Origin o = Origins.open(source.origin() != null ? source.origin() : originUri());
     try {
-      ModelStore store = new ModelStore(o);
-      if (ref.startsWith("sha256:")) {
-        return new Resolved(o, store, store.load(ref), ref + " at " + o.uri());
-      }
-      ModelName name = ModelName.parse(ref);
-      return new Resolved(o, store, store.resolve(name), name + " at " + o.uri());
+      ModelSource.Resolved r = source.resolve(o);
+      return new Resolved(o, new ModelStore(o), r.manifest(), r.display());
     } catch (IOException | RuntimeException e) {
       o.close();
       throw e;

@@ -7,16 +7,14 @@ import dev.thaw.sidecar.peers.OwnerFetch;
 import dev.thaw.store.AccessProfile;
 import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ChunkRef;
-import dev.thaw.store.DirectListing;
 import dev.thaw.store.FileEntry;
 import dev.thaw.store.Manifest;
-import dev.thaw.store.ModelName;
 import dev.thaw.store.ModelReader;
+import dev.thaw.store.ModelSource;
 import dev.thaw.store.ModelStore;
 import dev.thaw.store.Origin;
 import dev.thaw.store.OriginException;
 import dev.thaw.store.Origins;
-import dev.thaw.store.Pusher;
 import dev.thaw.store.ReaderOptions;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
@@ -188,7 +186,17 @@ public final class MountService implements OwnerFetch, AutoCloseable {
       throw MountException.invalid("prefetch", "prefetch is auto (the recorded access profile, if any), all or off, not "
           + prefetch);
     }
-    boolean direct = source.contains("://");
+    ModelSource parsed;
+    try {
+      parsed = ModelSource.parse(source);
+    } catch (IllegalArgumentException e) {
+      throw MountException.invalid("source", e.getMessage());
+    }
+    if (!parsed.isDirect() && parsed.origin() != null) {
+      throw MountException.invalid("source", "name the origin in the origin field, not in the source ("
+          + parsed.origin() + "#" + parsed.ref() + ")");
+    }
+    boolean direct = parsed.isDirect();
     if (direct && req.origin() != null) {
       throw MountException.invalid("origin", "a direct-mode source (" + source + ") is its own origin; leave origin out");
     }
@@ -216,24 +224,9 @@ public final class MountService implements OwnerFetch, AutoCloseable {
       LazyMount mount = null;
       try {
         ModelStore store = new ModelStore(origin);
-        Manifest manifest;
-        String display;
-        if (direct) {
-          manifest = DirectListing.list(origin, Pusher.DEFAULT_CHUNK_SIZE);
-          display = source + " (direct)";
-        } else if (source.startsWith("sha256:")) {
-          manifest = store.load(source);
-          display = source + " at " + origin.uri();
-        } else {
-          ModelName name;
-          try {
-            name = ModelName.parse(source);
-          } catch (IllegalArgumentException e) {
-            throw MountException.invalid("source", e.getMessage());
-          }
-          manifest = store.resolve(name);
-          display = name + " at " + origin.uri();
-        }
+        ModelSource.Resolved resolved = parsed.resolve(origin);
+        Manifest manifest = resolved.manifest();
+        String display = resolved.display();
         reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT
             .withParallelism(config.getParallelism()).withRecordProfile(false));
         reader.onChunkFetched((ChunkRef c, long nanos) -> metrics.chunkFetched(nanos));

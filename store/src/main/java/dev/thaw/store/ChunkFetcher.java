@@ -232,5 +232,22 @@ final class ChunkFetcher implements AutoCloseable {
     }
     IllegalStateException stop = new IllegalStateException("fetcher closed");
     inflight.values().forEach(t -> t.done.completeExceptionally(stop));
+    // A worker inside a range request finishes it (an interrupt does not stop a socket read): let it, briefly, so the
+    // origin and the cache are not closed under it (the S3 client logs each such request as an error).
+    long deadline = System.nanoTime() + CLOSE_WAIT_NANOS;
+    for (Thread t : workers) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0 || t == Thread.currentThread()) {
+        continue;
+      }
+      try {
+        t.join(java.time.Duration.ofNanos(left));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
   }
+
+  private static final long CLOSE_WAIT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(2);
 }

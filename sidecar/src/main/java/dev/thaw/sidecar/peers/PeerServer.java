@@ -30,6 +30,7 @@ public final class PeerServer implements AutoCloseable {
   private static final String PATH = "/v1/chunks/";
 
   private final HttpServer server;
+  private final java.util.concurrent.ExecutorService requests = Executors.newVirtualThreadPerTaskExecutor();
   private final ChunkCache cache;
   private final OwnerFetch owned;
   private final Duration ownerTimeout;
@@ -46,7 +47,7 @@ public final class PeerServer implements AutoCloseable {
     this.ownerTimeout = ownerTimeout;
     this.expected = ("Bearer " + token).getBytes(StandardCharsets.UTF_8);
     this.server = HttpServer.create(new InetSocketAddress(host, port), 64);
-    server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
+    server.setExecutor(requests);
     server.createContext("/", this::handle);
     server.start();
   }
@@ -121,5 +122,6 @@ public final class PeerServer implements AutoCloseable {
   @Override
   public void close() {
     server.stop(0);
+    requests.shutdownNow(); // requests still running (waiting on an owner's fetch) end now, not at the JVM's exit
   }
 }
