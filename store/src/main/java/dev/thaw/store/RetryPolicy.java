@@ -32,20 +32,32 @@ public record RetryPolicy(int maxAttempts, Duration initialBackoff, Duration max
   }
 
   <T> T run(Call<T> call) throws OriginException {
+    java.util.List<OriginException> earlier = new java.util.ArrayList<>();
     for (int attempt = 1; ; attempt++) {
       try {
         return call.run();
       } catch (OriginException e) {
         if (!e.retryable() || attempt >= maxAttempts) {
-          throw e.withAttempts(attempt);
+          throw withEarlier(e.withAttempts(attempt), earlier);
         }
+        earlier.add(e);
         try {
           Thread.sleep(backoff(attempt));
         } catch (InterruptedException ie) {
           Thread.currentThread().interrupt();
-          throw e.withAttempts(attempt);
+          throw withEarlier(e.withAttempts(attempt), earlier);
         }
       }
     }
+  }
+
+  /** The last failure, carrying the earlier attempts' as suppressed: each may have failed differently. */
+  private static OriginException withEarlier(OriginException last, java.util.List<OriginException> earlier) {
+    for (OriginException e : earlier) {
+      if (e != last) {
+        last.addSuppressed(e);
+      }
+    }
+    return last;
   }
 }
