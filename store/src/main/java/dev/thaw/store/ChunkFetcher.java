@@ -18,6 +18,9 @@ import java.util.logging.Logger;
  *
  * <p>A few of the workers ({@link #reservedForBlocking}) take only fetches a read is blocked on: a profile prefetch
  * or readahead that fills every other worker never makes a blocked read wait for one of them to finish a chunk.
+ * Fetches no read waits for start slowly, as TCP does: two at first, one more each time one completes, up to every
+ * other worker. The first chunks of a profile, which the server's first reads want, then share the link with one
+ * other fetch instead of fifteen.
  */
 final class ChunkFetcher implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
@@ -39,6 +42,10 @@ final class ChunkFetcher implements AutoCloseable {
   private final AtomicLong peerMisses = new AtomicLong();
   private final AtomicLong corruptRefetches = new AtomicLong();
   private volatile boolean closed;
+  private final Object slots = new Object();
+  private final int backgroundMax;
+  private int backgroundLimit; // guarded by slots
+  private int backgroundRunning; // guarded by slots
 
   private static final class Task {
     final ChunkRef chunk;
@@ -71,6 +78,8 @@ final class ChunkFetcher implements AutoCloseable {
     Hashes.warmUp();
     this.workers = new Thread[parallelism];
     int reserved = reservedForBlocking(parallelism);
+    this.backgroundMax = parallelism - reserved;
+    this.backgroundLimit = Math.min(SLOW_START, backgroundMax);
     for (int i = 0; i < parallelism; i++) {
       java.util.concurrent.BlockingQueue<Queued> from = i < reserved ? blocking : queue;
       workers[i] = Thread.ofPlatform().daemon().name((i < reserved ? "thaw-fetch-blocked-" : "thaw-fetch-") + i)
@@ -158,21 +167,38 @@ final class ChunkFetcher implements AutoCloseable {
       } catch (InterruptedException e) {
         return;
       }
+      if (q.task.started.get()) {
+        continue; // a copy queued at another priority already ran
+      }
+      // a slot before the task is claimed: one raised to BLOCKING meanwhile is then taken by another worker
+      boolean background = q.priority() != FetchPriority.BLOCKING;
+      if (background && !awaitBackgroundSlot()) {
+        return;
+      }
       Task task = q.task;
       if (!task.started.compareAndSet(false, true)) {
+        if (background) {
+          releaseBackgroundSlot(false);
+        }
         continue;
       }
       int length = task.chunk.length();
       if (buffer == null || buffer.capacity() < length) {
         buffer = ByteBuffer.allocate(Math.max(length, 1 << 20));
       }
+      boolean fetched = false;
       try {
         fetchInto(task.chunk, buffer);
+        fetched = true;
         inflight.remove(task.chunk.key(), task);
         task.done.complete(null);
       } catch (Throwable e) {
         inflight.remove(task.chunk.key(), task);
         task.done.completeExceptionally(e);
+      } finally {
+        if (background) {
+          releaseBackgroundSlot(fetched);
+        }
       }
     }
   }
@@ -246,6 +272,37 @@ final class ChunkFetcher implements AutoCloseable {
         Thread.currentThread().interrupt();
         return;
       }
+    }
+  }
+
+  /** Fetches no read waits for that may run at first; {@link #releaseBackgroundSlot} raises it. */
+  static final int SLOW_START = 2;
+
+  /** Waits until a fetch no read waits for may start; false when the fetcher closed or the worker was interrupted. */
+  private boolean awaitBackgroundSlot() {
+    synchronized (slots) {
+      while (backgroundRunning >= backgroundLimit) {
+        if (closed) {
+          return false;
+        }
+        try {
+          slots.wait();
+        } catch (InterruptedException e) {
+          return false;
+        }
+      }
+      backgroundRunning++;
+      return true;
+    }
+  }
+
+  private void releaseBackgroundSlot(boolean completed) {
+    synchronized (slots) {
+      backgroundRunning--;
+      if (completed && backgroundLimit < backgroundMax) {
+        backgroundLimit++;
+      }
+      slots.notifyAll();
     }
   }
 

@@ -137,7 +137,7 @@ class AccessProfileTest {
     assertThat(ChunkFetcher.reservedForBlocking(parallelism)).isEqualTo(1);
     try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
         ModelReader reader = ModelReader.open(m, stalling, cache, new ReaderOptions(parallelism, 0, false))) {
-      // Eight profile prefetches: the seven general workers take one each and hang; the eighth waits in the queue.
+      // Eight profile prefetches for the seven general workers: those that start hang, the others wait their turn.
       reader.prefetch(new AccessProfile(m.digest(), List.of(new AccessProfile.Run(first.path(), 0, 5),
           new AccessProfile.Run(shard.path(), 0, 3))));
       Thread.sleep(200);
@@ -155,6 +155,44 @@ class AccessProfileTest {
     } finally {
       stalled.countDown();
     }
+  }
+
+  @Test
+  void prefetchesStartTwoAtATimeThenMoreAsEachCompletes() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 11);
+    Origin files = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(files, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("s"));
+    Manifest m = new ModelStore(files).resolve(ModelName.parse("s"));
+    FileEntry first = (FileEntry) m.entry("weights/shard-00001.bin");
+    FileEntry second = (FileEntry) m.entry("weights/shard-00002.bin");
+    CountDownLatch gate = new CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicInteger running = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger most = new java.util.concurrent.atomic.AtomicInteger();
+    Origin counting = new ReadOnlyOrigin(files) {
+      @Override
+      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+        most.accumulateAndGet(running.incrementAndGet(), Math::max);
+        try {
+          gate.await();
+          Thread.sleep(20); // long enough for the next ones to overlap
+        } catch (InterruptedException e) {
+          throw new OriginException(key, -1, false, "interrupted", e);
+        } finally {
+          running.decrementAndGet();
+        }
+        super.read(key, offset, dst, ifMatch);
+      }
+    };
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, counting, cache, new ReaderOptions(16, 0, false))) {
+      var prefetch = reader.prefetch(new AccessProfile(m.digest(), List.of(new AccessProfile.Run(first.path(), 0, 5),
+          new AccessProfile.Run(second.path(), 0, 4))));
+      Thread.sleep(300);
+      assertThat(running).as("two at first, however many workers are free").hasValue(ChunkFetcher.SLOW_START);
+      gate.countDown();
+      prefetch.get(10, TimeUnit.SECONDS);
+    }
+    assertThat(most.get()).as("more at once as the first ones completed").isGreaterThan(ChunkFetcher.SLOW_START);
   }
 
   /** A real origin seen through a read-only view (as an http origin is). */
