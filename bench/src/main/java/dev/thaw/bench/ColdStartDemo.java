@@ -466,14 +466,8 @@ public final class ColdStartDemo {
         long t0 = System.nanoTime();
         ev.put("exec", 0.0); // POST /v1/mounts sent
         RunningSidecar.Mount m = sidecar.mount(NAME.toString(), prefetch);
-        Path config = m.mountpoint().resolve(MODEL).resolve("config.pbtxt");
-        while (!Files.exists(config)) {
-          if (System.nanoTime() - t0 > TIMEOUT_MS * 1_000_000L) {
-            throw new IOException(config + " did not appear within " + TIMEOUT_MS + " ms of POST /v1/mounts");
-          }
-          java.util.concurrent.locks.LockSupport.parkNanos(100_000);
-        }
-        ev.put("mounted", ms(t0));
+        ev.put("mounted", RunningSidecar.awaitVisible(m.mountpoint().resolve(MODEL).resolve("config.pbtxt"), t0,
+            TIMEOUT_MS));
         bootAndInfer(m.mountpoint(), t0, ev, key, cpu, before);
         // the sidecar runs in this JVM: its CPU is in this JVM's, beside the emulated cloud's
         cpu.put("origin_and_sidecar", cpu.remove("origin_s3proxy_and_throttle"));

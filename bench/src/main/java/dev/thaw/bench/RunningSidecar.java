@@ -73,6 +73,21 @@ final class RunningSidecar implements AutoCloseable {
     }
   }
 
+  /**
+   * Waits until {@code file} (on one of this sidecar's mounts) exists, as a server's first look at its model would.
+   *
+   * @return milliseconds from {@code t0} ({@link System#nanoTime()}, when the mount was asked for)
+   */
+  static double awaitVisible(Path file, long t0, long timeoutMs) throws IOException {
+    while (!java.nio.file.Files.exists(file)) {
+      if (System.nanoTime() - t0 > timeoutMs * 1_000_000L) {
+        throw new IOException(file + " did not appear within " + timeoutMs + " ms of POST /v1/mounts");
+      }
+      java.util.concurrent.locks.LockSupport.parkNanos(100_000);
+    }
+    return (System.nanoTime() - t0) / 1e6;
+  }
+
   @Override
   public void close() {
     context.close();

@@ -1,14 +1,11 @@
 package dev.thaw.bench;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * Ready and first-4-KiB times of a mount made through a sidecar that is already running, as in a deployment: the
@@ -32,14 +29,7 @@ final class SidecarMountTimes {
         long t0 = System.nanoTime();
         RunningSidecar.Mount mount = sidecar.mount(model, "auto");
         Path shard = mount.mountpoint().resolve(file);
-        long deadline = t0 + 60_000_000_000L;
-        while (!Files.exists(shard)) {
-          if (System.nanoTime() > deadline) {
-            throw new IOException(shard + " did not appear within 60 s of POST /v1/mounts");
-          }
-          LockSupport.parkNanos(100_000);
-        }
-        ready[r] = (System.nanoTime() - t0) / 1e6;
+        ready[r] = RunningSidecar.awaitVisible(shard, t0, 60_000);
         long t1 = System.nanoTime();
         MountBench.readFirst(shard, MountBench.TTFB_BYTES);
         ttfb[r] = (System.nanoTime() - t1) / 1e6;

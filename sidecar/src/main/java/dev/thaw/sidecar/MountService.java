@@ -245,12 +245,13 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         reader.firstRead().thenAccept(at -> cs.mark("first_byte", at));
         if (!prefetch.equals("off")) {
           // off the request: looking up the profile is a request to the origin the caller need not wait for
-          m.prefetch = prefetch.equals("all") ? "all: starting" : "profile: starting";
+          String what = prefetch.equals("all") ? "all" : "profile";
+          m.prefetch = what + ": starting";
           Thread.ofVirtual().name("thaw-prefetch-start-" + id).start(() -> {
             try {
               startPrefetch(m, prefetch);
             } catch (RuntimeException e) {
-              m.prefetch = "profile: failed: " + e.getMessage();
+              m.prefetch = what + ": failed: " + e.getMessage();
               LOG.log(Level.WARNING, "event=prefetch_failed id=" + id + " cause=" + e);
             }
           });

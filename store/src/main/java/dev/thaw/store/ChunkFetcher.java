@@ -155,6 +155,9 @@ final class ChunkFetcher implements AutoCloseable {
     queue.add(q);
     if (priority == FetchPriority.BLOCKING) {
       blocking.add(q);
+      synchronized (slots) {
+        slots.notifyAll(); // a worker waiting for a slot puts its task back and takes this one
+      }
     }
   }
 
@@ -172,8 +175,15 @@ final class ChunkFetcher implements AutoCloseable {
       }
       // a slot before the task is claimed: one raised to BLOCKING meanwhile is then taken by another worker
       boolean background = q.priority() != FetchPriority.BLOCKING;
-      if (background && !awaitBackgroundSlot()) {
-        return;
+      if (background) {
+        Boolean slot = awaitBackgroundSlot(from);
+        if (slot == null) {
+          from.add(q); // a blocked read's fetch is queued: it goes first, this one waits its turn again
+          continue;
+        }
+        if (!slot) {
+          return;
+        }
       }
       Task task = q.task;
       if (!task.started.compareAndSet(false, true)) {
@@ -278,12 +288,19 @@ final class ChunkFetcher implements AutoCloseable {
   /** Fetches no read waits for that may run at first; {@link #releaseBackgroundSlot} raises it. */
   static final int SLOW_START = 2;
 
-  /** Waits until a fetch no read waits for may start; false when the fetcher closed or the worker was interrupted. */
-  private boolean awaitBackgroundSlot() {
+  /**
+   * Waits until a fetch no read waits for may start: true then; null when a blocked read's fetch is queued in
+   * {@code from} meanwhile (to take first); false when the fetcher closed or the worker was interrupted.
+   */
+  private Boolean awaitBackgroundSlot(java.util.concurrent.BlockingQueue<Queued> from) {
     synchronized (slots) {
       while (backgroundRunning >= backgroundLimit) {
         if (closed) {
           return false;
+        }
+        Queued head = from.peek();
+        if (head != null && head.priority() == FetchPriority.BLOCKING && !head.task.started.get()) {
+          return null;
         }
         try {
           slots.wait();

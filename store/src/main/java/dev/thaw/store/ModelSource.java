@@ -12,11 +12,13 @@ public final class ModelSource {
   private final String text;
   private final String origin;
   private final String ref;
+  private final ModelName name; // null for a digest or a direct-mode source
 
-  private ModelSource(String text, String origin, String ref) {
+  private ModelSource(String text, String origin, String ref, ModelName name) {
     this.text = text;
     this.origin = origin;
     this.ref = ref;
+    this.name = name;
   }
 
   /**
@@ -32,7 +34,7 @@ public final class ModelSource {
     String t = text.strip();
     int hash = t.indexOf('#');
     if (t.contains("://") && hash < 0) {
-      return new ModelSource(t, t, null);
+      return new ModelSource(t, t, null, null);
     }
     String origin = hash >= 0 ? t.substring(0, hash) : null;
     String ref = hash >= 0 ? t.substring(hash + 1) : t;
@@ -43,10 +45,9 @@ public final class ModelSource {
       if (!Hashes.isHex(ref.substring("sha256:".length()), 2 * Hashes.LENGTH)) {
         throw new IllegalArgumentException("not a manifest digest: " + ref + " (sha256: and 64 lower-case hex digits)");
       }
-    } else {
-      ModelName.parse(ref); // its own message says what is wrong with the name
+      return new ModelSource(t, origin, ref, null);
     }
-    return new ModelSource(t, origin, ref);
+    return new ModelSource(t, origin, ref, ModelName.parse(ref)); // its message says what is wrong with a name
   }
 
   /** Whether this is a direct-mode URI, its own origin, read without a push. */
@@ -77,11 +78,8 @@ public final class ModelSource {
       return new Resolved(DirectListing.list(at, Pusher.DEFAULT_CHUNK_SIZE), text + " (direct)");
     }
     ModelStore store = new ModelStore(at);
-    if (ref.startsWith("sha256:")) {
-      return new Resolved(store.load(ref), ref + " at " + at.uri());
-    }
-    ModelName name = ModelName.parse(ref);
-    return new Resolved(store.resolve(name), name + " at " + at.uri());
+    return name == null ? new Resolved(store.load(ref), ref + " at " + at.uri())
+        : new Resolved(store.resolve(name), name + " at " + at.uri());
   }
 
   @Override

@@ -195,6 +195,49 @@ class AccessProfileTest {
     assertThat(most.get()).as("more at once as the first ones completed").isGreaterThan(ChunkFetcher.SLOW_START);
   }
 
+  @Test
+  void aBlockedReadDoesNotWaitBehindAPrefetchHeldBackBySlowStart() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 13);
+    Origin files = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(files, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("h"));
+    Manifest m = new ModelStore(files).resolve(ModelName.parse("h"));
+    FileEntry shard = (FileEntry) m.entry("weights/shard-00001.bin");
+    String wanted = shard.chunks().get(4).objectKey();
+    CountDownLatch stalled = new CountDownLatch(1);
+    Origin stalling = new ReadOnlyOrigin(files) { // every chunk but the blocked read's hangs until the end
+      @Override
+      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+        if (!key.equals(wanted)) {
+          try {
+            stalled.await();
+          } catch (InterruptedException e) {
+            throw new OriginException(key, -1, false, "interrupted", e);
+          }
+        }
+        super.read(key, offset, dst, ifMatch);
+      }
+    };
+    // Three workers, none reserved: two prefetches start and hang, the third worker holds the third waiting for a slot.
+    assertThat(ChunkFetcher.reservedForBlocking(3)).isZero();
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, stalling, cache, new ReaderOptions(3, 0, false))) {
+      reader.prefetch(new AccessProfile(m.digest(), List.of(new AccessProfile.Run(shard.path(), 0, 3))));
+      Thread.sleep(200);
+      ByteBuffer got = ByteBuffer.allocate(100);
+      var read = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try {
+          return reader.read(shard, 4L * CHUNK, got);
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      assertThat(read.get(10, TimeUnit.SECONDS)).as("the waiting worker put its prefetch back and served the read")
+          .isEqualTo(100);
+    } finally {
+      stalled.countDown();
+    }
+  }
+
   /** A real origin seen through a read-only view (as an http origin is). */
   static class ReadOnlyOrigin implements Origin {
     private final Origin delegate;
