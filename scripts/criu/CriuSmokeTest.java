@@ -143,7 +143,10 @@ public final class CriuSmokeTest {
     }
   }
 
-  /** The PID of unshare's child: the server, PID 1 of its namespace. */
+  /**
+   * The PID of unshare's child: the server, PID 1 of its namespace. As checkpoint-native's PidNamespaceProcess finds
+   * it; this file runs before anything is built, so it has none of the project's classes.
+   */
   private static long firstChild(Process unshare) throws IOException, InterruptedException {
     Path children = Path.of("/proc", Long.toString(unshare.pid()), "task", Long.toString(unshare.pid()), "children");
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);

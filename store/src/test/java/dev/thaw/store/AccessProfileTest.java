@@ -120,19 +120,7 @@ class AccessProfileTest {
     FileEntry shard = (FileEntry) m.entry("weights/shard-00002.bin");
     String wanted = shard.chunks().get(3).objectKey();
     CountDownLatch stalled = new CountDownLatch(1);
-    Origin stalling = new ReadOnlyOrigin(files) { // every chunk but the blocked read's hangs until the end
-      @Override
-      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
-        if (!key.equals(wanted)) {
-          try {
-            stalled.await();
-          } catch (InterruptedException e) {
-            throw new OriginException(key, -1, false, "interrupted", e);
-          }
-        }
-        super.read(key, offset, dst, ifMatch);
-      }
-    };
+    Origin stalling = stallingAllBut(files, wanted, stalled); // every chunk but the blocked read's hangs until the end
     int parallelism = 8;
     assertThat(ChunkFetcher.reservedForBlocking(parallelism)).isEqualTo(1);
     try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
@@ -204,19 +192,7 @@ class AccessProfileTest {
     FileEntry shard = (FileEntry) m.entry("weights/shard-00001.bin");
     String wanted = shard.chunks().get(4).objectKey();
     CountDownLatch stalled = new CountDownLatch(1);
-    Origin stalling = new ReadOnlyOrigin(files) { // every chunk but the blocked read's hangs until the end
-      @Override
-      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
-        if (!key.equals(wanted)) {
-          try {
-            stalled.await();
-          } catch (InterruptedException e) {
-            throw new OriginException(key, -1, false, "interrupted", e);
-          }
-        }
-        super.read(key, offset, dst, ifMatch);
-      }
-    };
+    Origin stalling = stallingAllBut(files, wanted, stalled); // every chunk but the blocked read's hangs until the end
     // Three workers, none reserved: two prefetches start and hang, the third worker holds the third waiting for a slot.
     assertThat(ChunkFetcher.reservedForBlocking(3)).isZero();
     try (ChunkCache cache = ChunkCache.open(tmp.resolve("c"), 1 << 30);
@@ -236,6 +212,23 @@ class AccessProfileTest {
     } finally {
       stalled.countDown();
     }
+  }
+
+  /** {@code files}, read-only, where every object but {@code wanted} hangs until {@code stalled} opens. */
+  private static Origin stallingAllBut(Origin files, String wanted, CountDownLatch stalled) {
+    return new ReadOnlyOrigin(files) {
+      @Override
+      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+        if (!key.equals(wanted)) {
+          try {
+            stalled.await();
+          } catch (InterruptedException e) {
+            throw new OriginException(key, -1, false, "interrupted", e);
+          }
+        }
+        super.read(key, offset, dst, ifMatch);
+      }
+    };
   }
 
   /** A real origin seen through a read-only view (as an http origin is). */
