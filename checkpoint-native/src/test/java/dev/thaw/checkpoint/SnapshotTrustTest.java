@@ -174,9 +174,16 @@ class SnapshotTrustTest {
     ObjectNode a = entry(manifest, two.get(0));
     ObjectNode b = entry(manifest, two.get(1));
     ObjectNode aWas = a.deepCopy();
-    for (String field : List.of("size", "chunks", "lengths")) {
-      a.set(field, b.get(field));
-      b.set(field, aWas.get(field));
+    ObjectNode bWas = b.deepCopy();
+    for (String field : List.of("size", "chunks", "blocks", "lengths")) { // whole: as an attacker at the origin would
+      a.remove(field);
+      b.remove(field);
+      if (bWas.has(field)) {
+        a.set(field, bWas.get(field));
+      }
+      if (aWas.has(field)) {
+        b.set(field, aWas.get(field));
+      }
     }
     retag(tag, manifest);
     assertThatThrownBy(() -> restore(service("node2", Optional.of(key), false, Fallback.NONE), null))
@@ -413,6 +420,15 @@ class SnapshotTrustTest {
     e.put("chunks", Base64.getEncoder().encodeToString(hash));
     ArrayNode lengths = e.putArray("lengths");
     lengths.addArray().add(content.length).add(1);
+    if (manifest.has("blockSize")) { // block hashes that match too, as an attacker at the origin would write them
+      int blockSize = manifest.get("blockSize").intValue();
+      ByteArrayOutputStream blocks = new ByteArrayOutputStream();
+      for (int at = 0; at < content.length; at += blockSize) {
+        byte[] block = java.util.Arrays.copyOfRange(content, at, Math.min(content.length, at + blockSize));
+        blocks.writeBytes(HexFormat.of().parseHex(Hashes.sha256Hex(block)));
+      }
+      e.put("blocks", Base64.getEncoder().encodeToString(blocks.toByteArray()));
+    }
   }
 
   private static byte[] randomKey(int seed) {

@@ -1,6 +1,7 @@
 package dev.thaw.store;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -21,6 +22,10 @@ import java.util.logging.Logger;
  * Fetches no read waits for start slowly, as TCP does: two at first, one more each time one completes, up to every
  * other worker. The first chunks of a profile, which the server's first reads want, then share the link with one
  * other fetch instead of fifteen.
+ *
+ * <p>A chunk with {@link BlockHashes} is checked block by block as its bytes arrive, and a read blocked on it is
+ * served from the fetch buffer as soon as the blocks it wants have matched ({@link #readArriving}), not when the whole
+ * chunk is in and cached.
  */
 final class ChunkFetcher implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
@@ -52,10 +57,31 @@ final class ChunkFetcher implements AutoCloseable {
     final CompletableFuture<Void> done = new CompletableFuture<>();
     final AtomicBoolean started = new AtomicBoolean();
     volatile FetchPriority priority;
+    // While the chunk arrives: the worker's buffer and how many of its first bytes matched their block hashes.
+    // Readers copy from it under this task's lock; the worker takes it back (ended) under the lock before reusing it.
+    private ByteBuffer arriving; // guarded by this
+    private int verified; // guarded by this
+    private boolean ended; // guarded by this
 
     Task(ChunkRef chunk, FetchPriority priority) {
       this.chunk = chunk;
       this.priority = priority;
+    }
+
+    synchronized void arriving(ByteBuffer buffer) {
+      arriving = buffer;
+      verified = 0;
+    }
+
+    synchronized void verified(int bytes) {
+      verified = bytes;
+      notifyAll();
+    }
+
+    synchronized void end() {
+      arriving = null;
+      ended = true;
+      notifyAll();
     }
   }
 
@@ -132,8 +158,52 @@ final class ChunkFetcher implements AutoCloseable {
     if (closed) {
       return CompletableFuture.failedFuture(new IllegalStateException("fetcher closed"));
     }
+    Task task = start(chunk, priority);
+    return task == null ? CompletableFuture.completedFuture(null) : task.done;
+  }
+
+  /**
+   * Copies {@code dst.remaining()} bytes of {@code chunk} from {@code offsetInChunk} into {@code dst} as soon as the
+   * blocks holding them have arrived and matched their hashes, fetching the chunk as a blocked read would.
+   *
+   * @return the bytes copied, or -1 when they cannot be had so: the chunk has no block hashes or is cached already,
+   *     its fetch ended (cached, or failed: {@link #fetch} tells which) or {@code deadlineNanos} passed first
+   */
+  int readArriving(ChunkRef chunk, long offsetInChunk, ByteBuffer dst, long deadlineNanos) throws InterruptedIOException {
+    if (chunk.blocks() == null || closed) {
+      return -1;
+    }
+    Task task = start(chunk, FetchPriority.BLOCKING);
+    if (task == null) {
+      return -1;
+    }
+    long end = offsetInChunk + dst.remaining();
+    synchronized (task) {
+      while (!task.ended && (task.arriving == null || task.verified < end)) {
+        long left = deadlineNanos - System.nanoTime();
+        if (left <= 0) {
+          return -1;
+        }
+        try {
+          java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(task, left);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new InterruptedIOException("interrupted while waiting for " + chunk);
+        }
+      }
+      if (task.ended) {
+        return -1;
+      }
+      int n = (int) (end - offsetInChunk);
+      dst.put(task.arriving.duplicate().limit((int) end).position((int) offsetInChunk));
+      return n;
+    }
+  }
+
+  /** The fetch task of a chunk not yet cached, queued at {@code priority} or raised to it; null when it is cached. */
+  private Task start(ChunkRef chunk, FetchPriority priority) {
     if (cache.contains(chunk.key())) {
-      return CompletableFuture.completedFuture(null);
+      return null;
     }
     boolean[] created = {false};
     Task task = inflight.computeIfAbsent(chunk.key(), k -> {
@@ -147,7 +217,7 @@ final class ChunkFetcher implements AutoCloseable {
       task.priority = priority;
       enqueue(task, priority);
     }
-    return task.done;
+    return task;
   }
 
   private void enqueue(Task task, FetchPriority priority) {
@@ -170,6 +240,9 @@ final class ChunkFetcher implements AutoCloseable {
       } catch (InterruptedException e) {
         return;
       }
+      if (q.task == null) {
+        return; // close
+      }
       if (q.task.started.get()) {
         continue; // a copy queued at another priority already ran
       }
@@ -186,9 +259,13 @@ final class ChunkFetcher implements AutoCloseable {
         }
       }
       Task task = q.task;
-      if (!task.started.compareAndSet(false, true)) {
+      if (!task.started.compareAndSet(false, true) || closed) {
         if (background) {
           releaseBackgroundSlot(false);
+        }
+        if (closed) {
+          task.done.completeExceptionally(new IllegalStateException("fetcher closed"));
+          task.end();
         }
         continue;
       }
@@ -198,7 +275,7 @@ final class ChunkFetcher implements AutoCloseable {
       }
       boolean fetched = false;
       try {
-        fetchInto(task.chunk, buffer);
+        fetchInto(task, buffer);
         fetched = true;
         inflight.remove(task.chunk.key(), task);
         task.done.complete(null);
@@ -206,6 +283,7 @@ final class ChunkFetcher implements AutoCloseable {
         inflight.remove(task.chunk.key(), task);
         task.done.completeExceptionally(e);
       } finally {
+        task.end(); // waits for readers copying from the buffer: it is reused for the next chunk
         if (background) {
           releaseBackgroundSlot(fetched);
         }
@@ -213,7 +291,8 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
-  private void fetchInto(ChunkRef chunk, ByteBuffer buffer) throws IOException {
+  private void fetchInto(Task task, ByteBuffer buffer) throws IOException {
+    ChunkRef chunk = task.chunk;
     String expected = chunk.hash() != null ? chunk.hash() : cache.recordedHash(chunk.key());
     String actual = null;
     long t0 = System.nanoTime();
@@ -234,6 +313,10 @@ final class ChunkFetcher implements AutoCloseable {
         peerMisses.incrementAndGet();
         LOG.log(Level.WARNING, () -> "event=peer_chunk_corrupt chunk=" + chunk.key() + " action=origin");
       }
+    }
+    if (chunk.blocks() != null) {
+      fetchBlocks(task, buffer);
+      return;
     }
     for (int attempt = 1; attempt <= 2; attempt++) {
       buffer.clear().limit(chunk.length());
@@ -260,16 +343,111 @@ final class ChunkFetcher implements AutoCloseable {
         + " is corrupt: expected sha256 " + expected + " but got " + actual + " on two fetches in a row");
   }
 
+  /**
+   * Fetches a chunk with block hashes, checking each block as it lands and letting blocked readers copy the blocks
+   * that matched. The whole chunk is not hashed again: its blocks matching the manifest that named it is what this
+   * reader needs, and any other reader hashes a cached chunk once before it first uses it (ModelReader#check), so a
+   * manifest whose block hashes disagree with its chunk hash poisons nobody else's reads.
+   */
+  private void fetchBlocks(Task task, ByteBuffer buffer) throws IOException {
+    ChunkRef chunk = task.chunk;
+    long t0 = System.nanoTime();
+    BlockCheck check = null;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+      buffer.clear().limit(chunk.length());
+      task.arriving(buffer);
+      check = new BlockCheck(task, buffer);
+      origin.read(chunk.objectKey(), chunk.objectOffset(), buffer, chunk.ifMatch(), check);
+      buffer.flip();
+      bytesFetched.addAndGet(chunk.length());
+      if (check.wrongBlock < 0 && check.next == chunk.blocks().count()) {
+        stored.accept(chunk.key()); // before the chunk is visible, as in fetchInto
+        cache.put(chunk.key(), buffer);
+        chunksFetched.incrementAndGet();
+        onFetched.accept(chunk, System.nanoTime() - t0);
+        return;
+      }
+      corruptRefetches.incrementAndGet();
+      BlockCheck c = check;
+      LOG.log(Level.WARNING, () -> "event=chunk_corrupt chunk=" + chunk.key() + " url=" + origin.urlOf(chunk.objectKey())
+          + " block=" + c.wrongBlock + " expected=" + chunk.blocks().hex(c.wrongBlock) + " got=" + c.wrongHash
+          + " action=refetch");
+    }
+    throw new ChunkCorruptException("chunk " + chunk.key() + " from " + origin.urlOf(chunk.objectKey())
+        + " is corrupt: block " + check.wrongBlock + " (bytes " + (long) check.wrongBlock * chunk.blocks().blockSize()
+        + "..) should hash to sha256 " + chunk.blocks().hex(check.wrongBlock) + " but got " + check.wrongHash
+        + " on two fetches in a row");
+  }
+
+  /** Hashes each block of a chunk as soon as it has arrived; tells the task how far the bytes matched. */
+  private static final class BlockCheck implements Origin.ReadProgress {
+    private final Task task;
+    private final ByteBuffer buffer;
+    private final BlockHashes blocks;
+    private final byte[] digest = new byte[Hashes.LENGTH];
+    int next; // the first block not yet checked
+    int wrongBlock = -1;
+    String wrongHash;
+
+    BlockCheck(Task task, ByteBuffer buffer) {
+      this.task = task;
+      this.buffer = buffer;
+      this.blocks = task.chunk.blocks();
+    }
+
+    @Override
+    public void arrived(int position) {
+      int size = blocks.blockSize();
+      int length = task.chunk.length();
+      while (wrongBlock < 0 && next < blocks.count()) {
+        int end = (int) Math.min(length, (long) (next + 1) * size);
+        if (position < end) {
+          return;
+        }
+        Hashes.sha256(buffer.duplicate().limit(end).position(next * size), digest, 0);
+        if (!blocks.matches(next, digest, 0)) {
+          wrongBlock = next;
+          wrongHash = Hashes.hex(digest);
+          return; // nothing past a wrong block is exposed; the chunk is fetched again
+        }
+        next++;
+        task.verified(end);
+      }
+    }
+
+    @Override
+    public void restarted() {
+      next = 0;
+      wrongBlock = -1;
+      wrongHash = null;
+      task.verified(0);
+    }
+  }
+
+  /**
+   * Fails the fetches no worker has started and stops the workers. Fetches under way finish first, briefly (at most
+   * 2 s): a read may have been served from a fetch's first blocks, and the chunk is then still to be cached; and a
+   * worker inside a range request finishes it anyway (an interrupt does not stop a socket read), so the origin and the
+   * cache are not closed under it (the S3 client logs each such request as an error).
+   */
   @Override
   public void close() {
     closed = true;
-    for (Thread t : workers) {
-      t.interrupt();
-    }
     IllegalStateException stop = new IllegalStateException("fetcher closed");
-    inflight.values().forEach(t -> t.done.completeExceptionally(stop));
-    // A worker inside a range request finishes it (an interrupt does not stop a socket read): let it, briefly, so the
-    // origin and the cache are not closed under it (the S3 client logs each such request as an error).
+    inflight.values().forEach(t -> {
+      if (!t.started.get()) {
+        t.done.completeExceptionally(stop);
+        t.end();
+      }
+    });
+    // Idle workers wait in a queue: one stop each (not an interrupt, which would also break a busy worker's cache write).
+    int reserved = reservedForBlocking(workers.length);
+    for (int i = 0; i < workers.length; i++) {
+      (i < reserved ? blocking : queue).add(new Queued(null, FetchPriority.BLOCKING, Long.MIN_VALUE));
+    }
+    synchronized (slots) {
+      slots.notifyAll();
+    }
     long deadline = System.nanoTime() + CLOSE_WAIT_NANOS;
     for (Thread t : workers) {
       long left = deadline - System.nanoTime();
@@ -299,7 +477,7 @@ final class ChunkFetcher implements AutoCloseable {
           return false;
         }
         Queued head = from.peek();
-        if (head != null && head.priority() == FetchPriority.BLOCKING && !head.task.started.get()) {
+        if (head != null && head.priority() == FetchPriority.BLOCKING && (head.task == null || !head.task.started.get())) {
           return null;
         }
         try {

@@ -13,6 +13,8 @@ package dev.thaw.store;
  * @param objectKey the origin object holding the bytes, relative to the origin's root
  * @param objectOffset where the chunk starts in that object
  * @param ifMatch the object version the bytes must come from (an S3 ETag, or a file's size, mtime, ctime and inode), or null
+ * @param blocks the hash of each block of the chunk (version 2 manifests), or {@code null}: then a read waits for the
+ *     whole chunk and its hash
  */
 public record ChunkRef(
     String key,
@@ -22,15 +24,22 @@ public record ChunkRef(
     int length,
     String objectKey,
     long objectOffset,
-    String ifMatch) {
+    String ifMatch,
+    BlockHashes blocks) {
+
+  /** A chunk without block hashes. */
+  public ChunkRef(
+      String key, String hash, int index, long fileOffset, int length, String objectKey, long objectOffset, String ifMatch) {
+    this(key, hash, index, fileOffset, length, objectKey, objectOffset, ifMatch, null);
+  }
 
   /** The origin object key of a content-addressed chunk. */
   public static String objectKeyForHash(String hash) {
     return "chunks/" + hash.substring(0, 2) + "/" + hash;
   }
 
-  static ChunkRef pushed(String hash, int index, long fileOffset, int length) {
-    return new ChunkRef(hash, hash, index, fileOffset, length, objectKeyForHash(hash), 0, null);
+  static ChunkRef pushed(String hash, int index, long fileOffset, int length, BlockHashes blocks) {
+    return new ChunkRef(hash, hash, index, fileOffset, length, objectKeyForHash(hash), 0, null, blocks);
   }
 
   @Override

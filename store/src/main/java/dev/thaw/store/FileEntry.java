@@ -19,6 +19,8 @@ public final class FileEntry implements Entry {
   private final String objectKey; // direct mode: the object holding the file
   private final String version; // direct mode: ETag, or size, mtime, ctime and inode
   private final String chunkKeySeed; // direct mode: what names the chunks in the cache
+  private final String encodedBlocks; // version 2: base64 of every block's hash, chunk by chunk; else null
+  private final int blockSize; // with encodedBlocks
   private volatile List<ChunkRef> chunks;
 
   FileEntry(
@@ -29,7 +31,9 @@ public final class FileEntry implements Entry {
       long[] lengthRuns,
       String objectKey,
       String version,
-      String chunkKeySeed) {
+      String chunkKeySeed,
+      String encodedBlocks,
+      int blockSize) {
     this.path = path;
     this.size = size;
     this.mode = mode;
@@ -38,6 +42,8 @@ public final class FileEntry implements Entry {
     this.objectKey = objectKey;
     this.version = version;
     this.chunkKeySeed = chunkKeySeed;
+    this.encodedBlocks = encodedBlocks;
+    this.blockSize = blockSize;
   }
 
   @Override
@@ -71,6 +77,11 @@ public final class FileEntry implements Entry {
 
   String encodedHashes() {
     return encodedHashes;
+  }
+
+  /** Base64 of the hash of every block, chunk by chunk; null when the manifest gives none for this file. */
+  String encodedBlocks() {
+    return encodedBlocks;
   }
 
   long[] lengthRuns() {
@@ -130,7 +141,16 @@ public final class FileEntry implements Entry {
             "entry '" + path + "': " + raw.length / Hashes.LENGTH + " chunk hashes for " + count + " chunks");
       }
     }
+    byte[] blocks = null;
+    if (encodedBlocks != null) {
+      try {
+        blocks = Base64.getDecoder().decode(encodedBlocks);
+      } catch (IllegalArgumentException e) {
+        throw new ManifestException("entry '" + path + "': block hashes are not valid base64", e);
+      }
+    }
     List<ChunkRef> list = new ArrayList<>(count);
+    int block = 0;
     long offset = 0;
     int index = 0;
     byte[] one = new byte[Hashes.LENGTH];
@@ -139,7 +159,13 @@ public final class FileEntry implements Entry {
       for (long k = 0; k < lengthRuns[r + 1]; k++) {
         if (raw != null) {
           System.arraycopy(raw, index * Hashes.LENGTH, one, 0, Hashes.LENGTH);
-          list.add(ChunkRef.pushed(Hashes.hex(one), index, offset, length));
+          BlockHashes b = null;
+          if (blocks != null) {
+            int n = BlockHashes.blocksIn(length, blockSize);
+            b = new BlockHashes(blockSize, blocks, block, n);
+            block += n;
+          }
+          list.add(ChunkRef.pushed(Hashes.hex(one), index, offset, length, b));
         } else {
           String key = "d" + Hashes.sha256Hex(
               (chunkKeySeed + "\n" + objectKey + "\n" + version + "\n" + offset + "\n" + length)
@@ -149,6 +175,9 @@ public final class FileEntry implements Entry {
         offset += length;
         index++;
       }
+    }
+    if (blocks != null && blocks.length != (long) block * Hashes.LENGTH) {
+      throw new ManifestException("entry '" + path + "': " + blocks.length / Hashes.LENGTH + " block hashes for " + block + " blocks");
     }
     return Collections.unmodifiableList(list);
   }

@@ -126,6 +126,11 @@ final class FileOrigin implements Origin {
 
   @Override
   public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+    read(key, offset, dst, ifMatch, ReadProgress.NONE);
+  }
+
+  @Override
+  public void read(String key, long offset, ByteBuffer dst, String ifMatch, ReadProgress progress) throws OriginException {
     Path p = path(key);
     try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
       if (ifMatch != null) {
@@ -139,9 +144,13 @@ final class FileOrigin implements Origin {
               "read of " + urlOf(key) + " ended at byte " + pos + ", before the requested range", null);
         }
         pos += n;
+        if (ifMatch == null) { // with a version to match, nothing counts as arrived until it is checked below
+          progress.arrived(dst.position());
+        }
       }
       if (ifMatch != null) {
         checkVersion(key, p, ifMatch); // the file must not have changed while it was read
+        progress.arrived(dst.position());
       }
     } catch (IOException e) {
       throw translate(key, e);

@@ -57,6 +57,18 @@ public final class Hashes {
     return HEX.formatHex(digest.digest());
   }
 
+  /** Writes the raw SHA-256 of the remaining bytes of {@code data} (position unmoved) into {@code out} at {@code offset}. */
+  static void sha256(ByteBuffer data, byte[] out, int offset) {
+    MessageDigest digest = DIGEST.get();
+    digest.reset();
+    digest.update(data.duplicate());
+    try {
+      digest.digest(out, offset, LENGTH);
+    } catch (java.security.DigestException e) {
+      throw new IllegalArgumentException("no room for a hash at " + offset + " of " + out.length + " bytes", e);
+    }
+  }
+
   public static String sha256Hex(byte[] data) {
     MessageDigest digest = DIGEST.get();
     digest.reset();

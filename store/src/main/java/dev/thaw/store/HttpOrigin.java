@@ -88,6 +88,11 @@ final class HttpOrigin implements Origin {
 
   @Override
   public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+    read(key, offset, dst, ifMatch, ReadProgress.NONE);
+  }
+
+  @Override
+  public void read(String key, long offset, ByteBuffer dst, String ifMatch, ReadProgress progress) throws OriginException {
     int length = dst.remaining();
     if (length == 0) {
       return;
@@ -118,6 +123,9 @@ final class HttpOrigin implements Origin {
           if (n > 0) {
             dst.put(buf, 0, n);
           }
+        }
+        if (n > 0) {
+          progress.arrived(dst.position());
         }
         if (n < 0) {
           throw new OriginException(url, status, true,

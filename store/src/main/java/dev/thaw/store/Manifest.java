@@ -32,8 +32,17 @@ import java.util.TreeMap;
  * than {@link #MAX_CHUNKS_PER_FILE} are refused with a {@link ManifestException} that names the entry.
  */
 public final class Manifest {
-  /** The format version this code writes and reads. */
-  public static final int VERSION = 1;
+  /** The format version this code writes when a manifest has block hashes; without them it writes version 1. */
+  public static final int VERSION = 2;
+  /** The block a version 2 manifest hashes by default: a read waits for at most this much of its chunk. */
+  public static final int DEFAULT_BLOCK_SIZE = 1 << 20;
+  /** The smallest block size a manifest may declare. */
+  static final int MIN_BLOCK_SIZE = 4096;
+  /**
+   * The most blocks whose hashes one file may list (1 TiB at 1 MiB blocks), so its {@code blocks} string fits the
+   * reader's JSON limit; a larger file is listed without them and its reads wait for whole chunks.
+   */
+  public static final int MAX_BLOCKS_PER_FILE = 1 << 20;
   /** The largest chunk a manifest may declare. */
   public static final int MAX_CHUNK_SIZE = 256 << 20;
   /**
@@ -51,6 +60,7 @@ public final class Manifest {
       .build());
 
   private final int chunkSize;
+  private final int blockSize; // 0: no block hashes (version 1)
   private final String directSource; // null for pushed manifests
   private final List<Entry> entries; // sorted by path
   private final Map<String, Entry> byPath;
@@ -58,8 +68,9 @@ public final class Manifest {
   private volatile byte[] canonical;
   private volatile String digest;
 
-  private Manifest(int chunkSize, String directSource, List<Entry> entries, byte[] canonical) {
+  private Manifest(int chunkSize, int blockSize, String directSource, List<Entry> entries, byte[] canonical) {
     this.chunkSize = chunkSize;
+    this.blockSize = blockSize;
     this.directSource = directSource;
     this.entries = List.copyOf(entries);
     this.canonical = canonical;
@@ -118,6 +129,16 @@ public final class Manifest {
   /** Bytes per chunk (every chunk of a file but its last has this length). */
   public int chunkSize() {
     return chunkSize;
+  }
+
+  /** Bytes per hashed block of a chunk (version 2), or 0 when the manifest has no block hashes (version 1). */
+  public int blockSize() {
+    return blockSize;
+  }
+
+  /** The format version of this manifest: 2 when it lists block hashes, else 1. */
+  public int version() {
+    return blockSize > 0 ? 2 : 1;
   }
 
   public String hashAlgorithm() {
@@ -204,9 +225,12 @@ public final class Manifest {
   private ObjectNode toJson() {
     JsonNodeFactory f = JsonNodeFactory.instance;
     ObjectNode root = f.objectNode();
-    root.put("version", VERSION);
+    root.put("version", version());
     root.put("hash", Hashes.ALGORITHM);
     root.put("chunkSize", chunkSize);
+    if (blockSize > 0) {
+      root.put("blockSize", blockSize);
+    }
     if (directSource != null) {
       root.put("direct", directSource);
     }
@@ -224,6 +248,9 @@ public final class Manifest {
             n.put("version", file.version());
           } else {
             n.put("chunks", file.encodedHashes());
+            if (file.encodedBlocks() != null) {
+              n.put("blocks", file.encodedBlocks());
+            }
           }
           ArrayNode runs = n.putArray("lengths");
           long[] r = file.lengthRuns();
@@ -262,10 +289,12 @@ public final class Manifest {
       throw new ManifestException("manifest is not a JSON object");
     }
     JsonNode version = root.get("version");
-    if (version == null || !version.isIntegralNumber() || !version.canConvertToInt() || version.intValue() != VERSION) {
+    if (version == null || !version.isIntegralNumber() || !version.canConvertToInt()
+        || version.intValue() < 1 || version.intValue() > VERSION) {
       throw new ManifestException(
-          "unsupported manifest version " + version + " (this Thaw reads version " + VERSION + ")");
+          "unsupported manifest version " + version + " (this Thaw reads versions 1 to " + VERSION + ")");
     }
+    boolean v2 = version.intValue() == 2;
     String hash = text(root, "hash", "manifest");
     if (!Hashes.ALGORITHM.equals(hash)) {
       throw new ManifestException("unsupported hash algorithm '" + hash + "' (this Thaw reads sha256)");
@@ -274,13 +303,25 @@ public final class Manifest {
     if (chunkSize <= 0 || chunkSize > MAX_CHUNK_SIZE) {
       throw new ManifestException("chunk size " + chunkSize + " is outside 1.." + MAX_CHUNK_SIZE);
     }
+    long blockSize = 0;
+    if (v2) {
+      blockSize = number(root, "blockSize", "manifest");
+    } else if (root.has("blockSize")) {
+      throw new ManifestException("a version 1 manifest has no 'blockSize' (block hashes are version 2)");
+    }
     JsonNode direct = root.get("direct");
     String directSource = direct == null || direct.isNull() ? null : direct.asText();
+    if (v2 && directSource != null) {
+      throw new ManifestException("a direct-mode manifest has no block hashes: it is version 1");
+    }
     JsonNode list = root.get("entries");
     if (list == null || !list.isArray()) {
       throw new ManifestException("manifest has no 'entries' array");
     }
     Builder b = new Builder((int) chunkSize, directSource);
+    if (v2) {
+      b.blockSize(blockSize);
+    }
     for (JsonNode n : list) {
       String path = text(n, "path", "entry");
       checkPath(path);
@@ -303,9 +344,14 @@ public final class Manifest {
             runs[i++] = run.get(1).longValue();
           }
           if (directSource == null) {
-            b.file(path, size, mode, text(n, "chunks", path), runs, null, null);
+            JsonNode blocks = n.get("blocks");
+            if (blocks != null && !v2) {
+              throw new ManifestException("entry '" + path + "': 'blocks' in a version 1 manifest (block hashes are version 2)");
+            }
+            b.file(path, size, mode, text(n, "chunks", path), runs, null, null,
+                blocks == null ? null : text(n, "blocks", path));
           } else {
-            b.file(path, size, mode, null, runs, text(n, "object", path), text(n, "version", path));
+            b.file(path, size, mode, null, runs, text(n, "object", path), text(n, "version", path), null);
           }
         }
         case "dir" -> b.directory(path, mode(n, path));
@@ -454,6 +500,7 @@ public final class Manifest {
   public static final class Builder {
     private final int chunkSize;
     private final String directSource;
+    private int blockSize;
     private final Map<String, Entry> entries = new LinkedHashMap<>();
 
     private Builder(int chunkSize, String directSource) {
@@ -464,8 +511,35 @@ public final class Manifest {
       this.directSource = directSource;
     }
 
+    /**
+     * Makes this a version 2 manifest whose files may list the hash of every {@code blockSize} bytes of each chunk:
+     * a power of two from 4096 up to the chunk size, which it must divide. Set before any file.
+     */
+    public Builder blockSize(long blockSize) {
+      if (directSource != null) {
+        throw new ManifestException("a direct-mode manifest has no block hashes");
+      }
+      if (blockSize < MIN_BLOCK_SIZE || blockSize > chunkSize || Long.bitCount(blockSize) != 1 || chunkSize % blockSize != 0) {
+        throw new ManifestException("block size " + blockSize + " is not a power of two from " + MIN_BLOCK_SIZE
+            + " up to the chunk size " + chunkSize + " that divides it");
+      }
+      if (!entries.isEmpty()) {
+        throw new IllegalStateException("the block size is set before any entry");
+      }
+      this.blockSize = (int) blockSize;
+      return this;
+    }
+
     /** Adds a pushed file from its chunk hashes (raw, 32 bytes each) and lengths. */
     public Builder file(String path, int mode, List<byte[]> hashes, List<Integer> lengths) {
+      return file(path, mode, hashes, lengths, null);
+    }
+
+    /**
+     * Adds a pushed file from its chunk hashes (raw, 32 bytes each), lengths and, with a {@link #blockSize}, the raw
+     * hashes of its blocks chunk by chunk ({@code blocks}, or null to list none).
+     */
+    public Builder file(String path, int mode, List<byte[]> hashes, List<Integer> lengths, byte[] blocks) {
       if (hashes.size() != lengths.size()) {
         throw new ManifestException("entry '" + path + "': " + hashes.size() + " hashes for " + lengths.size() + " lengths");
       }
@@ -475,7 +549,8 @@ public final class Manifest {
         System.arraycopy(hashes.get(i), 0, raw, i * Hashes.LENGTH, Hashes.LENGTH);
         size += lengths.get(i);
       }
-      return file(path, size, mode, Base64.getEncoder().encodeToString(raw), runs(lengths), null, null);
+      return file(path, size, mode, Base64.getEncoder().encodeToString(raw), runs(lengths), null, null,
+          blocks == null ? null : Base64.getEncoder().encodeToString(blocks));
     }
 
     /** Adds a direct-mode file: {@code size} bytes of object {@code objectKey} at {@code version}. */
@@ -485,7 +560,7 @@ public final class Manifest {
       for (long off = 0; off < size; off += chunkSize) {
         lengths.add((int) Math.min(chunkSize, size - off));
       }
-      return file(path, size, mode, null, runs(lengths), objectKey, version);
+      return file(path, size, mode, null, runs(lengths), objectKey, version, null);
     }
 
     private static long[] runs(List<Integer> lengths) {
@@ -505,7 +580,8 @@ public final class Manifest {
       return flat;
     }
 
-    Builder file(String path, long size, int mode, String hashes, long[] runs, String objectKey, String version) {
+    Builder file(String path, long size, int mode, String hashes, long[] runs, String objectKey, String version,
+        String blocks) {
       checkPath(path);
       if (size < 0) {
         throw new ManifestException("entry '" + path + "': negative size " + size);
@@ -538,7 +614,25 @@ public final class Manifest {
               "entry '" + path + "': " + decoded / (double) Hashes.LENGTH + " chunk hashes for " + count + " chunks");
         }
       }
-      add(new FileEntry(path, size, mode, hashes, runs, objectKey, version, directSource));
+      if (blocks != null) {
+        if (blockSize == 0) {
+          throw new ManifestException("entry '" + path + "': block hashes without a block size");
+        }
+        long blockCount = 0;
+        for (int i = 0; i < runs.length; i += 2) {
+          blockCount += BlockHashes.blocksIn(runs[i], blockSize) * runs[i + 1]; // at most 2^16 x 2^20: exact
+        }
+        if (blockCount > MAX_BLOCKS_PER_FILE) {
+          throw new ManifestException("entry '" + path + "': " + blockCount + " block hashes, more than the "
+              + MAX_BLOCKS_PER_FILE + " one file may list");
+        }
+        long decoded = base64Length(blocks);
+        if (decoded != blockCount * Hashes.LENGTH) {
+          throw new ManifestException(
+              "entry '" + path + "': " + decoded / (double) Hashes.LENGTH + " block hashes for " + blockCount + " blocks");
+        }
+      }
+      add(new FileEntry(path, size, mode, hashes, runs, objectKey, version, directSource, blocks, blockSize));
       return this;
     }
 
@@ -604,7 +698,7 @@ public final class Manifest {
 
     Manifest build(byte[] canonical) {
       TreeMap<String, Entry> sorted = new TreeMap<>(entries);
-      return new Manifest(chunkSize, directSource, new ArrayList<>(sorted.values()), canonical);
+      return new Manifest(chunkSize, blockSize, directSource, new ArrayList<>(sorted.values()), canonical);
     }
   }
 

@@ -191,12 +191,19 @@ public final class ModelReader implements AutoCloseable {
         }
       }
       blockedReads.incrementAndGet();
+      long deadline = options.readTimeout() == null ? Long.MAX_VALUE : System.nanoTime() + options.readTimeout().toNanos();
+      // Served from the fetch as soon as the blocks holding the bytes have arrived and matched, when the manifest
+      // hashes blocks; else, or when the fetch ended first, from the cache once the whole chunk is in.
+      int early = fetcher.readArriving(chunk, offsetInChunk, dst, deadline);
+      if (early >= 0) {
+        return early;
+      }
       for (int attempt = 1; ; attempt++) {
         // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
         cache.reserve(chunk.key());
         ChunkCache.Lease lease;
         try {
-          await(fetcher.fetch(chunk, FetchPriority.BLOCKING), chunk);
+          await(fetcher.fetch(chunk, FetchPriority.BLOCKING), chunk, deadline);
           lease = cache.adoptReserved(chunk.key());
         } catch (IOException | RuntimeException e) {
           cache.unreserve(chunk.key());
@@ -291,12 +298,12 @@ public final class ModelReader implements AutoCloseable {
     return n;
   }
 
-  private void await(CompletableFuture<Void> f, ChunkRef chunk) throws IOException {
+  private void await(CompletableFuture<Void> f, ChunkRef chunk, long deadlineNanos) throws IOException {
     try {
-      if (options.readTimeout() == null) {
+      if (deadlineNanos == Long.MAX_VALUE) {
         f.get();
       } else {
-        f.get(options.readTimeout().toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
+        f.get(deadlineNanos - System.nanoTime(), java.util.concurrent.TimeUnit.NANOSECONDS);
       }
     } catch (java.util.concurrent.TimeoutException e) {
       throw new java.io.InterruptedIOException("read timed out after " + options.readTimeout().toMillis() + " ms waiting for "

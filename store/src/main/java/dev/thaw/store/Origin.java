@@ -34,6 +34,34 @@ public interface Origin extends AutoCloseable {
    */
   void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException;
 
+  /**
+   * As {@link #read(String, long, ByteBuffer, String)}, telling {@code progress} as the bytes land, so a caller can
+   * check and use the front of a range before its end arrives. This default tells it once, at the end.
+   */
+  default void read(String key, long offset, ByteBuffer dst, String ifMatch, ReadProgress progress)
+      throws OriginException {
+    read(key, offset, dst, ifMatch);
+    progress.arrived(dst.position());
+  }
+
+  /** What a range read tells, on the reading thread, while its bytes land in the buffer. */
+  interface ReadProgress {
+    /** Tells nothing. */
+    ReadProgress NONE = new ReadProgress() {
+      @Override
+      public void arrived(int position) {}
+
+      @Override
+      public void restarted() {}
+    };
+
+    /** The buffer holds the range's bytes from where the read started up to {@code position}. */
+    void arrived(int position);
+
+    /** The read starts again from its first byte (a retry): bytes told of before are about to be overwritten. */
+    void restarted();
+  }
+
   /** Reads a whole small object (manifest, tag, profile). */
   byte[] readAll(String key) throws OriginException;
 

@@ -37,14 +37,25 @@ public final class Pusher {
 
   private final Origin origin;
   private final int chunkSize;
+  private final int blockSize;
   private final int concurrency;
   private final PushProgress progress;
 
   /**
+   * A pusher that lists block hashes ({@link #defaultBlockSize}) in a version 2 manifest when the chunk size allows.
+   *
    * @param chunkSize bytes per chunk
    * @param concurrency chunks hashed and uploaded at once (each holds one chunk-sized buffer)
    */
   public Pusher(Origin origin, int chunkSize, int concurrency, PushProgress progress) {
+    this(origin, chunkSize, defaultBlockSize(chunkSize), concurrency, progress);
+  }
+
+  /**
+   * @param blockSize bytes per hashed block (see {@link Manifest.Builder#blockSize}), or 0 to write a version 1
+   *     manifest without block hashes, as Thaw before block hashes did
+   */
+  public Pusher(Origin origin, int chunkSize, int blockSize, int concurrency, PushProgress progress) {
     if (!origin.writable()) {
       throw new IllegalArgumentException("cannot push to " + origin.uri() + ": the origin is read-only");
     }
@@ -52,9 +63,26 @@ public final class Pusher {
       throw new IllegalArgumentException("chunk size must be in 1.." + Manifest.MAX_CHUNK_SIZE + " and concurrency >= 1");
     }
     this.origin = origin;
+    if (blockSize != 0) {
+      Manifest.builder(chunkSize).blockSize(blockSize); // refuses a size that does not fit the chunks
+    }
     this.chunkSize = chunkSize;
+    this.blockSize = blockSize;
     this.concurrency = concurrency;
     this.progress = progress;
+  }
+
+  /**
+   * The block size a push hashes by default: {@link Manifest#DEFAULT_BLOCK_SIZE}, or for smaller chunks the largest
+   * power of two that splits a chunk in at least two; 0 (no block hashes) when a chunk is too small to split so.
+   */
+  public static int defaultBlockSize(int chunkSize) {
+    for (int b = Manifest.DEFAULT_BLOCK_SIZE; b >= Manifest.MIN_BLOCK_SIZE; b >>= 1) {
+      if (b <= chunkSize / 2 && chunkSize % b == 0) {
+        return b;
+      }
+    }
+    return 0;
   }
 
   /**
@@ -77,7 +105,8 @@ public final class Pusher {
     }
   }
 
-  private record FileTask(String path, Path file, long size, int mode, byte[][] hashes, List<Integer> lengths) {}
+  /** {@code blocks}: the raw hashes of every block, chunk by chunk; null when the file lists none. */
+  private record FileTask(String path, Path file, long size, int mode, byte[][] hashes, List<Integer> lengths, byte[] blocks) {}
 
   public Result push(Path dir, ModelName name) throws IOException {
     long start = System.nanoTime();
@@ -86,6 +115,9 @@ public final class Pusher {
       throw new IOException("not a directory: " + dir);
     }
     Manifest.Builder builder = Manifest.builder(chunkSize);
+    if (blockSize > 0) {
+      builder.blockSize(blockSize);
+    }
     List<FileTask> files = new ArrayList<>();
     try {
       scan(root, builder, files);
@@ -121,6 +153,14 @@ public final class Pusher {
               }
             }
             buf.flip();
+            if (f.blocks() != null) {
+              // Every chunk but the last is whole, so chunk i's blocks start at i times the blocks in a chunk.
+              int first = index * (chunkSize / blockSize);
+              for (int b = 0; b * blockSize < buf.limit(); b++) {
+                ByteBuffer block = buf.duplicate().position(b * blockSize).limit(Math.min(buf.limit(), (b + 1) * blockSize));
+                Hashes.sha256(block, f.blocks(), (first + b) * Hashes.LENGTH);
+              }
+            }
             String hash = Hashes.sha256Hex(buf);
             f.hashes()[index] = Hashes.unhex(hash);
             progress.hashed(buf.remaining());
@@ -160,7 +200,7 @@ public final class Pusher {
       }
     }
     for (FileTask f : files) {
-      builder.file(f.path(), f.mode(), List.of(f.hashes()), f.lengths());
+      builder.file(f.path(), f.mode(), List.of(f.hashes()), f.lengths(), f.blocks());
     }
     Manifest manifest = builder.build();
     // Every chunk is stored: only now may the manifest and then the tag appear.
@@ -191,7 +231,10 @@ public final class Pusher {
           for (long off = 0; off < size; off += chunkSize) {
             lengths.add((int) Math.min(chunkSize, size - off));
           }
-          files.add(new FileTask(path, f, size, mode(f, 0644), new byte[lengths.size()][], lengths));
+          long blocks = blockSize == 0 ? 0 : (size + blockSize - 1) / blockSize;
+          // a file of more blocks than a manifest may list (1 TiB at 1 MiB blocks) is listed without them
+          byte[] blockHashes = blocks == 0 || blocks > Manifest.MAX_BLOCKS_PER_FILE ? null : new byte[(int) blocks * Hashes.LENGTH];
+          files.add(new FileTask(path, f, size, mode(f, 0644), new byte[lengths.size()][], lengths, blockHashes));
         } else {
           throw new IOException("cannot push " + f + ": not a regular file, directory or symlink");
         }

@@ -35,10 +35,20 @@ final class RetryingOrigin implements Origin {
 
   @Override
   public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+    read(key, offset, dst, ifMatch, ReadProgress.NONE);
+  }
+
+  @Override
+  public void read(String key, long offset, ByteBuffer dst, String ifMatch, ReadProgress progress) throws OriginException {
     int position = dst.position();
+    boolean[] tried = {false};
     policy.run(() -> {
-      dst.position(position); // a failed try may have filled part of the buffer
-      delegate.read(key, offset, dst, ifMatch);
+      if (tried[0]) {
+        progress.restarted(); // before the new try overwrites what the failed one filled
+      }
+      tried[0] = true;
+      dst.position(position);
+      delegate.read(key, offset, dst, ifMatch, progress);
       return null;
     });
   }

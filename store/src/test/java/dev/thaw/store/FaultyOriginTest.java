@@ -65,10 +65,37 @@ class FaultyOriginTest {
     try (ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 64 << 20);
         ModelReader reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT.withParallelism(4))) {
       assertModelReadsBack(reader, model);
+      reader.close(); // a read may be served from a chunk's first blocks: closing lets the fetches under way finish
       assertThat(reader.chunksFetched()).isEqualTo(pushed.chunks());
       assertThat(reader.corruptRefetches()).isZero();
     }
     assertThat(server.faultsInjected()).as("faults injected (%s)", description).isPositive();
+  }
+
+  @Test
+  void aReadIsServedAsSoonAsItsBlockHasArrivedAndMatchedWhileTheRestOfItsChunkIsStillOnTheWire() throws Exception {
+    Manifest manifest = new ModelStore(origin).resolve(NAME);
+    assertThat(manifest.version()).as("a push lists block hashes").isEqualTo(2);
+    ChunkRef first = ((FileEntry) manifest.entry("weights/shard-00001.bin")).chunks().getFirst();
+    assertThat(first.blocks().count()).isEqualTo(2);
+    // The server sends the chunk's first half, its first block, then nothing more.
+    server.inject(Rule.of(Fault.STALL, 1).onPathsContaining(first.hash()).times(1));
+    byte[] expected = java.nio.file.Files.readAllBytes(model.resolve("weights/shard-00001.bin"));
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 64 << 20);
+        ModelReader reader = ModelReader.open(manifest, origin, cache,
+            new ReaderOptions(2, 0, false, java.time.Duration.ofSeconds(1)));
+        ModelReader.ModelFile file = reader.open("weights/shard-00001.bin")) {
+      ByteBuffer head = ByteBuffer.allocate(4096);
+      assertThat(file.read(0, head)).isEqualTo(4096);
+      assertThat(head.array()).isEqualTo(java.util.Arrays.copyOf(expected, 4096));
+
+      ByteBuffer secondBlock = ByteBuffer.allocate(4096);
+      Throwable late = catchThrowable(() -> file.read(first.blocks().blockSize() + 100, secondBlock));
+      assertThat(late).as("the second block has not arrived").isInstanceOf(java.io.InterruptedIOException.class)
+          .hasMessageContaining("timed out");
+      assertThat(secondBlock.position()).as("nothing of it is served").isZero();
+      assertThat(cache.contains(first.key())).isFalse();
+    }
   }
 
   @Test

@@ -70,7 +70,7 @@ class ManifestTest {
 
   @ParameterizedTest(name = "{0}")
   @CsvSource(delimiter = '|', value = {
-    "unknown version        | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":4,\"entries\":[]}            | unsupported manifest version 2",
+    "unknown version        | {\"version\":3,\"hash\":\"sha256\",\"chunkSize\":4,\"entries\":[]}            | unsupported manifest version 3",
     "unknown hash           | {\"version\":1,\"hash\":\"md5\",\"chunkSize\":4,\"entries\":[]}               | unsupported hash algorithm 'md5'",
     "not json               | {\"version\":                                                                   | not valid JSON",
   })
@@ -231,5 +231,62 @@ class ManifestTest {
     FileEntry last = (FileEntry) m.entry("model-00063.safetensors");
     assertThat(last.chunkCount()).isEqualTo(1024);
     assertThat(last.chunkIndexAt((long) chunkSize * 1000 + 5)).isEqualTo(1000);
+  }
+
+  /** A version 2 manifest: chunks of 8192 bytes hashed in blocks of 4096. */
+  private static Manifest withBlocks() {
+    byte[] blocks = new byte[3 * 32]; // a file of one whole chunk (2 blocks) and a chunk of 10 bytes (1 block)
+    for (int i = 0; i < blocks.length; i++) {
+      blocks[i] = (byte) i;
+    }
+    return Manifest.builder(8192).blockSize(4096)
+        .file("w.bin", 0644, List.of(new byte[32], new byte[32]), List.of(8192, 10), blocks)
+        .file("plain.bin", 0644, List.of(new byte[32]), List.of(5))
+        .build();
+  }
+
+  @Test
+  void aVersion2ManifestListsEachChunksBlockHashesAndRoundTrips() {
+    Manifest m = withBlocks();
+    String json = new String(m.canonicalBytes(), StandardCharsets.UTF_8);
+    assertThat(json).contains("\"version\":2").contains("\"blockSize\":4096").contains("\"blocks\":\"");
+    Manifest back = Manifest.parse(m.canonicalBytes());
+    assertThat(back.digest()).isEqualTo(m.digest());
+    assertThat(back.version()).isEqualTo(2);
+    List<ChunkRef> chunks = ((FileEntry) back.entry("w.bin")).chunks();
+    assertThat(chunks.get(0).blocks().count()).isEqualTo(2);
+    assertThat(chunks.get(1).blocks().count()).isEqualTo(1);
+    byte[] third = new byte[32];
+    for (int i = 0; i < 32; i++) {
+      third[i] = (byte) (64 + i);
+    }
+    assertThat(chunks.get(1).blocks().matches(0, third, 0)).as("the second chunk's block is the file's third").isTrue();
+    assertThat(((FileEntry) back.entry("plain.bin")).chunks().getFirst().blocks())
+        .as("a file may list no blocks: its reads wait for whole chunks").isNull();
+  }
+
+  @Test
+  void aVersion1ManifestStaysReadableAndIsWrittenWhenThereAreNoBlockHashes() {
+    Manifest v1 = parse(json("{\"path\":\"a.bin\",\"type\":\"file\",\"size\":4,\"mode\":420,\"chunks\":\"" + H
+        + "\",\"lengths\":[[4,1]]}"));
+    assertThat(v1.version()).isEqualTo(1);
+    assertThat(v1.blockSize()).isZero();
+    assertThat(((FileEntry) v1.entry("a.bin")).chunks().getFirst().blocks()).isNull();
+    assertThat(new String(sample().canonicalBytes(), StandardCharsets.UTF_8)).contains("\"version\":1")
+        .doesNotContain("blockSize");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+    "v2 without a block size | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":8192,\"entries\":[]} | missing integer field 'blockSize'",
+    "a block size in v1 | {\"version\":1,\"hash\":\"sha256\",\"chunkSize\":8192,\"blockSize\":4096,\"entries\":[]} | a version 1 manifest has no 'blockSize'",
+    "a block size not a power of two | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":12288,\"blockSize\":6144,\"entries\":[]} | block size 6144 is not a power of two",
+    "a block size not dividing the chunk | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":10000,\"blockSize\":4096,\"entries\":[]} | block size 4096 is not a power of two from 4096 up to the chunk size 10000 that divides it",
+    "a block size below 4096 | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":8192,\"blockSize\":2048,\"entries\":[]} | block size 2048",
+    "blocks in v1 | {\"version\":1,\"hash\":\"sha256\",\"chunkSize\":8192,\"entries\":[{\"path\":\"a\",\"type\":\"file\",\"size\":4,\"mode\":420,\"chunks\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"blocks\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"lengths\":[[4,1]]}]} | entry 'a': 'blocks' in a version 1 manifest",
+    "too few block hashes | {\"version\":2,\"hash\":\"sha256\",\"chunkSize\":8192,\"blockSize\":4096,\"entries\":[{\"path\":\"a\",\"type\":\"file\",\"size\":8192,\"mode\":420,\"chunks\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"blocks\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"lengths\":[[8192,1]]}]} | entry 'a': 1.0 block hashes for 2 blocks",
+  })
+  void refusesVersion2ManifestsWhoseBlocksDoNotFitTheirChunks(String why, String json, String message) {
+    assertThatThrownBy(() -> parse(json)).isInstanceOf(ManifestException.class).hasMessageContaining(message);
   }
 }
