@@ -70,12 +70,14 @@ public final class MountBench {
    * @param systems which of thaw, rclone, s3fs, download to run
    * @param workDir data, S3Proxy's directory, caches and logs (data and S3Proxy objects are kept and reused)
    * @param thawCommand the command that runs the thaw CLI (java and its arguments); null: this JVM's command line
+   * @param blockSize the block size Thaw's models are pushed with (version 2 manifests); 0: version 1 manifests, whose
+   *     reads wait for whole chunks (for an A/B)
    */
   public record Options(long shardBytes, int fileCount, long fileBytes, int repeats, Set<String> systems, Path workDir,
-      List<String> thawCommand) {
+      List<String> thawCommand, int blockSize) {
     public static Options defaults() {
       return new Options(2L << 30, 20, 100L << 20, 3, new LinkedHashSet<>(ALL_SYSTEMS), Path.of("target", "bench-mount"),
-          null);
+          null, Pusher.defaultBlockSize(Pusher.DEFAULT_CHUNK_SIZE));
     }
 
     public Options {
@@ -203,7 +205,7 @@ public final class MountBench {
     try (S3ProxyServer s3 = S3ProxyServer.start(work.resolve("s3"))) {
       importRaw(s3, data, log);
       if (o.systems().contains("thaw")) {
-        pushModels(s3, data, log);
+        pushModels(s3, data, o.blockSize(), log);
       }
       try (Throttle throttle = Throttle.install(s3.port(), log)) {
         throttleMethod = throttle.method();
@@ -348,6 +350,7 @@ public final class MountBench {
     setup.put("read_size", READ_SIZE);
     setup.put("many_files_readers", READERS);
     setup.put("repeats_for_ready_and_ttfb", o.repeats());
+    setup.put("block_size", o.blockSize());
     setup.put("origin", "S3Proxy 3.0.0 in the bench's JVM (jclouds filesystem backend, auth off); raw objects under "
         + RAW_PREFIX + " for rclone, s3fs and curl; Thaw's chunks pushed under " + STORE_PREFIX);
     setup.put("throttle", throttleMethod);
@@ -452,11 +455,12 @@ public final class MountBench {
   }
 
   /** Pushes the shard and the files as two models with Thaw's {@link Pusher} (unthrottled: set-up, not measured). */
-  private static void pushModels(S3ProxyServer s3, Data data, PrintStream log) throws IOException {
+  private static void pushModels(S3ProxyServer s3, Data data, int blockSize, PrintStream log) throws IOException {
     try (Origin origin = Origins.open(s3.originUri(STORE_PREFIX))) {
       for (var e : Map.of(SHARD_NAME, data.shardDir(), FILES_NAME, data.filesDir()).entrySet()) {
         long t0 = System.nanoTime();
-        Pusher.Result r = new Pusher(origin, Pusher.DEFAULT_CHUNK_SIZE, 8, PushProgress.NONE).push(e.getValue(), e.getKey());
+        Pusher.Result r = new Pusher(origin, Pusher.DEFAULT_CHUNK_SIZE, blockSize, 8, PushProgress.NONE)
+            .push(e.getValue(), e.getKey());
         log.printf(Locale.ROOT, "push %s: %.2f GB hashed, %.2f GB uploaded in %.1f s%n", e.getKey(), r.bytesHashed() / 1e9,
             r.bytesUploaded() / 1e9, (System.nanoTime() - t0) / 1e9);
       }
@@ -1005,7 +1009,7 @@ public final class MountBench {
   }
 
   /**
-   * Runs without the CLI: {@code [--shard-size 2g] [--files 20] [--file-size 100m] [--repeats 3]
+   * Runs without the CLI: {@code [--shard-size 2g] [--files 20] [--file-size 100m] [--repeats 3] [--block-size 1m]
    * [--systems thaw,rclone,s3fs,download] [--work-dir DIR] [--json]}.
    */
   public static void main(String[] args) throws Exception {
@@ -1014,6 +1018,7 @@ public final class MountBench {
     int files = d.fileCount();
     long fileSize = d.fileBytes();
     int repeats = d.repeats();
+    int blockSize = d.blockSize();
     Set<String> systems = d.systems();
     Path dir = d.workDir();
     boolean json = false;
@@ -1023,13 +1028,14 @@ public final class MountBench {
         case "--files" -> files = Integer.parseInt(args[++i]);
         case "--file-size" -> fileSize = StoreBench.parseSize(args[++i]);
         case "--repeats" -> repeats = Integer.parseInt(args[++i]);
+        case "--block-size" -> blockSize = Math.toIntExact(StoreBench.parseSize(args[++i]));
         case "--systems" -> systems = new LinkedHashSet<>(List.of(args[++i].split(",")));
         case "--work-dir" -> dir = Path.of(args[++i]);
         case "--json" -> json = true;
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
-    Result r = run(new Options(shard, files, fileSize, repeats, systems, dir, null), System.err);
+    Result r = run(new Options(shard, files, fileSize, repeats, systems, dir, null, blockSize), System.err);
     if (json) {
       System.out.println(r.toJson());
     }

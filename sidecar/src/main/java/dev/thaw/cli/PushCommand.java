@@ -33,6 +33,12 @@ final class PushCommand implements Callable<Integer> {
       description = "Bytes per chunk. Default: ${DEFAULT-VALUE}.")
   long chunkSize;
 
+  @Option(names = "--block-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Bytes per hashed block: a read on a mount then waits for its block, not its whole chunk (a power "
+          + "of two from 4k up to the chunk size, which it divides). 0 writes a version 1 manifest without block "
+          + "hashes, for readers older than them. Default: 1m, or for chunks under 2m half a chunk.")
+  Long blockSize;
+
   @Option(names = "--concurrency", paramLabel = "N", defaultValue = "16",
       description = "Chunks hashed and uploaded at once. Default: ${DEFAULT-VALUE}.")
   int concurrency;
@@ -46,7 +52,9 @@ final class PushCommand implements Callable<Integer> {
     String uri = StoreOptions.expand(origin != null ? origin : System.getenv("THAW_ORIGIN"));
     try (Origin o = Origins.open(uri)) {
       Progress[] bar = new Progress[1];
-      Pusher pusher = new Pusher(o, Math.toIntExact(chunkSize), concurrency, new PushProgress() {
+      int chunk = Math.toIntExact(chunkSize);
+      int block = blockSize == null ? Pusher.defaultBlockSize(chunk) : Math.toIntExact(blockSize);
+      Pusher pusher = new Pusher(o, chunk, block, concurrency, new PushProgress() {
         @Override
         public void started(long totalBytes, int files) {
           System.err.printf(Locale.ROOT, "push: %s in %d files from %s to %s%n", Units.bytes(totalBytes), files, dir, o.uri());

@@ -79,6 +79,23 @@ class CommandLineTest {
   }
 
   @Test
+  void pushListsBlockHashesByDefaultAndBlockSize0WritesAVersion1ManifestBothOfWhichRead() throws Exception {
+    for (String[] pushed : new String[][] {{"v2", "16k", "2"}, {"v1", "0", "1"}}) {
+      assertThat(run("push", model.toString(), origin, "--name", "m:" + pushed[0], "--chunk-size", "64k",
+          "--block-size", pushed[1], "--json")).isZero();
+      String digest = onlyJsonOnStdout().get("digest").asText().substring("sha256:".length());
+      JsonNode manifest = JsonOut.MAPPER.readTree(tmp.resolve("origin/manifests/" + digest + ".json").toFile());
+      assertThat(manifest.get("version").asInt()).isEqualTo(Integer.parseInt(pushed[2]));
+      assertThat(run("cat", origin + "#m:" + pushed[0], "weights/shard.bin", "--cache",
+          tmp.resolve("cache-" + pushed[0]).toString())).isZero();
+      assertThat(out.toByteArray()).isEqualTo(Files.readAllBytes(model.resolve("weights/shard.bin")));
+    }
+    assertThat(run("push", model.toString(), origin, "--name", "m:bad", "--chunk-size", "64k", "--block-size", "48k"))
+        .isNotZero();
+    assertThat(err.toString(StandardCharsets.UTF_8)).contains("block size 49152 is not a power of two");
+  }
+
+  @Test
   void lsAndCatReadAPushedModel() throws Exception {
     run("push", model.toString(), origin, "--name", "m", "--chunk-size", "64k");
     assertThat(run("ls", "m", "--origin", origin, "--json")).isZero();

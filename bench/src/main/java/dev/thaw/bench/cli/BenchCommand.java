@@ -110,6 +110,11 @@ final class BenchCommand implements Runnable {
         description = "Mounts per configuration for the ready and first-4-KiB times (median). Default: ${DEFAULT-VALUE}.")
     int repeats;
 
+    @Option(names = "--block-size", paramLabel = "SIZE", defaultValue = "1m", converter = Units.SizeConverter.class,
+        description = "Block size Thaw's models are pushed with (version 2 manifests: a read waits for its block, not "
+            + "its whole chunk); 0 pushes version 1 manifests, for an A/B. Default: ${DEFAULT-VALUE}.")
+    long blockSize;
+
     @Option(names = "--systems", paramLabel = "LIST", split = ",", defaultValue = "thaw,rclone,s3fs,download",
         description = "Which systems to run. Default: ${DEFAULT-VALUE}.")
     List<String> systems;
@@ -125,7 +130,7 @@ final class BenchCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       MountBench.Result r = MountBench.run(new MountBench.Options(shardSize, files, fileSize, repeats,
-          new LinkedHashSet<>(systems), workDir, null), System.err);
+          new LinkedHashSet<>(systems), workDir, null, Math.toIntExact(blockSize)), System.err);
       if (json) {
         System.out.println(r.toJson());
         System.out.flush();
