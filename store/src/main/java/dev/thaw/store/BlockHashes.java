@@ -35,6 +35,16 @@ public final class BlockHashes {
     return Arrays.equals(raw, at, at + Hashes.LENGTH, digest, offset, offset + Hashes.LENGTH);
   }
 
+  /** Whether {@code other} gives the same block size and the same hash for every block. */
+  boolean sameAs(BlockHashes other) {
+    if (other == this) {
+      return true;
+    }
+    return other != null && other.blockSize == blockSize && other.count == count
+        && Arrays.equals(raw, first * Hashes.LENGTH, (first + count) * Hashes.LENGTH,
+            other.raw, other.first * Hashes.LENGTH, (other.first + count) * Hashes.LENGTH);
+  }
+
   /** Block {@code block}'s expected hash, in hex, for messages. */
   String hex(int block) {
     int at = (first + block) * Hashes.LENGTH;

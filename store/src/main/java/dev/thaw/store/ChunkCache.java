@@ -49,6 +49,7 @@ public final class ChunkCache implements AutoCloseable {
   private final FileChannel hashLog;
   private final Map<String, String> recordedHashes = new ConcurrentHashMap<>();
   private final AtomicLong tmpCounter = new AtomicLong();
+  private ChunkFetcher fetcher; // guarded by this; made by the first reader
   // Access-ordered: iteration starts at the least recently used chunk.
   private final LinkedHashMap<String, CacheEntry> entries = new LinkedHashMap<>(1024, 0.75f, true);
   // Pins taken by readers waiting for a chunk that is not cached yet; it arrives pinned by them.
@@ -589,6 +590,13 @@ public final class ChunkCache implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
+    ChunkFetcher f;
+    synchronized (this) {
+      f = fetcher;
+    }
+    if (f != null) {
+      f.close();
+    }
     try {
       hashLog.close();
     } finally {
@@ -598,6 +606,17 @@ public final class ChunkCache implements AutoCloseable {
         lockChannel.close();
       }
     }
+  }
+
+  /**
+   * The node's one fetcher into this cache, shared by every reader of it (so one fetch per chunk however many readers,
+   * and one bound on range requests for the node); the first reader's {@code parallelism} sizes it.
+   */
+  synchronized ChunkFetcher fetcher(int parallelism) {
+    if (fetcher == null) {
+      fetcher = new ChunkFetcher(this, parallelism);
+    }
+    return fetcher;
   }
 
   /** A pinned, open cached chunk: it is not evicted until closed. */

@@ -12,9 +12,11 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Fetches chunks from an origin into the cache: one fetch per chunk however many callers wait for it
- * (single flight), at most {@code parallelism} range requests at once, most urgent first
- * ({@link FetchPriority}). Each chunk is hashed as it arrives; a corrupt chunk is fetched again, and a chunk
+ * Fetches chunks into a node's cache: one fetcher per {@link ChunkCache} ({@link ChunkCache#fetcher}), so there is one
+ * fetch per chunk however many readers, mounts, plan prefetches and peer-owner fetches wait for it (single flight),
+ * at most {@code parallelism} range requests at once on the node, most urgent first ({@link FetchPriority}). Each
+ * reader asks through its {@link Source}: the origin and peers its chunks come from, and its counters; a chunk's fetch
+ * uses the source of the first reader that asked for it. Each chunk is hashed as it arrives; a corrupt chunk is fetched again, and a chunk
  * corrupt twice fails with an error naming the chunk and the origin.
  *
  * <p>A few of the workers ({@link #reservedForBlocking}) take only fetches a read is blocked on: a profile prefetch
@@ -30,42 +32,71 @@ import java.util.logging.Logger;
 final class ChunkFetcher implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
 
-  private final Origin origin;
   private final ChunkCache cache;
-  private final java.util.function.Consumer<String> stored;
   private final ConcurrentHashMap<String, Task> inflight = new ConcurrentHashMap<>();
   private final PriorityBlockingQueue<Queued> queue = new PriorityBlockingQueue<>();
   // Blocking fetches again, for the reserved workers; whichever worker takes a task first runs it.
   private final java.util.concurrent.LinkedBlockingQueue<Queued> blocking = new java.util.concurrent.LinkedBlockingQueue<>();
   private final AtomicLong sequence = new AtomicLong();
   private final Thread[] workers;
-  private final AtomicLong bytesFetched = new AtomicLong();
-  private final AtomicLong chunksFetched = new AtomicLong();
-  private volatile java.util.function.ObjLongConsumer<ChunkRef> onFetched = (c, nanos) -> {};
-  private volatile ChunkPeers peers;
-  private final AtomicLong bytesFromPeers = new AtomicLong();
-  private final AtomicLong peerMisses = new AtomicLong();
-  private final AtomicLong corruptRefetches = new AtomicLong();
   private volatile boolean closed;
   private final Object slots = new Object();
   private final int backgroundMax;
   private int backgroundLimit; // guarded by slots
   private int backgroundRunning; // guarded by slots
 
+  /**
+   * One reader's side of the fetcher: where its chunks come from, what it is told, and what its fetches came to.
+   * Closed with the reader ({@link #release}).
+   */
+  static final class Source {
+    final Origin origin;
+    /** Told the key of every chunk fetched for this source and verified, just before it is stored. */
+    final java.util.function.Consumer<String> stored;
+    volatile ChunkPeers peers;
+    volatile java.util.function.ObjLongConsumer<ChunkRef> onFetched = (c, nanos) -> {};
+    final AtomicLong bytesFetched = new AtomicLong();
+    final AtomicLong chunksFetched = new AtomicLong();
+    final AtomicLong bytesFromPeers = new AtomicLong();
+    final AtomicLong peerMisses = new AtomicLong();
+    final AtomicLong corruptRefetches = new AtomicLong();
+    private int running; // fetches under way for this source; guarded by this
+    private volatile boolean closed;
+
+    Source(Origin origin, java.util.function.Consumer<String> stored) {
+      this.origin = origin;
+      this.stored = stored;
+    }
+
+    private synchronized void started() {
+      running++;
+    }
+
+    private synchronized void finished() {
+      running--;
+      notifyAll();
+    }
+  }
+
   private static final class Task {
     final ChunkRef chunk;
     final CompletableFuture<Void> done = new CompletableFuture<>();
     final AtomicBoolean started = new AtomicBoolean();
     volatile FetchPriority priority;
+    // The readers waiting for it; the fetch uses the first one's origin and peers (another's, once it is closed).
+    final java.util.Set<Source> wanting = ConcurrentHashMap.newKeySet();
+    volatile Source source;
     // While the chunk arrives: the worker's buffer and how many of its first bytes matched their block hashes.
     // Readers copy from it under this task's lock; the worker takes it back (ended) under the lock before reusing it.
     private ByteBuffer arriving; // guarded by this
     private int verified; // guarded by this
     private boolean ended; // guarded by this
 
-    Task(ChunkRef chunk, FetchPriority priority) {
+    Task(ChunkRef chunk, FetchPriority priority, Source source) {
       this.chunk = chunk;
       this.priority = priority;
+      this.source = source;
+      wanting.add(source);
     }
 
     synchronized void arriving(ByteBuffer buffer) {
@@ -93,14 +124,12 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
-  /** @param stored told the key of every chunk this fetcher verified, just before it stores it */
-  ChunkFetcher(Origin origin, ChunkCache cache, int parallelism, java.util.function.Consumer<String> stored) {
+  /** The fetcher of {@code cache}, with {@code parallelism} workers: made by {@link ChunkCache#fetcher}. */
+  ChunkFetcher(ChunkCache cache, int parallelism) {
     if (parallelism < 1) {
       throw new IllegalArgumentException("parallelism must be at least 1");
     }
-    this.origin = origin;
     this.cache = cache;
-    this.stored = stored;
     Hashes.warmUp();
     this.workers = new Thread[parallelism];
     int reserved = reservedForBlocking(parallelism);
@@ -118,47 +147,17 @@ final class ChunkFetcher implements AutoCloseable {
     return parallelism < 4 ? 0 : Math.max(1, parallelism / 8);
   }
 
-  Origin origin() {
-    return origin;
-  }
-
-  /** Told of every chunk fetched, verified and cached, with the nanoseconds its fetch took. */
-  void onFetched(java.util.function.ObjLongConsumer<ChunkRef> listener) {
-    onFetched = listener;
-  }
-
-  /** Peers to ask before the origin for chunks whose hash is known; null: the origin only. */
-  void peers(ChunkPeers p) {
-    peers = p;
-  }
-
-  long bytesFromPeers() {
-    return bytesFromPeers.get();
-  }
-
-  /** Chunks a peer was asked for but sent wrong bytes for (they came from the origin instead). */
-  long peerMisses() {
-    return peerMisses.get();
-  }
-
-  long bytesFetched() {
-    return bytesFetched.get();
-  }
-
-  long chunksFetched() {
-    return chunksFetched.get();
-  }
-
-  long corruptRefetches() {
-    return corruptRefetches.get();
+  /** Workers: the most range requests at once on this node. */
+  int parallelism() {
+    return workers.length;
   }
 
   /** Completes when the chunk is in the cache; a queued fetch is raised to {@code priority} if that is more urgent. */
-  CompletableFuture<Void> fetch(ChunkRef chunk, FetchPriority priority) {
-    if (closed) {
-      return CompletableFuture.failedFuture(new IllegalStateException("fetcher closed"));
+  CompletableFuture<Void> fetch(ChunkRef chunk, FetchPriority priority, Source source) {
+    if (closed || source.closed) {
+      return CompletableFuture.failedFuture(new IllegalStateException(closed ? "fetcher closed" : "reader closed"));
     }
-    Task task = start(chunk, priority);
+    Task task = start(chunk, priority, source);
     return task == null ? CompletableFuture.completedFuture(null) : task.done;
   }
 
@@ -169,13 +168,14 @@ final class ChunkFetcher implements AutoCloseable {
    * @return the bytes copied, or -1 when they cannot be had so: the chunk has no block hashes or is cached already,
    *     its fetch ended (cached, or failed: {@link #fetch} tells which) or {@code deadlineNanos} passed first
    */
-  int readArriving(ChunkRef chunk, long offsetInChunk, ByteBuffer dst, long deadlineNanos) throws InterruptedIOException {
-    if (chunk.blocks() == null || closed) {
+  int readArriving(ChunkRef chunk, long offsetInChunk, ByteBuffer dst, long deadlineNanos, Source source)
+      throws InterruptedIOException {
+    if (chunk.blocks() == null || closed || source.closed) {
       return -1;
     }
-    Task task = start(chunk, FetchPriority.BLOCKING);
-    if (task == null) {
-      return -1;
+    Task task = start(chunk, FetchPriority.BLOCKING, source);
+    if (task == null || !chunk.blocks().sameAs(task.chunk.blocks())) {
+      return -1; // another model's manifest names the chunk with other block hashes: wait for it whole, then check it
     }
     long end = offsetInChunk + dst.remaining();
     synchronized (task) {
@@ -201,14 +201,20 @@ final class ChunkFetcher implements AutoCloseable {
   }
 
   /** The fetch task of a chunk not yet cached, queued at {@code priority} or raised to it; null when it is cached. */
-  private Task start(ChunkRef chunk, FetchPriority priority) {
+  private Task start(ChunkRef chunk, FetchPriority priority, Source source) {
     if (cache.contains(chunk.key())) {
       return null;
     }
     boolean[] created = {false};
-    Task task = inflight.computeIfAbsent(chunk.key(), k -> {
-      created[0] = true;
-      return new Task(chunk, priority);
+    // compute, not computeIfAbsent then add: a reader joining a task and the last other reader leaving it (release)
+    // are ordered by the map, so a task is never dropped under a reader that just joined it
+    Task task = inflight.compute(chunk.key(), (k, t) -> {
+      if (t == null) {
+        created[0] = true;
+        return new Task(chunk, priority, source);
+      }
+      t.wanting.add(source);
+      return t;
     });
     if (created[0]) {
       enqueue(task, priority);
@@ -269,13 +275,15 @@ final class ChunkFetcher implements AutoCloseable {
         }
         continue;
       }
+      Source source = task.source;
+      source.started();
       int length = task.chunk.length();
       if (buffer == null || buffer.capacity() < length) {
         buffer = ByteBuffer.allocate(Math.max(length, 1 << 20));
       }
       boolean fetched = false;
       try {
-        fetchInto(task, buffer);
+        fetchInto(task, source, buffer);
         fetched = true;
         inflight.remove(task.chunk.key(), task);
         task.done.complete(null);
@@ -284,6 +292,7 @@ final class ChunkFetcher implements AutoCloseable {
         task.done.completeExceptionally(e);
       } finally {
         task.end(); // waits for readers copying from the buffer: it is reused for the next chunk
+        source.finished();
         if (background) {
           releaseBackgroundSlot(fetched);
         }
@@ -291,31 +300,32 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
-  private void fetchInto(Task task, ByteBuffer buffer) throws IOException {
+  private void fetchInto(Task task, Source source, ByteBuffer buffer) throws IOException {
+    Origin origin = source.origin;
     ChunkRef chunk = task.chunk;
     String expected = chunk.hash() != null ? chunk.hash() : cache.recordedHash(chunk.key());
     String actual = null;
     long t0 = System.nanoTime();
-    ChunkPeers p = peers;
+    ChunkPeers p = source.peers;
     if (p != null && expected != null) {
       buffer.clear().limit(chunk.length());
       if (p.read(chunk, buffer)) {
         buffer.position(0).limit(chunk.length());
         if (expected.equals(Hashes.sha256Hex(buffer))) {
           buffer.position(0);
-          stored.accept(chunk.key()); // before the chunk is visible: a reader meeting it must not hash it again
+          source.stored.accept(chunk.key()); // before the chunk is visible: a reader meeting it must not hash it again
           cache.put(chunk.key(), buffer);
-          bytesFromPeers.addAndGet(chunk.length());
-          chunksFetched.incrementAndGet();
-          onFetched.accept(chunk, System.nanoTime() - t0);
+          source.bytesFromPeers.addAndGet(chunk.length());
+          source.chunksFetched.incrementAndGet();
+          source.onFetched.accept(chunk, System.nanoTime() - t0);
           return;
         }
-        peerMisses.incrementAndGet();
+        source.peerMisses.incrementAndGet();
         LOG.log(Level.WARNING, () -> "event=peer_chunk_corrupt chunk=" + chunk.key() + " action=origin");
       }
     }
     if (chunk.blocks() != null) {
-      fetchBlocks(task, buffer);
+      fetchBlocks(task, source, buffer);
       return;
     }
     for (int attempt = 1; attempt <= 2; attempt++) {
@@ -323,18 +333,18 @@ final class ChunkFetcher implements AutoCloseable {
       origin.read(chunk.objectKey(), chunk.objectOffset(), buffer, chunk.ifMatch());
       buffer.flip();
       actual = Hashes.sha256Hex(buffer);
-      bytesFetched.addAndGet(chunk.length());
+      source.bytesFetched.addAndGet(chunk.length());
       if (expected == null || expected.equals(actual)) {
         if (expected == null) {
           cache.recordHash(chunk.key(), actual);
         }
-        stored.accept(chunk.key()); // before the chunk is visible, as above
+        source.stored.accept(chunk.key()); // before the chunk is visible, as above
         cache.put(chunk.key(), buffer);
-        chunksFetched.incrementAndGet();
-        onFetched.accept(chunk, System.nanoTime() - t0);
+        source.chunksFetched.incrementAndGet();
+        source.onFetched.accept(chunk, System.nanoTime() - t0);
         return;
       }
-      corruptRefetches.incrementAndGet();
+      source.corruptRefetches.incrementAndGet();
       String got = actual;
       LOG.log(Level.WARNING, () -> "event=chunk_corrupt chunk=" + chunk.key() + " url=" + origin.urlOf(chunk.objectKey())
           + " expected=" + expected + " got=" + got + " action=refetch");
@@ -349,7 +359,8 @@ final class ChunkFetcher implements AutoCloseable {
    * reader needs, and any other reader hashes a cached chunk once before it first uses it (ModelReader#check), so a
    * manifest whose block hashes disagree with its chunk hash poisons nobody else's reads.
    */
-  private void fetchBlocks(Task task, ByteBuffer buffer) throws IOException {
+  private void fetchBlocks(Task task, Source source, ByteBuffer buffer) throws IOException {
+    Origin origin = source.origin;
     ChunkRef chunk = task.chunk;
     long t0 = System.nanoTime();
     BlockCheck check = null;
@@ -359,15 +370,15 @@ final class ChunkFetcher implements AutoCloseable {
       check = new BlockCheck(task, buffer);
       origin.read(chunk.objectKey(), chunk.objectOffset(), buffer, chunk.ifMatch(), check);
       buffer.flip();
-      bytesFetched.addAndGet(chunk.length());
+      source.bytesFetched.addAndGet(chunk.length());
       if (check.wrongBlock < 0 && check.next == chunk.blocks().count()) {
-        stored.accept(chunk.key()); // before the chunk is visible, as in fetchInto
+        source.stored.accept(chunk.key()); // before the chunk is visible, as in fetchInto
         cache.put(chunk.key(), buffer);
-        chunksFetched.incrementAndGet();
-        onFetched.accept(chunk, System.nanoTime() - t0);
+        source.chunksFetched.incrementAndGet();
+        source.onFetched.accept(chunk, System.nanoTime() - t0);
         return;
       }
-      corruptRefetches.incrementAndGet();
+      source.corruptRefetches.incrementAndGet();
       BlockCheck c = check;
       LOG.log(Level.WARNING, () -> "event=chunk_corrupt chunk=" + chunk.key() + " url=" + origin.urlOf(chunk.objectKey())
           + " block=" + c.wrongBlock + " expected=" + chunk.blocks().hex(c.wrongBlock) + " got=" + c.wrongHash
@@ -421,6 +432,51 @@ final class ChunkFetcher implements AutoCloseable {
       wrongBlock = -1;
       wrongHash = null;
       task.verified(0);
+    }
+  }
+
+  /**
+   * Ends a reader's side: its fetches no worker has started and no other reader waits for are dropped (their futures
+   * fail), a fetch others wait for goes on with another's origin, and fetches under way for it finish first, briefly
+   * (at most 2 s): a read may have been served from a fetch's first blocks, and the chunk is then still to be cached.
+   */
+  void release(Source source) {
+    source.closed = true;
+    IllegalStateException stop = new IllegalStateException("reader closed");
+    for (Task task : inflight.values()) {
+      Task[] dropped = {null};
+      inflight.computeIfPresent(task.chunk.key(), (k, t) -> {
+        if (t != task || !t.wanting.remove(source)) {
+          return t;
+        }
+        if (t.wanting.isEmpty() && t.started.compareAndSet(false, true)) {
+          dropped[0] = t; // wanted by nobody now and not started: no worker runs it
+          return null;
+        }
+        if (t.source == source && !t.wanting.isEmpty()) {
+          t.source = t.wanting.iterator().next();
+        }
+        return t;
+      });
+      if (dropped[0] != null) {
+        dropped[0].done.completeExceptionally(stop);
+        dropped[0].end();
+      }
+    }
+    long deadline = System.nanoTime() + CLOSE_WAIT_NANOS;
+    synchronized (source) {
+      while (source.running > 0) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          return;
+        }
+        try {
+          java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(source, left);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return;
+        }
+      }
     }
   }
 

@@ -15,13 +15,16 @@ import java.util.concurrent.atomic.AtomicReference;
  * Reads a model's files through the chunk cache: what the cache holds is served from disk, what it lacks is
  * fetched (blocking reads first), sequential access grows a readahead window, and the order of first touches is
  * recorded as an {@link AccessProfile}. This is the API the FUSE file system and the command line read through.
- * Thread-safe: any number of threads may read any files at once.
+ * Thread-safe: any number of threads may read any files at once. Every reader of one cache fetches through the
+ * cache's one {@link ChunkFetcher}, so a chunk several readers (mounts) want is fetched once; each reader's counters
+ * count the fetches that ran for it, with its origin.
  */
 public final class ModelReader implements AutoCloseable {
   private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(ModelReader.class.getName());
   private final Manifest manifest;
   private final ChunkCache cache;
-  private final ChunkFetcher fetcher;
+  private final ChunkFetcher fetcher; // the cache's: shared with every reader of the node
+  private final ChunkFetcher.Source source; // this reader's side of it
   private final ReaderOptions options;
   private final ConcurrentHashMap<String, Boolean> touched = new ConcurrentHashMap<>();
   private final List<String> touchPaths = new ArrayList<>();
@@ -44,7 +47,8 @@ public final class ModelReader implements AutoCloseable {
     this.manifest = manifest;
     this.cache = cache;
     this.options = options;
-    this.fetcher = new ChunkFetcher(origin, cache, options.parallelism(), key -> checked.put(key, GOOD));
+    this.fetcher = cache.fetcher(options.parallelism());
+    this.source = new ChunkFetcher.Source(origin, key -> checked.put(key, GOOD));
   }
 
   /** A reader of {@code manifest} whose bytes come from {@code origin} through {@code cache}. */
@@ -56,17 +60,17 @@ public final class ModelReader implements AutoCloseable {
     return manifest;
   }
 
-  /** Bytes fetched from the origin so far (refetches of corrupt chunks included). */
+  /** Bytes fetched from the origin for this reader so far (refetches of corrupt chunks included; a chunk another reader of the cache was already fetching counts there). */
   public long bytesFetched() {
-    return fetcher.bytesFetched();
+    return source.bytesFetched.get();
   }
 
   public long chunksFetched() {
-    return fetcher.chunksFetched();
+    return source.chunksFetched.get();
   }
 
   public long corruptRefetches() {
-    return fetcher.corruptRefetches();
+    return source.corruptRefetches.get();
   }
 
   /** Cached chunks found wrong (size or hash) when this reader first used them: deleted and fetched again. */
@@ -99,17 +103,17 @@ public final class ModelReader implements AutoCloseable {
    * the nanoseconds the fetch took; it runs on a fetch thread, so it must be quick.
    */
   public void onChunkFetched(java.util.function.ObjLongConsumer<ChunkRef> listener) {
-    fetcher.onFetched(java.util.Objects.requireNonNull(listener));
+    source.onFetched = java.util.Objects.requireNonNull(listener);
   }
 
   /** Asks {@code peers} before the origin for every chunk whose hash is known; null: the origin only. */
   public void usePeers(ChunkPeers peers) {
-    fetcher.peers(peers);
+    source.peers = peers;
   }
 
   /** Bytes peers supplied (verified), which the origin did not have to send. */
   public long bytesFromPeers() {
-    return fetcher.bytesFromPeers();
+    return source.bytesFromPeers.get();
   }
 
   /** Completes, with {@link System#nanoTime()} then, when the first read arrives. */
@@ -194,7 +198,7 @@ public final class ModelReader implements AutoCloseable {
       long deadline = options.readTimeout() == null ? Long.MAX_VALUE : System.nanoTime() + options.readTimeout().toNanos();
       // Served from the fetch as soon as the blocks holding the bytes have arrived and matched, when the manifest
       // hashes blocks; else, or when the fetch ended first, from the cache once the whole chunk is in.
-      int early = fetcher.readArriving(chunk, offsetInChunk, dst, deadline);
+      int early = fetcher.readArriving(chunk, offsetInChunk, dst, deadline, source);
       if (early >= 0) {
         return early;
       }
@@ -203,7 +207,7 @@ public final class ModelReader implements AutoCloseable {
         cache.reserve(chunk.key());
         ChunkCache.Lease lease;
         try {
-          await(fetcher.fetch(chunk, FetchPriority.BLOCKING), chunk, deadline);
+          await(fetcher.fetch(chunk, FetchPriority.BLOCKING, source), chunk, deadline);
           lease = cache.adoptReserved(chunk.key());
         } catch (IOException | RuntimeException e) {
           cache.unreserve(chunk.key());
@@ -307,7 +311,7 @@ public final class ModelReader implements AutoCloseable {
       }
     } catch (java.util.concurrent.TimeoutException e) {
       throw new java.io.InterruptedIOException("read timed out after " + options.readTimeout().toMillis() + " ms waiting for "
-          + chunk + " from " + fetcher.origin().urlOf(chunk.objectKey()));
+          + chunk + " from " + source.origin.urlOf(chunk.objectKey()));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while waiting for a chunk");
@@ -334,7 +338,7 @@ public final class ModelReader implements AutoCloseable {
   void readahead(FileEntry file, int from, int to) {
     List<ChunkRef> chunks = file.chunks();
     for (int i = from; i < Math.min(to, chunks.size()); i++) {
-      fetcher.fetch(chunks.get(i), FetchPriority.READAHEAD);
+      fetcher.fetch(chunks.get(i), FetchPriority.READAHEAD, source);
     }
   }
 
@@ -359,7 +363,7 @@ public final class ModelReader implements AutoCloseable {
         if (queued > budget) {
           break outer;
         }
-        all.add(fetcher.fetch(chunks.get(i), FetchPriority.PROFILE));
+        all.add(fetcher.fetch(chunks.get(i), FetchPriority.PROFILE, source));
       }
     }
     return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
@@ -382,7 +386,7 @@ public final class ModelReader implements AutoCloseable {
         if (queued > budget) {
           return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
         }
-        all.add(fetcher.fetch(c, FetchPriority.BACKGROUND));
+        all.add(fetcher.fetch(c, FetchPriority.BACKGROUND, source));
       }
     }
     return CompletableFuture.allOf(all.toArray(CompletableFuture[]::new));
@@ -413,7 +417,7 @@ public final class ModelReader implements AutoCloseable {
     if (cache.contains(chunk.key())) {
       return CompletableFuture.completedFuture(null);
     }
-    return fetcher.fetch(chunk, FetchPriority.BLOCKING);
+    return fetcher.fetch(chunk, FetchPriority.BLOCKING, source);
   }
 
   /** The first-touch order recorded so far. */
@@ -425,7 +429,7 @@ public final class ModelReader implements AutoCloseable {
 
   @Override
   public void close() {
-    fetcher.close();
+    fetcher.release(source);
   }
 
   /**
