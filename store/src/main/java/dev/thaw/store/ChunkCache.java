@@ -334,7 +334,8 @@ public final class ChunkCache implements AutoCloseable {
 
   /**
    * Pins {@code key} for a reader about to wait for it: if cached it cannot be evicted now, and if not it is pinned
-   * the moment it arrives. The reader then takes its {@link #adoptReserved lease} or {@link #unreserve}s.
+   * the moment it arrives. The caller ({@link ChunkFetcher#readThrough}) then takes its {@link #adoptReserved lease} or
+   * {@link #unreserve}s.
    */
   void reserve(String key) {
     synchronized (entries) {

@@ -200,6 +200,56 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
+  /**
+   * The chunk from the cache, fetched first when it is missing (as a blocked read: one fetch however many ask), as a
+   * pinned lease the caller closes. The chunk is reserved before the wait, so it arrives pinned and no other reader's
+   * fetch can evict it first.
+   *
+   * @param timeout the read timeout {@code deadlineNanos} came from, for the message when it passes; null: none
+   * @return the lease, or null when the chunk vanished from the cache directory again as it arrived
+   * @throws IOException the fetch's own failure ({@link OriginException}, {@link ChunkCorruptException}), or a
+   *     timeout naming the chunk and its URL
+   */
+  ChunkCache.Lease readThrough(ChunkRef chunk, Source source, long deadlineNanos, java.time.Duration timeout)
+      throws IOException {
+    cache.reserve(chunk.key());
+    try {
+      await(fetch(chunk, FetchPriority.BLOCKING, source), chunk, source, deadlineNanos, timeout);
+      ChunkCache.Lease lease = cache.adoptReserved(chunk.key());
+      if (lease == null) {
+        cache.unreserve(chunk.key());
+      }
+      return lease;
+    } catch (IOException | RuntimeException e) {
+      cache.unreserve(chunk.key());
+      throw e;
+    }
+  }
+
+  private static void await(CompletableFuture<Void> f, ChunkRef chunk, Source source, long deadlineNanos,
+      java.time.Duration timeout) throws IOException {
+    try {
+      if (deadlineNanos == Long.MAX_VALUE) {
+        f.get();
+      } else {
+        f.get(deadlineNanos - System.nanoTime(), java.util.concurrent.TimeUnit.NANOSECONDS);
+      }
+    } catch (java.util.concurrent.TimeoutException e) {
+      throw new InterruptedIOException("read timed out after " + (timeout == null ? "?" : timeout.toMillis())
+          + " ms waiting for " + chunk + " from " + source.origin.urlOf(chunk.objectKey()));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while waiting for " + chunk);
+    } catch (java.util.concurrent.ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof IOException io) {
+        // The fetch failed on a worker thread; callers see its own type (OriginException, ChunkCorruptException).
+        throw io;
+      }
+      throw new IOException(c.getMessage(), c);
+    }
+  }
+
   /** The fetch task of a chunk not yet cached, queued at {@code priority} or raised to it; null when it is cached. */
   private Task start(ChunkRef chunk, FetchPriority priority, Source source) {
     if (cache.contains(chunk.key())) {

@@ -203,18 +203,9 @@ public final class ModelReader implements AutoCloseable {
         return early;
       }
       for (int attempt = 1; ; attempt++) {
-        // Reserve before waiting, so the chunk arrives pinned and no other reader's fetch can evict it first.
-        cache.reserve(chunk.key());
-        ChunkCache.Lease lease;
-        try {
-          await(fetcher.fetch(chunk, FetchPriority.BLOCKING, source), chunk, deadline);
-          lease = cache.adoptReserved(chunk.key());
-        } catch (IOException | RuntimeException e) {
-          cache.unreserve(chunk.key());
-          throw e;
-        }
+        ChunkCache.Lease lease = fetcher.readThrough(chunk, source, deadline, options.readTimeout());
         if (lease == null) {
-          cache.unreserve(chunk.key());
+          // gone from the cache again at once (the disk, or another process): fetch it again
         } else if (check(chunk, lease)) {
           try {
             return readLease(lease, chunk, offsetInChunk, dst, want);
@@ -300,29 +291,6 @@ public final class ModelReader implements AutoCloseable {
       throw new IOException("cached " + chunk + " is shorter than its manifest says");
     }
     return n;
-  }
-
-  private void await(CompletableFuture<Void> f, ChunkRef chunk, long deadlineNanos) throws IOException {
-    try {
-      if (deadlineNanos == Long.MAX_VALUE) {
-        f.get();
-      } else {
-        f.get(deadlineNanos - System.nanoTime(), java.util.concurrent.TimeUnit.NANOSECONDS);
-      }
-    } catch (java.util.concurrent.TimeoutException e) {
-      throw new java.io.InterruptedIOException("read timed out after " + options.readTimeout().toMillis() + " ms waiting for "
-          + chunk + " from " + source.origin.urlOf(chunk.objectKey()));
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while waiting for a chunk");
-    } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      if (c instanceof IOException io) {
-        // The fetch failed on a worker thread; callers see its own type (OriginException, ChunkCorruptException).
-        throw io;
-      }
-      throw new IOException(c.getMessage(), c);
-    }
   }
 
   private void record(FileEntry file, ChunkRef chunk) {
