@@ -363,11 +363,8 @@ final class ChunkFetcher implements AutoCloseable {
         buffer.position(0).limit(chunk.length());
         if (expected.equals(Hashes.sha256Hex(buffer))) {
           buffer.position(0);
-          source.stored.accept(chunk.key()); // before the chunk is visible: a reader meeting it must not hash it again
-          cache.put(chunk.key(), buffer);
           source.bytesFromPeers.addAndGet(chunk.length());
-          source.chunksFetched.incrementAndGet();
-          source.onFetched.accept(chunk, System.nanoTime() - t0);
+          store(chunk, source, buffer, t0);
           return;
         }
         source.peerMisses.incrementAndGet();
@@ -388,10 +385,7 @@ final class ChunkFetcher implements AutoCloseable {
         if (expected == null) {
           cache.recordHash(chunk.key(), actual);
         }
-        source.stored.accept(chunk.key()); // before the chunk is visible, as above
-        cache.put(chunk.key(), buffer);
-        source.chunksFetched.incrementAndGet();
-        source.onFetched.accept(chunk, System.nanoTime() - t0);
+        store(chunk, source, buffer, t0);
         return;
       }
       source.corruptRefetches.incrementAndGet();
@@ -401,6 +395,14 @@ final class ChunkFetcher implements AutoCloseable {
     }
     throw new ChunkCorruptException("chunk " + chunk.key() + " from " + origin.urlOf(chunk.objectKey())
         + " is corrupt: expected sha256 " + expected + " but got " + actual + " on two fetches in a row");
+  }
+
+  /** Caches a verified chunk and counts it for the source that fetched it ({@code t0}: when its fetch began). */
+  private void store(ChunkRef chunk, Source source, ByteBuffer buffer, long t0) throws IOException {
+    source.stored.accept(chunk.key()); // before the chunk is visible: a reader meeting it must not hash it again
+    cache.put(chunk.key(), buffer);
+    source.chunksFetched.incrementAndGet();
+    source.onFetched.accept(chunk, System.nanoTime() - t0);
   }
 
   /**
@@ -422,10 +424,7 @@ final class ChunkFetcher implements AutoCloseable {
       buffer.flip();
       source.bytesFetched.addAndGet(chunk.length());
       if (check.wrongBlock < 0 && check.next == chunk.blocks().count()) {
-        source.stored.accept(chunk.key()); // before the chunk is visible, as in fetchInto
-        cache.put(chunk.key(), buffer);
-        source.chunksFetched.incrementAndGet();
-        source.onFetched.accept(chunk, System.nanoTime() - t0);
+        store(chunk, source, buffer, t0);
         return;
       }
       source.corruptRefetches.incrementAndGet();

@@ -60,7 +60,10 @@ public final class ModelReader implements AutoCloseable {
     return manifest;
   }
 
-  /** Bytes fetched from the origin for this reader so far (refetches of corrupt chunks included; a chunk another reader of the cache was already fetching counts there). */
+  /**
+   * Bytes fetched from the origin for this reader so far (refetches of corrupt chunks included; a chunk another reader
+   * of the cache was already fetching counts there).
+   */
   public long bytesFetched() {
     return source.bytesFetched.get();
   }

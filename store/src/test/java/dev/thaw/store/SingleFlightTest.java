@@ -26,18 +26,7 @@ class SingleFlightTest {
     Manifest m = new ModelStore(files).resolve(ModelName.parse("s"));
     AtomicInteger reads = new AtomicInteger();
     CountDownLatch gate = new CountDownLatch(1);
-    Origin counting = new AccessProfileTest.ReadOnlyOrigin(files) {
-      @Override
-      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
-        reads.incrementAndGet();
-        try {
-          gate.await();
-        } catch (InterruptedException e) {
-          throw new OriginException(key, -1, false, "interrupted", e);
-        }
-        super.read(key, offset, dst, ifMatch);
-      }
-    };
+    Origin counting = gated(files, reads, gate);
     FileEntry shard = (FileEntry) m.entry("weights/shard-00001.bin");
     byte[] expected = java.util.Arrays.copyOfRange(Files.readAllBytes(dir.resolve(shard.path())), 100, 1100);
     ExecutorService pool = Executors.newFixedThreadPool(12);
