@@ -16,8 +16,8 @@ import java.util.logging.Logger;
  * fetch per chunk however many readers, mounts, plan prefetches and peer-owner fetches wait for it (single flight),
  * at most {@code parallelism} range requests at once on the node, most urgent first ({@link FetchPriority}). Each
  * reader asks through its {@link Source}: the origin and peers its chunks come from, and its counters; a chunk's fetch
- * uses the source of the first reader that asked for it. Each chunk is hashed as it arrives; a corrupt chunk is fetched again, and a chunk
- * corrupt twice fails with an error naming the chunk and the origin.
+ * uses the source of the first reader that asked for it. Each chunk is hashed as it arrives; a corrupt chunk is
+ * fetched again, and a chunk corrupt twice fails with an error naming the chunk and the origin.
  *
  * <p>A few of the workers ({@link #reservedForBlocking}) take only fetches a read is blocked on: a profile prefetch
  * or readahead that fills every other worker never makes a blocked read wait for one of them to finish a chunk.
@@ -145,11 +145,6 @@ final class ChunkFetcher implements AutoCloseable {
   /** Workers of {@code parallelism} that take blocked reads' fetches only: one in eight, none below four. */
   static int reservedForBlocking(int parallelism) {
     return parallelism < 4 ? 0 : Math.max(1, parallelism / 8);
-  }
-
-  /** Workers: the most range requests at once on this node. */
-  int parallelism() {
-    return workers.length;
   }
 
   /** Completes when the chunk is in the cache; a queued fetch is raised to {@code priority} if that is more urgent. */
