@@ -26,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Logger;
 
 /**
@@ -58,6 +59,10 @@ public final class ChunkCache implements AutoCloseable {
   private long evictions;
   private long discarded;
   private final boolean directWrites;
+  // Puts share it; close takes it alone, so once close returns no straggling fetch writes into the directory (whose
+  // lock it has given up).
+  private final ReentrantReadWriteLock writes = new ReentrantReadWriteLock();
+  private boolean closed; // guarded by writes
 
   private static final class CacheEntry {
     final long size;
@@ -384,6 +389,18 @@ public final class ChunkCache implements AutoCloseable {
    * Evicts least recently used chunks that no reader holds to stay within the limit.
    */
   void put(String key, ByteBuffer data) throws IOException {
+    writes.readLock().lock();
+    try {
+      if (closed) {
+        throw new IllegalStateException("cache " + dir + " is closed; chunk " + key + " was not stored");
+      }
+      putOpen(key, data);
+    } finally {
+      writes.readLock().unlock();
+    }
+  }
+
+  private void putOpen(String key, ByteBuffer data) throws IOException {
     if (contains(key)) {
       return;
     }
@@ -597,6 +614,12 @@ public final class ChunkCache implements AutoCloseable {
     }
     if (f != null) {
       f.close();
+    }
+    writes.writeLock().lock();
+    try {
+      closed = true;
+    } finally {
+      writes.writeLock().unlock();
     }
     try {
       hashLog.close();

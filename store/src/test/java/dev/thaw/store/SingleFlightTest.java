@@ -117,4 +117,53 @@ class SingleFlightTest {
       pool.shutdownNow();
     }
   }
+
+  @Test
+  void aFetchThatOutlivesItsClosedCacheWritesNothingIntoTheCacheDirectory() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 11);
+    Origin files = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(files, OriginTestSupport.CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("s"));
+    Manifest m = new ModelStore(files).resolve(ModelName.parse("s"));
+    AtomicInteger reads = new AtomicInteger();
+    CountDownLatch gate = new CountDownLatch(1);
+    CountDownLatch answered = new CountDownLatch(1);
+    Origin held = new AccessProfileTest.ReadOnlyOrigin(files) {
+      @Override
+      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
+        reads.incrementAndGet();
+        try {
+          gate.await();
+        } catch (InterruptedException e) {
+          throw new OriginException(key, -1, false, "interrupted", e);
+        }
+        super.read(key, offset, dst, ifMatch);
+        answered.countDown();
+      }
+    };
+    FileEntry shard = (FileEntry) m.entry("weights/shard-00001.bin");
+    Path cacheDir = tmp.resolve("c");
+    try {
+      try (ChunkCache cache = ChunkCache.open(cacheDir, 1 << 30);
+          ModelReader reader = ModelReader.open(m, held, cache, new ReaderOptions(2, 0, false))) {
+        reader.prefetch(new AccessProfile(m.digest(), List.of(new AccessProfile.Run(shard.path(), 0, 1))));
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+        while (reads.get() == 0 && System.nanoTime() < deadline) {
+          Thread.sleep(10);
+        }
+        assertThat(reads).as("the prefetch is at the origin").hasValue(1);
+      } // close waits briefly for the fetch, then gives up the directory
+      gate.countDown();
+      assertThat(answered.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      Thread.sleep(300); // time enough for a straggler's write, were there one
+      try (var left = Files.walk(cacheDir)) {
+        assertThat(left.filter(Files::isRegularFile).map(p -> cacheDir.relativize(p).toString()))
+            .as("only the cache's own files, no chunk and no temporary file").containsOnly("lock", "hashes.log");
+      }
+      try (ChunkCache reopened = ChunkCache.open(cacheDir, 1 << 30)) {
+        assertThat(reopened.contains(shard.chunks().get(0).key())).isFalse();
+      }
+    } finally {
+      gate.countDown();
+    }
+  }
 }
