@@ -104,7 +104,12 @@ public final class MountBench {
   }
 
   /** A timed phase: its rate, what the machine did meanwhile, CPU of the mount daemon and of this JVM (the origin). */
-  record Phase(String name, long bytes, double seconds, Machine.Usage usage, double daemonCpuS, double benchCpuS) {
+  /**
+   * {@code daemonThreadsCpuS}: the daemon's user and system CPU seconds by thread name
+   * ({@link MountProcess#threadCpuSeconds}), or empty.
+   */
+  record Phase(String name, long bytes, double seconds, Machine.Usage usage, double daemonCpuS, double benchCpuS,
+      Map<String, Map<String, Double>> daemonThreadsCpuS) {
     double gbps() {
       return bytes / 1e9 / seconds;
     }
@@ -716,6 +721,8 @@ public final class MountBench {
     extra.put("cold_daemon_cpu_s", round(cold.daemonCpuS()));
     extra.put("cold_bench_jvm_cpu_s", round(cold.benchCpuS()));
     extra.put("cold_cpu_busy_pct", Math.round(cold.usage().cpuBusyPct()));
+    extra.put("cold_daemon_threads_cpu_s", cold.daemonThreadsCpuS());
+    extra.put("warm_daemon_threads_cpu_s", warm.daemonThreadsCpuS());
     extra.put("cpu_s_per_gb_cold", cpuPerGb(cold.daemonCpuS(), cold.bytes()));
     extra.put("cpu_s_per_gb_warm", cpuPerGb(warm.daemonCpuS(), warm.bytes()));
     extra.put("cpu_s_per_gb_hot", cpuPerGb(hot.daemonCpuS(), hot.bytes()));
@@ -883,13 +890,25 @@ public final class MountBench {
     // no daemon: the processes this JVM starts and waits for (curl) are the downloader, their CPU its children's
     double d0 = daemon == null ? childrenCpuSeconds(self) : daemon.cpuSeconds();
     double b0 = MountProcess.cpuSeconds(self);
+    Map<String, double[]> threads0 = daemon == null ? Map.of() : MountProcess.threadCpuSeconds(daemon.pid());
     Machine.Counters before = Machine.Counters.now();
     long t0 = System.nanoTime();
     long bytes = work.run();
     double secs = (System.nanoTime() - t0) / 1e9;
     Machine.Usage u = Machine.Counters.now().since(before);
+    Map<String, Map<String, Double>> threads = new java.util.TreeMap<>();
+    if (daemon != null) {
+      MountProcess.threadCpuSeconds(daemon.pid()).forEach((t, s) -> {
+        double[] s0 = threads0.getOrDefault(t, new double[2]);
+        double user = round(s[0] - s0[0]);
+        double sys = round(s[1] - s0[1]);
+        if (user + sys > 0) {
+          threads.put(t, Map.of("user", user, "sys", sys));
+        }
+      });
+    }
     Phase p = new Phase(name, bytes, secs, u, (daemon == null ? childrenCpuSeconds(self) : daemon.cpuSeconds()) - d0,
-        MountProcess.cpuSeconds(self) - b0);
+        MountProcess.cpuSeconds(self) - b0, threads);
     run.phases.add(p);
     run.log.printf(Locale.ROOT, "  %-52s %6.3f GB/s %6.2f s [%s; daemon cpu %.2f s, bench jvm cpu %.2f s]%n", name,
         p.gbps(), secs, u, p.daemonCpuS(), p.benchCpuS());

@@ -117,6 +117,33 @@ final class MountProcess implements AutoCloseable {
     }
   }
 
+  /**
+   * User and system CPU seconds of a process's live threads, summed by thread name with its trailing number dropped
+   * ("thaw-fetch-3" and "thaw-fetch-4" count as "thaw-fetch", "C2 CompilerThre" stays itself): where a daemon's CPU
+   * goes (the JIT, the collector, the fetch workers, the FUSE threads; in the kernel or not). Empty when
+   * {@code /proc/PID/task} cannot be read.
+   */
+  static java.util.Map<String, double[]> threadCpuSeconds(long pid) {
+    java.util.Map<String, double[]> byName = new java.util.TreeMap<>();
+    try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        try {
+          String stat = Files.readString(task.resolve("stat"));
+          String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replaceAll("[-#_ ]?\\d+$", "");
+          String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+          double[] t = byName.computeIfAbsent(name, n -> new double[2]);
+          t[0] += Long.parseLong(f[11]) / 100.0;
+          t[1] += Long.parseLong(f[12]) / 100.0;
+        } catch (IOException | RuntimeException gone) {
+          // the thread ended meanwhile
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return java.util.Map.of();
+    }
+    return byName;
+  }
+
   /** The kernel's readahead for this mount ({@code /sys/class/bdi/DEV/read_ahead_kb}), or -1. */
   int readAheadKb() {
     try {
