@@ -188,6 +188,8 @@ public final class ClusterBench {
         awaitAllFetching(sidecars, n, digest);
       }
       proxy.resetCounters();
+      long self = ProcessHandle.current().pid();
+      Map<String, double[]> threads0 = MountProcess.threadCpuSeconds(self);
       long t0 = System.nanoTime();
       ExecutorService pool = Executors.newFixedThreadPool(n);
       try {
@@ -205,6 +207,7 @@ public final class ClusterBench {
         pool.shutdownNow();
       }
       double seconds = (System.nanoTime() - t0) / 1e9;
+      logBusiestThreads(log, threads0, MountProcess.threadCpuSeconds(self));
       return new Run(n, peers, proxy.bytesToClients(), seconds);
     } finally {
       for (ApplicationContext c : sidecars) {
@@ -212,6 +215,18 @@ public final class ClusterBench {
       }
       deleteTree(runDir);
     }
+  }
+
+  /** The CPU the sidecars (all in this JVM) spent during the reads, by thread name, busiest first. */
+  private static void logBusiestThreads(PrintStream log, Map<String, double[]> before, Map<String, double[]> after) {
+    StringBuilder line = new StringBuilder("  cpu s by thread (user+sys):");
+    after.entrySet().stream()
+        .map(e -> Map.entry(e.getKey(), e.getValue()[0] + e.getValue()[1]
+            - before.getOrDefault(e.getKey(), new double[2])[0] - before.getOrDefault(e.getKey(), new double[2])[1]))
+        .filter(e -> e.getValue() >= 0.01)
+        .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+        .forEach(e -> line.append(String.format(Locale.ROOT, " %s=%.2f", e.getKey(), e.getValue())));
+    log.println(line);
   }
 
   /** Until each member has heard that all N fetch the model: what the chunks' owners are picked among. */

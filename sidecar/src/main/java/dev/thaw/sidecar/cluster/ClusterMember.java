@@ -138,6 +138,14 @@ public final class ClusterMember implements AutoCloseable {
     watchdog.scheduleWithFixedDelay(this::check, tick, tick, TimeUnit.MILLISECONDS);
   }
 
+  private static void loadSolvers() {
+    try {
+      dev.thaw.placement.MipPlacement.loadSolvers();
+    } catch (Throwable e) { // said, not thrown: planning reports it again, with its fallback, if this member leads
+      LOG.log(Level.WARNING, "event=solver_unavailable cause=" + e);
+    }
+  }
+
   /** Whether this sidecar is in cluster mode at all. */
   public boolean clustered() {
     return config.enabled();
@@ -257,6 +265,7 @@ public final class ClusterMember implements AutoCloseable {
     if (closed.get()) {
       return;
     }
+    loadSolvers(); // before joining (once per JVM): any member may come to lead, and a leader's first plan would pay it
     long gen;
     try {
       long ttl = Math.max(2, config.getLeaseTtl().toSeconds());
