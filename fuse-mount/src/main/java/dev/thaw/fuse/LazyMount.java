@@ -7,11 +7,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.TimeoutException;
 import java.util.logging.Logger;
-import org.cryptomator.jfuse.api.Fuse;
-import org.cryptomator.jfuse.api.FuseBuilder;
-import org.cryptomator.jfuse.api.FuseMountFailedException;
 
 /**
  * A model mounted read-only at a directory: the tree answers at once from the manifest, reads stream through the
@@ -25,14 +21,19 @@ public final class LazyMount implements AutoCloseable {
   private static final String LIBFUSE = "/usr/lib/x86_64-linux-gnu/libfuse3.so.3";
 
   private final Path mountPoint;
-  private final Fuse fuse;
+  private final FuseLowLevel session;
   private final ModelFileSystem fs;
   private volatile boolean closed;
 
-  private LazyMount(Path mountPoint, Fuse fuse, ModelFileSystem fs) {
+  private LazyMount(Path mountPoint, FuseLowLevel session, ModelFileSystem fs) {
     this.mountPoint = mountPoint;
-    this.fuse = fuse;
+    this.session = session;
     this.fs = fs;
+  }
+
+  /** libfuse 3's shared library: Debian's path where it is there, else the loader's search. */
+  static String libfusePath() {
+    return Files.exists(Path.of(LIBFUSE)) ? LIBFUSE : "libfuse3.so.3";
   }
 
   /**
@@ -68,39 +69,20 @@ public final class LazyMount implements AutoCloseable {
     if (!Files.isDirectory(mnt)) {
       throw new IOException("mount point " + mnt + " is not a directory");
     }
-    FuseBuilder builder = FuseBuilder.getSupported();
-    if (Files.exists(Path.of(LIBFUSE))) {
-      builder.setLibraryPath(LIBFUSE);
-    }
-    ModelFileSystem fs = new ModelFileSystem(reader, JfuseOperations.errors(builder.errno()));
     com.sun.security.auth.module.UnixSystem me = new com.sun.security.auth.module.UnixSystem();
-    Fuse fuse;
-    try {
-      fuse = builder.build(new JfuseOperations(fs, builder.errno(), (int) me.getUid(), (int) me.getGid()));
-    } catch (UnsatisfiedLinkError e) {
-      throw new IOException("libfuse 3 is not installed (" + e.getMessage() + "); install it: apt-get install fuse3 libfuse3-3", e);
-    }
-    List<String> flags = new ArrayList<>(List.of(
-        "-o", "ro",
-        "-o", "default_permissions",
-        "-o", "kernel_cache",
-        "-o", "max_read=" + JfuseOperations.MAX_READ,
-        "-o", "entry_timeout=86400",
-        "-o", "attr_timeout=86400",
-        "-o", "negative_timeout=86400",
-        "-o", "fsname=" + options.name().replace(",", "_"),
-        "-o", "subtype=thaw"));
+    ModelFileSystem fs = new ModelFileSystem(reader, FuseLowLevel.errors());
+    List<String> opts = new ArrayList<>(List.of("ro", "default_permissions", "max_read=" + FuseLowLevel.MAX_READ,
+        "fsname=" + options.name().replace(",", "_"), "subtype=thaw"));
     if (options.allowOther()) {
-      flags.addAll(List.of("-o", "allow_other"));
+      opts.add("allow_other");
     }
+    FuseLowLevel session;
     try {
-      fuse.mount("thaw", mnt, flags.toArray(String[]::new));
-    } catch (FuseMountFailedException e) {
-      closeQuietly(fuse);
-      throw new IOException("cannot mount at " + mnt + ": " + e.getMessage()
-          + " (is /dev/fuse there and fuse3 installed?)", e);
+      session = FuseLowLevel.mount(fs, mnt, opts, (int) me.getUid(), (int) me.getGid());
+    } catch (IOException e) {
+      throw new IOException("cannot mount at " + mnt + ": " + e.getMessage() + " (is /dev/fuse there and fuse3 installed?)", e);
     }
-    LazyMount m = new LazyMount(mnt, fuse, fs);
+    LazyMount m = new LazyMount(mnt, session, fs);
     m.raiseReadahead(options.readaheadKb());
     return m;
   }
@@ -152,7 +134,7 @@ public final class LazyMount implements AutoCloseable {
     IOException failure = null;
     // libfuse unmounts with MNT_DETACH (a lazy unmount: files still open keep reading until closed) and ends the
     // session loop; unmounting behind its back instead leaves the loop running.
-    closeQuietly(fuse);
+    session.close();
     try {
       if (MountTable.find(mountPoint).isPresent()) {
         MountTable.unmount(mountPoint, true);
@@ -162,14 +144,6 @@ public final class LazyMount implements AutoCloseable {
     }
     if (failure != null) {
       throw failure;
-    }
-  }
-
-  private static void closeQuietly(Fuse fuse) {
-    try {
-      fuse.close();
-    } catch (TimeoutException | RuntimeException e) {
-      LOG.info(() -> "event=fuse_close_timeout cause=" + e);
     }
   }
 }

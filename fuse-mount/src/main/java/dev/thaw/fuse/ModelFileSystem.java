@@ -126,6 +126,15 @@ public final class ModelFileSystem {
    *     reader's timeout is EIO, logged with its URL and cause, and other files keep working
    */
   public int read(long handle, String fusePath, long offset, ByteBuffer dst) {
+    return read(handle, fusePath, offset, dst, null);
+  }
+
+  /**
+   * As {@link #read(long, String, long, ByteBuffer)}; with a {@code sink}, cached bytes go to it as regions of their
+   * chunk files instead of into {@code dst} ({@link ModelReader.ModelFile#read(long, ByteBuffer,
+   * ModelReader.ChunkFileSink)}).
+   */
+  int read(long handle, String fusePath, long offset, ByteBuffer dst, ModelReader.ChunkFileSink sink) {
     ModelReader.ModelFile file = open.get(handle);
     if (file == null) {
       return errors.ebadf();
@@ -134,7 +143,7 @@ public final class ModelFileSystem {
       return errors.einval();
     }
     try {
-      int n = file.read(offset, dst);
+      int n = sink == null ? file.read(offset, dst) : file.read(offset, dst, sink);
       return Math.max(n, 0);
     } catch (IOException | RuntimeException e) {
       failedReads.incrementAndGet();

@@ -4,9 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.List;
 import java.util.Optional;
 import java.time.Duration;
@@ -83,9 +81,10 @@ public final class MountTable {
   }
 
   /**
-   * Asks the FUSE mount at {@code mountPoint}, if there is one, for its root's attributes, waiting at most
-   * {@code timeout}: a stopped daemon never answers, and a caller asking it directly would wait forever. The question
-   * is asked on a daemon thread left behind when unanswered; it ends when the daemon resumes or the mount goes.
+   * Asks the FUSE mount at {@code mountPoint}, if there is one, for its file system's statistics (statfs, which the
+   * kernel always asks the daemon for, unlike attributes it may have cached), waiting at most {@code timeout}: a
+   * stopped daemon never answers, and a caller asking it directly would wait forever. The question is asked on a
+   * daemon thread left behind when unanswered; it ends when the daemon resumes or the mount goes.
    */
   static Health probe(Path mountPoint, Duration timeout) throws IOException {
     Optional<MountInfo> m = find(mountPoint);
@@ -95,7 +94,7 @@ public final class MountTable {
     CompletableFuture<Health> answer = new CompletableFuture<>();
     Thread.ofPlatform().daemon().name("thaw-mount-probe").start(() -> {
       try {
-        Files.readAttributes(mountPoint, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        Files.getFileStore(mountPoint).getTotalSpace();
         answer.complete(Health.LIVE);
       } catch (FileSystemException e) {
         String reason = e.getReason() + " " + e.getMessage();

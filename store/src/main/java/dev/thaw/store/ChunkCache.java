@@ -660,6 +660,11 @@ public final class ChunkCache implements AutoCloseable {
       return key;
     }
 
+    /** The chunk's file in the cache (as long as the lease is open, the cache does not evict it). */
+    Path file() {
+      return pathOf(key);
+    }
+
     public long size() throws IOException {
       return channel.size();
     }

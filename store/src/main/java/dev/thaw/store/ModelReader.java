@@ -4,6 +4,7 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -42,6 +43,21 @@ public final class ModelReader implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicLong cacheChecks = new java.util.concurrent.atomic.AtomicLong();
   private final java.util.concurrent.atomic.AtomicLong corruptCached = new java.util.concurrent.atomic.AtomicLong();
   private static final ThreadLocal<ByteBuffer> CHECK_BUFFER = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1 << 20));
+
+  /**
+   * Takes the cached parts of a read as regions of verified chunk files rather than copies, so a caller that can send
+   * bytes from a file descriptor (a FUSE reply by splice) skips copying them through memory. See
+   * {@link ModelFile#read(long, ByteBuffer, ChunkFileSink)}.
+   */
+  @FunctionalInterface
+  public interface ChunkFileSink {
+    /**
+     * The {@code length} bytes that belong at {@code at} in the read's buffer are those of {@code file} from
+     * {@code position}: a cached chunk that has been verified, pinned only during this call (open it now; an open file
+     * keeps its bytes even if the cache later evicts it).
+     */
+    void chunkFile(Path file, long position, int length, int at) throws IOException;
+  }
 
   private ModelReader(Manifest manifest, Origin origin, ChunkCache cache, ReaderOptions options) {
     this.manifest = manifest;
@@ -139,11 +155,15 @@ public final class ModelReader implements AutoCloseable {
    * @return bytes read, or -1 when {@code offset} is at or past the end
    */
   public int read(FileEntry file, long offset, ByteBuffer dst) throws IOException {
-    return read(file, offset, dst, null);
+    return read(file, offset, dst, null, null);
   }
 
-  /** As {@link #read(FileEntry, long, ByteBuffer)}, keeping the last chunk open in {@code slot} for the next read. */
-  private int read(FileEntry file, long offset, ByteBuffer dst, AtomicReference<ChunkCache.Lease> slot) throws IOException {
+  /**
+   * As {@link #read(FileEntry, long, ByteBuffer)}, keeping the last chunk open in {@code slot} for the next read; with a
+   * {@code sink}, cached bytes go to it as file regions and their room in {@code dst} is skipped, not written.
+   */
+  private int read(FileEntry file, long offset, ByteBuffer dst, AtomicReference<ChunkCache.Lease> slot,
+      ChunkFileSink sink) throws IOException {
     if (offset < 0) {
       throw new IllegalArgumentException("negative offset " + offset);
     }
@@ -160,7 +180,7 @@ public final class ModelReader implements AutoCloseable {
     while (dst.hasRemaining() && pos < file.size()) {
       ChunkRef chunk = chunks.get(index);
       record(file, chunk);
-      int n = readChunk(chunk, pos - chunk.fileOffset(), dst, slot);
+      int n = readChunk(chunk, pos - chunk.fileOffset(), dst, slot, sink);
       total += n;
       pos += n;
       index++;
@@ -169,8 +189,8 @@ public final class ModelReader implements AutoCloseable {
     return total;
   }
 
-  private int readChunk(ChunkRef chunk, long offsetInChunk, ByteBuffer dst, AtomicReference<ChunkCache.Lease> slot)
-      throws IOException {
+  private int readChunk(ChunkRef chunk, long offsetInChunk, ByteBuffer dst, AtomicReference<ChunkCache.Lease> slot,
+      ChunkFileSink sink) throws IOException {
     int limit = dst.limit();
     int want = (int) Math.min(dst.remaining(), chunk.length() - offsetInChunk);
     dst.limit(dst.position() + want);
@@ -190,7 +210,7 @@ public final class ModelReader implements AutoCloseable {
       }
       if (held != null) {
         try {
-          int n = readLease(held, chunk, offsetInChunk, dst, want);
+          int n = readLease(held, chunk, offsetInChunk, dst, want, sink);
           bytesFromCache.add(n);
           return n;
         } finally {
@@ -211,7 +231,7 @@ public final class ModelReader implements AutoCloseable {
           // gone from the cache again at once (the disk, or another process): fetch it again
         } else if (check(chunk, lease)) {
           try {
-            return readLease(lease, chunk, offsetInChunk, dst, want);
+            return readLease(lease, chunk, offsetInChunk, dst, want, sink);
           } finally {
             keep(slot, lease);
           }
@@ -287,8 +307,16 @@ public final class ModelReader implements AutoCloseable {
     }
   }
 
-  private static int readLease(ChunkCache.Lease lease, ChunkRef chunk, long offsetInChunk, ByteBuffer dst, int want)
-      throws IOException {
+  private static int readLease(ChunkCache.Lease lease, ChunkRef chunk, long offsetInChunk, ByteBuffer dst, int want,
+      ChunkFileSink sink) throws IOException {
+    if (sink != null) {
+      if (lease.size() < offsetInChunk + want) {
+        throw new IOException("cached " + chunk + " is shorter than its manifest says");
+      }
+      sink.chunkFile(lease.file(), offsetInChunk, want, dst.position());
+      dst.position(dst.position() + want);
+      return want;
+    }
     int n = lease.read(dst, offsetInChunk);
     if (n != want) {
       throw new IOException("cached " + chunk + " is shorter than its manifest says");
@@ -431,7 +459,20 @@ public final class ModelReader implements AutoCloseable {
       if (options.maxReadaheadChunks() > 0 && offset < entry.size() && dst.hasRemaining()) {
         planReadahead(offset, dst.remaining());
       }
-      return ModelReader.this.read(entry, offset, dst, slot);
+      return ModelReader.this.read(entry, offset, dst, slot, null);
+    }
+
+    /**
+     * As {@link #read(long, ByteBuffer)}, but the bytes of chunks already cached go to {@code sink} as regions of their
+     * verified chunk files, in place of copies: {@code dst}'s room for them is skipped, not written. Bytes still
+     * arriving from the origin are copied into {@code dst} as usual. Returns the bytes read (copied or handed to the
+     * sink), or -1 at the end of the file.
+     */
+    public int read(long offset, ByteBuffer dst, ChunkFileSink sink) throws IOException {
+      if (options.maxReadaheadChunks() > 0 && offset < entry.size() && dst.hasRemaining()) {
+        planReadahead(offset, dst.remaining());
+      }
+      return ModelReader.this.read(entry, offset, dst, slot, sink);
     }
 
     private void planReadahead(long offset, int length) {

@@ -141,4 +141,39 @@ class CachedChunkIntegrityTest {
       }
     }
   }
+
+  @Test
+  void aReadHandingCachedChunksOverAsFilesHandsOverOnlyVerifiedOnesAndCopiesWhatItFetchedAgain() throws Exception {
+    byte[] bytes = Files.readAllBytes(cached(victim));
+    bytes[1000] ^= 0x01;
+    Files.write(cached(victim), bytes);
+    FileEntry shard = (FileEntry) manifest.entry("weights/shard-00001.bin");
+    byte[] expected = Files.readAllBytes(model.resolve(shard.path()));
+    long from = victim.fileOffset() - 100; // the end of the chunk before it, the rotted one, the start of the next
+    int length = victim.length() + 200;
+
+    try (Origin origin = Origins.open(tmp.resolve("origin").toString());
+        ChunkCache cache = ChunkCache.open(cacheDir, 64 << 20);
+        ModelReader reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT);
+        ModelReader.ModelFile file = reader.open(shard.path())) {
+      java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocate(length);
+      java.util.List<String> handedOver = new java.util.ArrayList<>();
+      int n = file.read(from, dst, (chunkFile, position, len, at) -> {
+        byte[] region = new byte[len];
+        try (var ch = java.nio.channels.FileChannel.open(chunkFile)) {
+          ch.read(java.nio.ByteBuffer.wrap(region), position);
+        }
+        System.arraycopy(region, 0, dst.array(), at, len); // what a FUSE reply would send from the file
+        handedOver.add(chunkFile.getFileName().toString());
+      });
+
+      assertThat(n).isEqualTo(length);
+      assertThat(dst.position()).as("the room of handed-over bytes is skipped").isEqualTo(length);
+      assertThat(dst.array()).isEqualTo(java.util.Arrays.copyOfRange(expected, (int) from, (int) from + length));
+      // the flipped byte would show in dst had the rotted file been handed over before it was fetched again
+      assertThat(handedOver).as("a cached neighbour goes over as its file").contains(other.key());
+      assertThat(reader.corruptCachedChunks()).isEqualTo(1);
+    }
+    assertThat(Hashes.sha256Hex(Files.readAllBytes(cached(victim)))).isEqualTo(victim.hash());
+  }
 }
