@@ -5,8 +5,6 @@ import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
-import dev.thaw.store.Entry;
-import dev.thaw.store.Manifest;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -21,7 +19,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.logging.Level;
@@ -72,8 +69,10 @@ final class FuseLowLevel implements AutoCloseable {
 
   private final ModelFileSystem fs;
   private final ModelFileSystem.Errors errors;
-  private final List<String> paths = new ArrayList<>(); // by inode - 1
-  private final Map<String, Long> inodes = new HashMap<>();
+  // Inode numbers are handed out as paths are first looked up (a manifest may list a file without its directories)
+  // and kept for the mount's life: the tree never changes.
+  private final List<String> paths = new ArrayList<>(); // by inode - 1; guarded by itself
+  private final Map<String, Long> inodes = new java.util.concurrent.ConcurrentHashMap<>();
   private final Instant mounted = Instant.now();
   private final int uid;
   private final int gid;
@@ -107,15 +106,8 @@ final class FuseLowLevel implements AutoCloseable {
     this.uid = uid;
     this.gid = gid;
     this.mountPoint = mountPoint;
-    Manifest m = fs.reader().manifest();
     paths.add("");
     inodes.put("", 1L);
-    for (Entry e : m.entries()) {
-      if (!e.path().isEmpty() && !inodes.containsKey(e.path())) {
-        paths.add(e.path());
-        inodes.put(e.path(), (long) paths.size());
-      }
-    }
     try {
       MemorySegment ops = arena.allocate(OPS_COUNT * 8L);
       ops.set(ADDRESS, 0 * 8, stub("init", MethodType.methodType(void.class, MemorySegment.class, MemorySegment.class)));
@@ -217,7 +209,7 @@ final class FuseLowLevel implements AutoCloseable {
         replyErr(req, ENOENT);
         return;
       }
-      Long ino = inodes.get(dir.isEmpty() ? n : dir + "/" + n);
+      Long ino = inodeOf(dir.isEmpty() ? n : dir + "/" + n);
       try (Arena a = Arena.ofConfined()) {
         MemorySegment e = a.allocate(ENTRY_SIZE);
         if (ino != null) {
@@ -409,7 +401,10 @@ final class FuseLowLevel implements AutoCloseable {
       long used = 0;
       for (long i = offset; i < names.size() + 2L; i++) {
         String name = i == 0 ? "." : i == 1 ? ".." : names.get((int) i - 2);
-        long child = i == 0 ? ino : i == 1 ? parentOf(p) : inodes.get(p.isEmpty() ? name : p + "/" + name);
+        Long child = i == 0 ? Long.valueOf(ino) : i == 1 ? parentOf(p) : inodeOf(p.isEmpty() ? name : p + "/" + name);
+        if (child == null) {
+          continue;
+        }
         st.fill((byte) 0);
         st.set(JAVA_LONG, 8, child);
         st.set(JAVA_INT, 24, modeOf(child));
@@ -438,7 +433,7 @@ final class FuseLowLevel implements AutoCloseable {
       v.set(JAVA_LONG, 0, 4096);
       v.set(JAVA_LONG, 8, 4096);
       v.set(JAVA_LONG, 16, (fs.totalBytes() + 4095) / 4096);
-      v.set(JAVA_LONG, 40, paths.size());
+      v.set(JAVA_LONG, 40, fs.fileCount());
       v.set(JAVA_LONG, 80, 255);
       int unused = (int) NATIVE.replyStatfs.invokeExact(req, v);
     } catch (Throwable t) {
@@ -449,12 +444,28 @@ final class FuseLowLevel implements AutoCloseable {
   // ------------------------------------------------------------------ helpers
 
   private String path(long ino) {
-    return ino >= 1 && ino <= paths.size() ? paths.get((int) ino - 1) : null;
+    synchronized (paths) {
+      return ino >= 1 && ino <= paths.size() ? paths.get((int) ino - 1) : null;
+    }
   }
 
-  private long parentOf(String p) {
+  /** The inode of an existing path (numbered at its first lookup), or null when the model has no such entry. */
+  private Long inodeOf(String path) {
+    Long known = inodes.get(path);
+    if (known != null || fs.attributes("/" + path) == null) {
+      return known;
+    }
+    synchronized (paths) {
+      return inodes.computeIfAbsent(path, p -> {
+        paths.add(p);
+        return (long) paths.size();
+      });
+    }
+  }
+
+  private Long parentOf(String p) {
     int slash = p.lastIndexOf('/');
-    return slash < 0 ? 1 : inodes.get(p.substring(0, slash));
+    return slash < 0 ? Long.valueOf(1) : inodeOf(p.substring(0, slash));
   }
 
   private int modeOf(long ino) {
