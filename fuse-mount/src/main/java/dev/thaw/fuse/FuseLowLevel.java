@@ -519,8 +519,8 @@ final class FuseLowLevel implements AutoCloseable {
 
   /**
    * Ends the session: libfuse unmounts lazily (files still open keep reading until closed) and its loop ends once
-   * the kernel lets go, waited for up to {@code wait}; then its memory is freed. A loop still serving open files is
-   * left to end with them.
+   * the kernel lets go, waited for up to 5 s; then its memory is freed. A loop still serving open files is left to end
+   * with them.
    */
   @Override
   public void close() {

@@ -53,6 +53,11 @@ class SingleFlightTest {
 
   /** An origin that counts range reads and holds each until {@code gate} opens. */
   private static Origin gated(Origin files, AtomicInteger reads, CountDownLatch gate) {
+    return gated(files, reads, gate, new CountDownLatch(1));
+  }
+
+  /** As {@link #gated(Origin, AtomicInteger, CountDownLatch)}, counting {@code answered} down as each read returns. */
+  private static Origin gated(Origin files, AtomicInteger reads, CountDownLatch gate, CountDownLatch answered) {
     return new AccessProfileTest.ReadOnlyOrigin(files) {
       @Override
       public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
@@ -63,6 +68,7 @@ class SingleFlightTest {
           throw new OriginException(key, -1, false, "interrupted", e);
         }
         super.read(key, offset, dst, ifMatch);
+        answered.countDown();
       }
     };
   }
@@ -127,19 +133,7 @@ class SingleFlightTest {
     AtomicInteger reads = new AtomicInteger();
     CountDownLatch gate = new CountDownLatch(1);
     CountDownLatch answered = new CountDownLatch(1);
-    Origin held = new AccessProfileTest.ReadOnlyOrigin(files) {
-      @Override
-      public void read(String key, long offset, ByteBuffer dst, String ifMatch) throws OriginException {
-        reads.incrementAndGet();
-        try {
-          gate.await();
-        } catch (InterruptedException e) {
-          throw new OriginException(key, -1, false, "interrupted", e);
-        }
-        super.read(key, offset, dst, ifMatch);
-        answered.countDown();
-      }
-    };
+    Origin held = gated(files, reads, gate, answered);
     FileEntry shard = (FileEntry) m.entry("weights/shard-00001.bin");
     Path cacheDir = tmp.resolve("c");
     try {
