@@ -220,9 +220,12 @@ public final class ClusterBench {
   /** The CPU the sidecars (all in this JVM) spent during the reads, by thread name, busiest first. */
   private static void logBusiestThreads(PrintStream log, Map<String, double[]> before, Map<String, double[]> after) {
     StringBuilder line = new StringBuilder("  cpu s by thread (user+sys):");
-    after.entrySet().stream()
-        .map(e -> Map.entry(e.getKey(), e.getValue()[0] + e.getValue()[1]
-            - before.getOrDefault(e.getKey(), new double[2])[0] - before.getOrDefault(e.getKey(), new double[2])[1]))
+    Map<String, Double> spent = new java.util.HashMap<>();
+    after.forEach((name, t) -> {
+      double[] t0 = before.getOrDefault(name, new double[2]);
+      spent.put(name, t[0] + t[1] - t0[0] - t0[1]);
+    });
+    spent.entrySet().stream()
         .filter(e -> e.getValue() >= 0.01)
         .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
         .forEach(e -> line.append(String.format(Locale.ROOT, " %s=%.2f", e.getKey(), e.getValue())));

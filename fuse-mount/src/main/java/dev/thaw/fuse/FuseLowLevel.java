@@ -21,6 +21,8 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -42,6 +44,9 @@ final class FuseLowLevel implements AutoCloseable {
   // errno values (Linux)
   private static final int ENOENT = 2;
   private static final int EIO = 5;
+  private static final int EBADF = 9;
+  private static final int EISDIR = 21;
+  private static final int EROFS = 30;
   private static final int ENOTDIR = 20;
   private static final int EINVAL = 22;
 
@@ -68,11 +73,11 @@ final class FuseLowLevel implements AutoCloseable {
   private static final Native NATIVE = new Native();
 
   private final ModelFileSystem fs;
-  private final ModelFileSystem.Errors errors;
   // Inode numbers are handed out as paths are first looked up (a manifest may list a file without its directories)
   // and kept for the mount's life: the tree never changes.
-  private final List<String> paths = new ArrayList<>(); // by inode - 1; guarded by itself
-  private final Map<String, Long> inodes = new java.util.concurrent.ConcurrentHashMap<>();
+  private final Map<Long, String> paths = new ConcurrentHashMap<>();
+  private final Map<String, Long> inodes = new ConcurrentHashMap<>();
+  private final AtomicLong lastInode = new AtomicLong(1);
   private final Instant mounted = Instant.now();
   private final int uid;
   private final int gid;
@@ -85,7 +90,7 @@ final class FuseLowLevel implements AutoCloseable {
 
   /** Negative errno values for {@link ModelFileSystem}, as the kernel's. */
   static ModelFileSystem.Errors errors() {
-    return new ModelFileSystem.Errors(-ENOENT, -EIO, -30, -9, -ENOTDIR, -21, -EINVAL);
+    return new ModelFileSystem.Errors(-ENOENT, -EIO, -EROFS, -EBADF, -ENOTDIR, -EISDIR, -EINVAL);
   }
 
   /**
@@ -102,11 +107,10 @@ final class FuseLowLevel implements AutoCloseable {
       throws IOException {
     NATIVE.require();
     this.fs = fs;
-    this.errors = errors();
     this.uid = uid;
     this.gid = gid;
     this.mountPoint = mountPoint;
-    paths.add("");
+    paths.put(1L, "");
     inodes.put("", 1L);
     try {
       MemorySegment ops = arena.allocate(OPS_COUNT * 8L);
@@ -444,9 +448,7 @@ final class FuseLowLevel implements AutoCloseable {
   // ------------------------------------------------------------------ helpers
 
   private String path(long ino) {
-    synchronized (paths) {
-      return ino >= 1 && ino <= paths.size() ? paths.get((int) ino - 1) : null;
-    }
+    return paths.get(ino);
   }
 
   /** The inode of an existing path (numbered at its first lookup), or null when the model has no such entry. */
@@ -455,12 +457,11 @@ final class FuseLowLevel implements AutoCloseable {
     if (known != null || fs.attributes("/" + path) == null) {
       return known;
     }
-    synchronized (paths) {
-      return inodes.computeIfAbsent(path, p -> {
-        paths.add(p);
-        return (long) paths.size();
-      });
-    }
+    return inodes.computeIfAbsent(path, p -> {
+      long ino = lastInode.incrementAndGet();
+      paths.put(ino, p);
+      return ino;
+    });
   }
 
   private Long parentOf(String p) {

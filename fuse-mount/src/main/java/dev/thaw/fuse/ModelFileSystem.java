@@ -143,7 +143,7 @@ public final class ModelFileSystem {
       return errors.einval();
     }
     try {
-      int n = sink == null ? file.read(offset, dst) : file.read(offset, dst, sink);
+      int n = file.read(offset, dst, sink);
       return Math.max(n, 0);
     } catch (IOException | RuntimeException e) {
       failedReads.incrementAndGet();

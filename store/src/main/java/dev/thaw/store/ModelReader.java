@@ -456,17 +456,14 @@ public final class ModelReader implements AutoCloseable {
 
     /** Reads from {@code offset}; returns bytes read or -1 at the end of the file. */
     public int read(long offset, ByteBuffer dst) throws IOException {
-      if (options.maxReadaheadChunks() > 0 && offset < entry.size() && dst.hasRemaining()) {
-        planReadahead(offset, dst.remaining());
-      }
-      return ModelReader.this.read(entry, offset, dst, slot, null);
+      return read(offset, dst, null);
     }
 
     /**
      * As {@link #read(long, ByteBuffer)}, but the bytes of chunks already cached go to {@code sink} as regions of their
      * verified chunk files, in place of copies: {@code dst}'s room for them is skipped, not written. Bytes still
-     * arriving from the origin are copied into {@code dst} as usual. Returns the bytes read (copied or handed to the
-     * sink), or -1 at the end of the file.
+     * arriving from the origin are copied into {@code dst} as usual; a null {@code sink} copies everything. Returns the
+     * bytes read (copied or handed to the sink), or -1 at the end of the file.
      */
     public int read(long offset, ByteBuffer dst, ChunkFileSink sink) throws IOException {
       if (options.maxReadaheadChunks() > 0 && offset < entry.size() && dst.hasRemaining()) {
