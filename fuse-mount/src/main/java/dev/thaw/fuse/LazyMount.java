@@ -21,11 +21,11 @@ public final class LazyMount implements AutoCloseable {
   private static final String LIBFUSE = "/usr/lib/x86_64-linux-gnu/libfuse3.so.3";
 
   private final Path mountPoint;
-  private final FuseLowLevel session;
+  private final FuseSession session;
   private final ModelFileSystem fs;
   private volatile boolean closed;
 
-  private LazyMount(Path mountPoint, FuseLowLevel session, ModelFileSystem fs) {
+  private LazyMount(Path mountPoint, FuseSession session, ModelFileSystem fs) {
     this.mountPoint = mountPoint;
     this.session = session;
     this.fs = fs;
@@ -70,15 +70,15 @@ public final class LazyMount implements AutoCloseable {
       throw new IOException("mount point " + mnt + " is not a directory");
     }
     com.sun.security.auth.module.UnixSystem me = new com.sun.security.auth.module.UnixSystem();
-    ModelFileSystem fs = new ModelFileSystem(reader, FuseLowLevel.errors());
-    List<String> opts = new ArrayList<>(List.of("ro", "default_permissions", "max_read=" + FuseLowLevel.MAX_READ,
+    ModelFileSystem fs = new ModelFileSystem(reader, FuseSession.errors());
+    List<String> opts = new ArrayList<>(List.of("ro", "default_permissions", "max_read=" + FuseSession.MAX_READ,
         "fsname=" + options.name().replace(",", "_"), "subtype=thaw"));
     if (options.allowOther()) {
       opts.add("allow_other");
     }
-    FuseLowLevel session;
+    FuseSession session;
     try {
-      session = FuseLowLevel.mount(fs, mnt, opts, (int) me.getUid(), (int) me.getGid());
+      session = FuseSession.mount(fs, mnt, opts, (int) me.getUid(), (int) me.getGid());
     } catch (IOException e) {
       throw new IOException("cannot mount at " + mnt + ": " + e.getMessage() + " (is /dev/fuse there and fuse3 installed?)", e);
     }
@@ -115,6 +115,11 @@ public final class LazyMount implements AutoCloseable {
     return fs;
   }
 
+  /** Opens whose reads the kernel served from a whole-file copy in the cache (FUSE passthrough), not through Thaw. */
+  public long passthroughOpens() {
+    return session.passthroughOpens();
+  }
+
   /** True while the kernel still lists the mount (false once unmounted, from here or from outside). */
   public boolean isMounted() {
     try {
@@ -132,8 +137,8 @@ public final class LazyMount implements AutoCloseable {
     }
     closed = true;
     IOException failure = null;
-    // libfuse unmounts with MNT_DETACH (a lazy unmount: files still open keep reading until closed) and ends the
-    // session loop; unmounting behind its back instead leaves the loop running.
+    // libfuse unmounts with MNT_DETACH (a lazy unmount: files still open keep reading until closed) and the session's
+    // threads end once the kernel lets go.
     session.close();
     try {
       if (MountTable.find(mountPoint).isPresent()) {

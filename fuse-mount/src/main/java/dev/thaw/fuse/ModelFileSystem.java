@@ -152,6 +152,15 @@ public final class ModelFileSystem {
     }
   }
 
+  /**
+   * A verified copy of an open file, whole, in the cache, pinned until the lease is closed; or null when there is none
+   * yet ({@link ModelReader.ModelFile#wholeFile}).
+   */
+  dev.thaw.store.ChunkCache.Lease wholeFile(long handle, java.time.Duration wait) throws IOException {
+    ModelReader.ModelFile file = open.get(handle);
+    return file == null ? null : file.wholeFile(wait);
+  }
+
   public int release(long handle) {
     ModelReader.ModelFile file = open.remove(handle);
     if (file == null) {

@@ -33,7 +33,9 @@ import java.util.logging.Logger;
  * Verified chunks on local disk, bounded in bytes and evicted by recency.
  *
  * <p>Layout: {@code chunks/<2 chars>/<key>} holds verified chunks, {@code tmp/} chunks being written,
- * {@code hashes.log} the hashes recorded for direct-mode chunks, and {@code lock} names the owning process.
+ * {@code hashes.log} the hashes recorded for direct-mode chunks, and {@code lock} names the owning process. Whole-file
+ * copies (a complete file's chunks concatenated, for FUSE passthrough) are entries too, keyed {@code whole-<sha256 of
+ * the chunk list>}: counted against the limit and evicted like chunks, so a file read whole takes its size twice.
  * A chunk is written to {@code tmp/}, and renamed into {@code chunks/} only after the caller verified its hash, so
  * a crash or {@code kill -9} never leaves a chunk that would be served wrong; at open the cache drops what is in
  * {@code tmp/} and serves what {@code chunks/} holds. A chunk held by a {@link Lease} is never evicted.
@@ -426,6 +428,53 @@ public final class ChunkCache implements AutoCloseable {
   }
 
   /**
+   * Stores under {@code key} one file holding the bytes of {@code parts} in order (cached chunks the caller pinned and
+   * verified), copied within the kernel, and returns a lease on it; a copy already stored is leased as it is. A whole
+   * file's copy is an entry like a chunk: counted against the limit, evicted by recency, never while leased.
+   */
+  Lease putConcatenation(String key, List<Lease> parts) throws IOException {
+    writes.readLock().lock();
+    try {
+      if (closed) {
+        throw new IllegalStateException("cache " + dir + " is closed; " + key + " was not stored");
+      }
+      if (!contains(key)) {
+        Path t = tmp.resolve(key + "." + tmpCounter.incrementAndGet());
+        try {
+          long size = 0;
+          try (FileChannel out = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            for (Lease part : parts) {
+              long n = part.size();
+              for (long pos = 0; pos < n; ) {
+                long moved = part.channel.transferTo(pos, n - pos, out);
+                if (moved <= 0) {
+                  throw new IOException("cached chunk " + part.key + " ended at " + pos + " of " + n + " bytes");
+                }
+                pos += moved;
+              }
+              size += n;
+            }
+          }
+          Path target = pathOf(key);
+          Files.createDirectories(target.getParent());
+          synchronized (entries) {
+            evictLocked(size);
+            Files.move(t, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            if (entries.putIfAbsent(key, new CacheEntry(size)) == null) {
+              usedBytes += size;
+            }
+          }
+        } finally {
+          Files.deleteIfExists(t);
+        }
+      }
+      return acquire(key);
+    } finally {
+      writes.readLock().unlock();
+    }
+  }
+
+  /**
    * Writes a chunk file; when the file system is full before the cache reached its limit (other files took the space,
    * or the limit was set past the disk), evicts least recently used chunks until it fits and lowers the limit to what
    * the disk holds, so later chunks evict before writing. Fails, naming the cache and what to do, only when every
@@ -661,7 +710,7 @@ public final class ChunkCache implements AutoCloseable {
     }
 
     /** The chunk's file in the cache (as long as the lease is open, the cache does not evict it). */
-    Path file() {
+    public Path file() {
       return pathOf(key);
     }
 
@@ -671,10 +720,19 @@ public final class ChunkCache implements AutoCloseable {
 
     /** The SHA-256 (hex) of the cached bytes, read through {@code buf}. */
     String sha256Hex(ByteBuffer buf) throws IOException {
+      return sha256Hex(buf, 0, Long.MAX_VALUE);
+    }
+
+    /** The SHA-256 (hex) of {@code length} cached bytes from {@code from} (fewer where the file ends first). */
+    String sha256Hex(ByteBuffer buf, long from, long length) throws IOException {
       java.security.MessageDigest digest = Hashes.newDigest();
-      long pos = 0;
-      while (true) {
+      long pos = from;
+      long end = from + length < 0 ? Long.MAX_VALUE : from + length;
+      while (pos < end) {
         buf.clear();
+        if (end - pos < buf.capacity()) {
+          buf.limit((int) (end - pos));
+        }
         int n = read(buf, pos);
         if (n <= 0) {
           break;

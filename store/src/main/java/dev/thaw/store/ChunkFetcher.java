@@ -143,6 +143,15 @@ final class ChunkFetcher implements AutoCloseable {
   }
 
   /** Workers of {@code parallelism} that take blocked reads' fetches only: one in eight, none below four. */
+  /**
+   * The fetch of {@code key} that has started (done once its chunk is cached or it failed), or null when there is
+   * none, or it is only queued.
+   */
+  CompletableFuture<Void> started(String key) {
+    Task t = inflight.get(key);
+    return t == null || !t.started.get() ? null : t.done;
+  }
+
   static int reservedForBlocking(int parallelism) {
     return parallelism < 4 ? 0 : Math.max(1, parallelism / 8);
   }

@@ -428,7 +428,142 @@ public final class ModelReader implements AutoCloseable {
 
   @Override
   public void close() {
+    wholeFiles.shutdownNow();
     fetcher.release(source);
+  }
+
+  // Whole-file copies (see ModelFile#wholeFile): made or checked one at a time, off the FUSE threads.
+  private final java.util.concurrent.ExecutorService wholeFiles = java.util.concurrent.Executors.newSingleThreadExecutor(
+      Thread.ofPlatform().daemon().name("thaw-whole-file").factory());
+  private final ConcurrentHashMap<String, CompletableFuture<Void>> wholeFileWork = new ConcurrentHashMap<>();
+
+  /** The cache key of a whole-file copy: named by its chunks, so equal files share one. */
+  static String wholeFileKey(FileEntry f) {
+    java.security.MessageDigest d = Hashes.newDigest();
+    for (ChunkRef c : f.chunks()) {
+      d.update((c.key() + " " + c.length() + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+    return "whole-" + Hashes.hex(d.digest());
+  }
+
+  private ChunkCache.Lease wholeFile(FileEntry f, java.time.Duration wait) throws IOException {
+    if (f.chunkCount() == 0) {
+      return null;
+    }
+    String key = wholeFileKey(f);
+    CompletableFuture<Void> work = wholeFileWork.get(key);
+    if (work != null && !wait.isZero()) {
+      try {
+        work.get(wait.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return null;
+      } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+        // not ready: this open goes through the chunks
+      }
+    }
+    CompletableFuture<Boolean> good = checked.get(key);
+    if (good != null && good.isDone() && good.getNow(false)) {
+      ChunkCache.Lease lease = cache.acquire(key);
+      if (lease != null) {
+        return lease;
+      }
+      checked.remove(key, good); // evicted since: made again below
+    }
+    CompletableFuture<Void> mine = new CompletableFuture<>();
+    if (wholeFileWork.putIfAbsent(key, mine) == null) {
+      try {
+        wholeFiles.execute(() -> {
+          try {
+            prepareWholeFile(f, key);
+          } catch (IOException | RuntimeException e) {
+            LOG.warning(() -> "event=whole_file_failed path=" + f.path() + " cache=" + cache.directory() + " cause=" + e);
+          } finally {
+            wholeFileWork.remove(key, mine);
+            mine.complete(null);
+          }
+        });
+      } catch (java.util.concurrent.RejectedExecutionException closed) {
+        wholeFileWork.remove(key, mine);
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Checks a whole-file copy found in the cache against the manifest's chunk hashes (it may have rotted, or been cut
+   * short by a crash), or makes one from the file's cached chunks once every one is there and checked. Either way it
+   * is then trusted by this reader, as its chunks are. Does nothing while chunks are missing.
+   */
+  private void prepareWholeFile(FileEntry f, String key) throws IOException {
+    ChunkCache.Lease existing = cache.acquire(key);
+    if (existing != null) {
+      try (existing) {
+        String wrong = existing.size() != f.size() ? existing.size() + " bytes instead of " + f.size() : null;
+        for (ChunkRef c : f.chunks()) {
+          if (wrong != null) {
+            break;
+          }
+          String expected = c.hash() != null ? c.hash() : cache.recordedHash(c.key());
+          String actual = existing.sha256Hex(CHECK_BUFFER.get(), c.fileOffset(), c.length());
+          if (!actual.equals(expected)) {
+            wrong = "sha256 " + actual + " for " + c + " instead of " + expected;
+          }
+        }
+        if (wrong == null) {
+          checked.put(key, GOOD);
+          return;
+        }
+        String why = wrong;
+        corruptCached.incrementAndGet();
+        LOG.warning(() -> "event=cached_whole_file_corrupt path=" + f.path() + " cache=" + cache.directory()
+            + " found=\"" + why + "\" action=delete_and_make_again");
+        cache.discard(existing);
+      }
+    }
+    // Chunks still arriving are waited for (a read served from a fetch is answered before the chunk is written to
+    // the cache), but only when nothing else is missing: a file not read whole gets no copy.
+    List<CompletableFuture<Void>> arriving = new ArrayList<>();
+    for (ChunkRef c : f.chunks()) {
+      if (!cache.contains(c.key())) {
+        CompletableFuture<Void> fetch = fetcher.started(c.key());
+        if (fetch == null) {
+          return;
+        }
+        arriving.add(fetch);
+      }
+    }
+    try {
+      CompletableFuture.allOf(arriving.toArray(CompletableFuture[]::new)).get(1, java.util.concurrent.TimeUnit.MINUTES);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
+    } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+      return;
+    }
+    List<ChunkCache.Lease> parts = new ArrayList<>();
+    try {
+      for (ChunkRef c : f.chunks()) {
+        ChunkCache.Lease part = cache.acquire(c.key());
+        if (part == null || !check(c, part)) {
+          if (part != null) {
+            part.close();
+          }
+          return; // not all here (or one was wrong and is being fetched again): a later open tries again
+        }
+        parts.add(part);
+      }
+      try (ChunkCache.Lease made = cache.putConcatenation(key, parts)) {
+        if (made != null && made.size() == f.size()) {
+          checked.put(key, GOOD);
+          LOG.fine(() -> "event=whole_file_made path=" + f.path() + " bytes=" + f.size());
+        }
+      }
+    } finally {
+      for (ChunkCache.Lease p : parts) {
+        p.close();
+      }
+    }
   }
 
   /**
@@ -493,6 +628,16 @@ public final class ModelReader implements AutoCloseable {
       if (from < to) {
         readahead(entry, from, to);
       }
+    }
+
+    /**
+     * A copy of this whole file in the cache, verified for this reader and pinned until the lease is closed, for a
+     * kernel to read without this process (FUSE passthrough); or null when there is none yet. Once every chunk of the
+     * file is cached, a copy is made (or one found in the cache is checked) in the background for a later call; one
+     * already being made is waited for up to {@code wait}.
+     */
+    public ChunkCache.Lease wholeFile(java.time.Duration wait) throws IOException {
+      return ModelReader.this.wholeFile(entry, wait);
     }
 
     /** Releases the chunk this file keeps open between reads. */
