@@ -47,7 +47,6 @@ final class FuseSession implements AutoCloseable {
   private static final long TIMEOUT_S = 86400; // the tree never changes while mounted
   private static final int MAX_THREADS = 16; // requests waiting on the origin each hold one
   private static final int REQUEST_BUFFER = 256 << 10; // > max_write + headers; larger requests fail with EIO
-  private static final Duration WHOLE_FILE_WAIT = Duration.ofSeconds(2); // for a copy already being made
   private static final Duration RELEASE_WAIT = Duration.ofMillis(50);
 
   // errno values (Linux)
@@ -141,6 +140,7 @@ final class FuseSession implements AutoCloseable {
     int passthroughOpens;
     int backingId;
     ChunkCache.Lease copy; // pins the whole-file copy while the kernel reads it
+    boolean waitedInVain; // for the release of files open through Thaw: not again until they are all released
 
   }
 
@@ -400,10 +400,7 @@ final class FuseSession implements AutoCloseable {
     out.set(JAVA_INT, 12, 0);
     InodeIo state = io.computeIfAbsent(ino, i -> new InodeIo());
     synchronized (state) {
-      if (passthrough && state.cachedOpens > 0) {
-        awaitReleases(state); // a file closed just before this open is released to Thaw a little after the close
-      }
-      int backing = passthrough && state.cachedOpens == 0 ? backingFor(state, h, p) : 0;
+      int backing = passthrough ? backingFor(state, h, p) : 0;
       if (backing > 0) {
         state.passthroughOpens++;
         passthroughOpens.incrementAndGet();
@@ -419,11 +416,28 @@ final class FuseSession implements AutoCloseable {
   }
 
   /**
-   * Waits briefly for the RELEASE of files served through Thaw, which the kernel sends after their close returned: a
-   * program that closes a file and opens it again (to read a header, then map the rest) would otherwise find the
-   * inode still busy and miss passthrough. A file really held open costs this open the wait, once.
+   * The inode's backing id for a passthrough open, registered on first use; 0 when this open is served by Thaw: no
+   * verified whole-file copy yet, or files of the inode still open through Thaw. A file closed just before this open
+   * is released to Thaw a little after the close (a program reading a header, then mapping the rest): that is waited
+   * for briefly, once while the inode stays busy.
    */
-  private static void awaitReleases(InodeIo state) {
+  private int backingFor(InodeIo state, long handle, String path) {
+    if (state.backingId > 0) {
+      return state.backingId;
+    }
+    if (state.cachedOpens > 0 && state.waitedInVain) {
+      return 0;
+    }
+    ChunkCache.Lease copy;
+    try {
+      copy = fs.wholeFile(handle);
+    } catch (IOException | RuntimeException e) {
+      LOG.warning(() -> "event=whole_file_unavailable path=/" + path + " cause=" + e);
+      return 0;
+    }
+    if (copy == null) {
+      return 0;
+    }
     long deadline = System.nanoTime() + RELEASE_WAIT.toNanos();
     try {
       for (long left = RELEASE_WAIT.toNanos(); state.cachedOpens > 0 && left > 0; left = deadline - System.nanoTime()) {
@@ -432,21 +446,9 @@ final class FuseSession implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-  }
-
-  /** The inode's backing id for a passthrough open, registered on first use; 0 when it is served by this process. */
-  private int backingFor(InodeIo state, long handle, String path) {
-    if (state.backingId > 0) {
-      return state.backingId;
-    }
-    ChunkCache.Lease copy;
-    try {
-      copy = fs.wholeFile(handle, WHOLE_FILE_WAIT);
-    } catch (IOException | RuntimeException e) {
-      LOG.warning(() -> "event=whole_file_unavailable path=/" + path + " cause=" + e);
-      return 0;
-    }
-    if (copy == null) {
+    if (state.cachedOpens > 0) {
+      state.waitedInVain = true;
+      copy.close();
       return 0;
     }
     int id = NATIVE.backingOpen(fd, copy.file());
@@ -548,11 +550,13 @@ final class FuseSession implements AutoCloseable {
             state.copy = null;
           }
         } else {
-          state.cachedOpens--;
+          if (--state.cachedOpens == 0) {
+            state.waitedInVain = false;
+          }
           state.notifyAll();
           if (passthrough) {
             try {
-              ChunkCache.Lease copy = fs.wholeFile(fh, Duration.ZERO); // a file now read whole gets its copy made
+              ChunkCache.Lease copy = fs.wholeFile(fh); // a file now read whole gets its copy made
               if (copy != null) {
                 copy.close();
               }

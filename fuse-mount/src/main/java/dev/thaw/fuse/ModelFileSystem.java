@@ -156,9 +156,9 @@ public final class ModelFileSystem {
    * A verified copy of an open file, whole, in the cache, pinned until the lease is closed; or null when there is none
    * yet ({@link ModelReader.ModelFile#wholeFile}).
    */
-  dev.thaw.store.ChunkCache.Lease wholeFile(long handle, java.time.Duration wait) throws IOException {
+  dev.thaw.store.ChunkCache.Lease wholeFile(long handle) throws IOException {
     ModelReader.ModelFile file = open.get(handle);
-    return file == null ? null : file.wholeFile(wait);
+    return file == null ? null : file.wholeFile();
   }
 
   public int release(long handle) {

@@ -33,6 +33,7 @@ class PassthroughTest {
       Path shard = mount.mountPoint().resolve("weights/shard-2.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected); // through Thaw: fetched, verified, cached
       assertThat(mount.passthroughOpens()).isZero();
+      awaitWholeFile(r, "weights/shard-2.bin"); // made in the background after the close; no open waits for it
 
       long before = r.reader().bytesRead();
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
@@ -82,6 +83,7 @@ class PassthroughTest {
         LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt1"), MountOptions.DEFAULT)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
+      awaitWholeFile(r, "weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
       assertThat(mount.passthroughOpens()).isEqualTo(1);
     }
@@ -94,7 +96,9 @@ class PassthroughTest {
         ReaderOptions.DEFAULT);
         LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt2"), MountOptions.DEFAULT)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
-      for (int i = 0; i < 3; i++) {
+      assertThat(Files.readAllBytes(shard)).isEqualTo(expected); // served by Thaw while the copy is checked
+      awaitWholeFile(r, "weights/shard-1.bin");
+      for (int i = 0; i < 2; i++) {
         assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
       }
       assertThat(r.reader().corruptCachedChunks()).as("the rotted copy, found and deleted").isEqualTo(1);
@@ -107,9 +111,18 @@ class PassthroughTest {
         LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt3"), MountOptions.DEFAULT)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
+      awaitWholeFile(r, "weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
       assertThat(r.reader().corruptCachedChunks()).isZero();
       assertThat(mount.passthroughOpens()).isEqualTo(1);
+    }
+  }
+
+  private static void awaitWholeFile(TestModels.Reading r, String path) throws InterruptedException {
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (!r.reader().hasWholeFile(path)) {
+      assertThat(System.nanoTime()).as("a whole-file copy of " + path + " within 30 s").isLessThan(deadline);
+      Thread.sleep(10);
     }
   }
 

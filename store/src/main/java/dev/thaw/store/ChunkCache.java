@@ -429,10 +429,11 @@ public final class ChunkCache implements AutoCloseable {
 
   /**
    * Stores under {@code key} one file holding the bytes of {@code parts} in order (cached chunks the caller pinned and
-   * verified), copied within the kernel, and returns a lease on it; a copy already stored is leased as it is. A whole
+   * verified), copied within the kernel in slices, {@code pace} run before each, and returns a lease on it; a copy
+   * already stored is leased as it is. A whole
    * file's copy is an entry like a chunk: counted against the limit, evicted by recency, never while leased.
    */
-  Lease putConcatenation(String key, List<Lease> parts) throws IOException {
+  Lease putConcatenation(String key, List<Lease> parts, Runnable pace) throws IOException {
     writes.readLock().lock();
     try {
       if (closed) {
@@ -446,7 +447,11 @@ public final class ChunkCache implements AutoCloseable {
             for (Lease part : parts) {
               long n = part.size();
               for (long pos = 0; pos < n; ) {
-                long moved = part.channel.transferTo(pos, n - pos, out);
+                pace.run(); // between slices: whoever makes the copy may hold it back while the node is busy
+                if (Thread.currentThread().isInterrupted()) {
+                  throw new java.io.InterruptedIOException("interrupted while " + key + " was being made");
+                }
+                long moved = part.channel.transferTo(pos, Math.min(n - pos, COPY_SLICE), out);
                 if (moved <= 0) {
                   throw new IOException("cached chunk " + part.key + " ended at " + pos + " of " + n + " bytes");
                 }
@@ -544,6 +549,7 @@ public final class ChunkCache implements AutoCloseable {
   }
 
   private static final int ALIGN = 4096;
+  private static final long COPY_SLICE = 8 << 20;
   private static final ThreadLocal<ByteBuffer> ALIGNED = new ThreadLocal<>();
 
   /**

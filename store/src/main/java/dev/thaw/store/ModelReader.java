@@ -167,8 +167,9 @@ public final class ModelReader implements AutoCloseable {
     if (offset < 0) {
       throw new IllegalArgumentException("negative offset " + offset);
     }
+    lastRead = System.nanoTime();
     if (!firstRead.isDone()) {
-      firstRead.complete(System.nanoTime());
+      firstRead.complete(lastRead);
     }
     if (offset >= file.size()) {
       return dst.hasRemaining() ? -1 : 0;
@@ -437,6 +438,34 @@ public final class ModelReader implements AutoCloseable {
       Thread.ofPlatform().daemon().name("thaw-whole-file").factory());
   private final ConcurrentHashMap<String, CompletableFuture<Void>> wholeFileWork = new ConcurrentHashMap<>();
 
+  /** Whether a verified whole-file copy of {@code path} is in the cache for this reader ({@link ModelFile#wholeFile}). */
+  public boolean hasWholeFile(String path) {
+    if (!(manifest.entry(path) instanceof FileEntry f) || f.chunkCount() == 0) {
+      return false;
+    }
+    String key = wholeFileKey(f);
+    CompletableFuture<Boolean> good = checked.get(key);
+    return good != null && good.isDone() && good.getNow(false) && cache.contains(key);
+  }
+
+  /**
+   * Holds whole-file work back while this reader is being read (a server loading its model): copies and checks are
+   * for later opens, and must not take the disk and the cores from the reads of this one.
+   */
+  private void awaitQuiet() {
+    try {
+      long since;
+      while ((since = System.nanoTime() - lastRead) < QUIET_NANOS) {
+        Thread.sleep(Math.max(1, (QUIET_NANOS - since) / 1_000_000));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static final long QUIET_NANOS = 200_000_000L;
+  private volatile long lastRead = System.nanoTime() - QUIET_NANOS;
+
   /** The cache key of a whole-file copy: named by its chunks, so equal files share one. */
   static String wholeFileKey(FileEntry f) {
     java.security.MessageDigest d = Hashes.newDigest();
@@ -446,22 +475,11 @@ public final class ModelReader implements AutoCloseable {
     return "whole-" + Hashes.hex(d.digest());
   }
 
-  private ChunkCache.Lease wholeFile(FileEntry f, java.time.Duration wait) throws IOException {
+  private ChunkCache.Lease wholeFile(FileEntry f) throws IOException {
     if (f.chunkCount() == 0) {
       return null;
     }
     String key = wholeFileKey(f);
-    CompletableFuture<Void> work = wholeFileWork.get(key);
-    if (work != null && !wait.isZero()) {
-      try {
-        work.get(wait.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return null;
-      } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
-        // not ready: this open goes through the chunks
-      }
-    }
     CompletableFuture<Boolean> good = checked.get(key);
     if (good != null && good.isDone() && good.getNow(false)) {
       ChunkCache.Lease lease = cache.acquire(key);
@@ -505,6 +523,7 @@ public final class ModelReader implements AutoCloseable {
             break;
           }
           String expected = c.hash() != null ? c.hash() : cache.recordedHash(c.key());
+          awaitQuiet();
           String actual = existing.sha256Hex(CHECK_BUFFER.get(), c.fileOffset(), c.length());
           if (!actual.equals(expected)) {
             wrong = "sha256 " + actual + " for " + c + " instead of " + expected;
@@ -553,7 +572,7 @@ public final class ModelReader implements AutoCloseable {
         }
         parts.add(part);
       }
-      try (ChunkCache.Lease made = cache.putConcatenation(key, parts)) {
+      try (ChunkCache.Lease made = cache.putConcatenation(key, parts, this::awaitQuiet)) {
         if (made != null && made.size() == f.size()) {
           checked.put(key, GOOD);
           LOG.fine(() -> "event=whole_file_made path=" + f.path() + " bytes=" + f.size());
@@ -633,11 +652,11 @@ public final class ModelReader implements AutoCloseable {
     /**
      * A copy of this whole file in the cache, verified for this reader and pinned until the lease is closed, for a
      * kernel to read without this process (FUSE passthrough); or null when there is none yet. Once every chunk of the
-     * file is cached, a copy is made (or one found in the cache is checked) in the background for a later call; one
-     * already being made is waited for up to {@code wait}.
+     * file is cached, a copy is made (or one found in the cache is checked) in the background for a later call: never
+     * waited for, so an open is never slowed by it.
      */
-    public ChunkCache.Lease wholeFile(java.time.Duration wait) throws IOException {
-      return ModelReader.this.wholeFile(entry, wait);
+    public ChunkCache.Lease wholeFile() throws IOException {
+      return ModelReader.this.wholeFile(entry);
     }
 
     /** Releases the chunk this file keeps open between reads. */
