@@ -526,7 +526,7 @@ public final class MountBench {
     return (mnt, cache, model, logFile) -> {
       List<String> cmd = new ArrayList<>(thawCommand(run.o.thawCommand()));
       cmd.addAll(List.of("mount", (model.equals("files") ? FILES_NAME : SHARD_NAME).toString(), mnt.toString(),
-          "--origin", origin, "--cache", cache.toString(), "--cache-size", "16g", "--prefetch", prefetch));
+          "--origin", origin, "--cache", cache.toString(), "--cache-size", "16g", "--prefetch", prefetch, "--passthrough"));
       if (record) {
         cmd.add("--record-profile");
       }

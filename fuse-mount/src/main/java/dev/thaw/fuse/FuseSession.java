@@ -127,7 +127,8 @@ final class FuseSession implements AutoCloseable {
   private final Path mountPoint;
   private final List<Thread> threads = new ArrayList<>();
   private final AtomicInteger idle = new AtomicInteger();
-  private volatile boolean passthrough;
+  private final boolean passthroughWanted;
+  private volatile boolean passthrough; // as wanted and agreed with the kernel at INIT
   private volatile boolean closed;
 
   /**
@@ -155,15 +156,16 @@ final class FuseSession implements AutoCloseable {
    *
    * @throws IOException when libfuse cannot be loaded or the mount fails
    */
-  static FuseSession mount(ModelFileSystem fs, Path mountPoint, List<String> mountOptions, int uid, int gid)
-      throws IOException {
-    return new FuseSession(fs, mountPoint, mountOptions, uid, gid);
+  static FuseSession mount(ModelFileSystem fs, Path mountPoint, List<String> mountOptions, boolean passthrough,
+      int uid, int gid) throws IOException {
+    return new FuseSession(fs, mountPoint, mountOptions, passthrough, uid, gid);
   }
 
-  private FuseSession(ModelFileSystem fs, Path mountPoint, List<String> mountOptions, int uid, int gid)
-      throws IOException {
+  private FuseSession(ModelFileSystem fs, Path mountPoint, List<String> mountOptions, boolean passthrough, int uid,
+      int gid) throws IOException {
     NATIVE.require();
     this.fs = fs;
+    this.passthroughWanted = passthrough;
     this.uid = uid;
     this.gid = gid;
     this.mountPoint = mountPoint;
@@ -321,7 +323,7 @@ final class FuseSession implements AutoCloseable {
       kernel |= (in.get(JAVA_INT, 16) & 0xFFFFFFFFL) << 32;
     }
     long want = ASYNC_READ | BIG_WRITES | ASYNC_DIO | PARALLEL_DIROPS | MAX_PAGES | CACHE_SYMLINKS | INIT_EXT;
-    if (minor >= PROTOCOL_MINOR && NATIVE.passthroughWanted()) {
+    if (minor >= PROTOCOL_MINOR && passthroughWanted) {
       want |= PASSTHROUGH;
     }
     long flags = kernel & want;
@@ -818,15 +820,6 @@ final class FuseSession implements AutoCloseable {
         throw new IOException("libfuse 3 is not usable (" + unavailable.getMessage()
             + "); install it: apt-get install fuse3 libfuse3-3", unavailable);
       }
-    }
-
-    /**
-     * Whether to ask the kernel for passthrough: yes unless the system property {@code thaw.fuse.passthrough} is
-     * {@code false} (to compare). Registering a backing file takes CAP_SYS_ADMIN; without it the first try turns
-     * passthrough off for the mount.
-     */
-    boolean passthroughWanted() {
-      return !"false".equals(System.getProperty("thaw.fuse.passthrough"));
     }
 
     /** Registers {@code file} as a backing file; returns its id, or a negative errno. */

@@ -78,7 +78,7 @@ public final class LazyMount implements AutoCloseable {
     }
     FuseSession session;
     try {
-      session = FuseSession.mount(fs, mnt, opts, (int) me.getUid(), (int) me.getGid());
+      session = FuseSession.mount(fs, mnt, opts, options.passthrough(), (int) me.getUid(), (int) me.getGid());
     } catch (IOException e) {
       throw new IOException("cannot mount at " + mnt + ": " + e.getMessage() + " (is /dev/fuse there and fuse3 installed?)", e);
     }

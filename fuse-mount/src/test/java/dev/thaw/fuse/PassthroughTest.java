@@ -20,7 +20,26 @@ import org.junit.jupiter.api.io.TempDir;
  * bytes rotted on disk is never handed to the kernel.
  */
 class PassthroughTest {
+  private static final MountOptions PASSTHROUGH = MountOptions.DEFAULT.withPassthrough(true);
   @TempDir Path tmp;
+
+  @Test
+  void withoutTheOptionEveryReadGoesThroughThawAndNoCopyIsMade() throws Exception {
+    Path model = TestModels.generate(tmp.resolve("model"));
+    Manifest m = TestModels.push(model, tmp.resolve("origin"), "pt:v0");
+    byte[] expected = Files.readAllBytes(model.resolve("weights/shard-2.bin"));
+    try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), tmp.resolve("cache"),
+        ReaderOptions.DEFAULT);
+        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt"), MountOptions.DEFAULT)) {
+      Path shard = mount.mountPoint().resolve("weights/shard-2.bin");
+      for (int i = 0; i < 3; i++) {
+        assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
+      }
+      Thread.sleep(500); // time a copy would have had
+      assertThat(mount.passthroughOpens()).isZero();
+      assertThat(r.reader().hasWholeFile("weights/shard-2.bin")).isFalse();
+    }
+  }
 
   @Test
   void aFileReadWholeIsThenReadByTheKernelFromItsCopyWithNoReadReachingThaw() throws Exception {
@@ -29,7 +48,7 @@ class PassthroughTest {
     byte[] expected = Files.readAllBytes(model.resolve("weights/shard-2.bin"));
     try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), tmp.resolve("cache"),
         ReaderOptions.DEFAULT);
-        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt"), MountOptions.DEFAULT)) {
+        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt"), PASSTHROUGH)) {
       Path shard = mount.mountPoint().resolve("weights/shard-2.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected); // through Thaw: fetched, verified, cached
       assertThat(mount.passthroughOpens()).isZero();
@@ -56,7 +75,7 @@ class PassthroughTest {
     byte[] expected = Files.readAllBytes(model.resolve("weights/shard-1.bin"));
     try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), tmp.resolve("cache"),
         ReaderOptions.DEFAULT);
-        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt"), MountOptions.DEFAULT)) {
+        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt"), PASSTHROUGH)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
       for (int i = 0; i < 2; i++) {
         try (FileChannel ch = FileChannel.open(shard, StandardOpenOption.READ)) {
@@ -80,7 +99,7 @@ class PassthroughTest {
     Path cache = tmp.resolve("cache");
     try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), cache,
         ReaderOptions.DEFAULT);
-        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt1"), MountOptions.DEFAULT)) {
+        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt1"), PASSTHROUGH)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
       awaitWholeFile(r, "weights/shard-1.bin");
@@ -94,7 +113,7 @@ class PassthroughTest {
     // a new mount (a restarted sidecar) trusts nothing it has not checked itself
     try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), cache,
         ReaderOptions.DEFAULT);
-        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt2"), MountOptions.DEFAULT)) {
+        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt2"), PASSTHROUGH)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected); // served by Thaw while the copy is checked
       awaitWholeFile(r, "weights/shard-1.bin");
@@ -108,7 +127,7 @@ class PassthroughTest {
     // the next mount checks the sound copy, finds it right and uses it from its second open on
     try (TestModels.Reading r = TestModels.Reading.open(m, tmp.resolve("origin").toString(), cache,
         ReaderOptions.DEFAULT);
-        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt3"), MountOptions.DEFAULT)) {
+        LazyMount mount = LazyMount.mount(r.reader(), tmp.resolve("mnt3"), PASSTHROUGH)) {
       Path shard = mount.mountPoint().resolve("weights/shard-1.bin");
       assertThat(Files.readAllBytes(shard)).isEqualTo(expected);
       awaitWholeFile(r, "weights/shard-1.bin");

@@ -52,6 +52,11 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--allow-other", description = "Let other users read the mount (needs user_allow_other unless root).")
   boolean allowOther;
 
+  @Option(names = "--passthrough", description = "Let the kernel read a file once read whole from its verified copy "
+      + "in the cache (FUSE passthrough; Linux 6.9+, root). Not for servers to be checkpointed: CRIU would record the "
+      + "copy's path, not the mount's.")
+  boolean passthrough;
+
   @Option(names = "--json", description = "When ready, print one JSON object on stdout: mount_point, model, digest, "
       + "entries, bytes, ms (to ready), pid, prefetch_chunks. For scripts that wait for the mount; logs stay on stderr.")
   boolean json;
@@ -72,7 +77,7 @@ final class MountCommand implements Callable<Integer> {
       cache = store.openCache();
       reader = ModelReader.open(r.manifest(), r.origin(), cache, ReaderOptions.DEFAULT
           .withParallelism(store.parallelism).withRecordProfile(recordProfile).withReadTimeout(readTimeout));
-      mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withAllowOther(allowOther).withName(MountOptions.thawName(source, r.manifest().digest())));
+      mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withAllowOther(allowOther).withPassthrough(passthrough).withName(MountOptions.thawName(source, r.manifest().digest())));
       // The profile is looked up once the tree is visible: the mount need not wait for one more request.
       Optional<AccessProfile> profile = prefetch.equals("auto")
           ? r.store().profile(r.manifest(), cache.directory()) : Optional.empty();

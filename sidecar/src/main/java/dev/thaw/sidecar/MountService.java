@@ -235,7 +235,8 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         ColdStartLog.ColdStart cs = coldStarts.begin(source, id, () -> Map.of("read", r.bytesRead(),
             "read_from_cache", r.bytesFromCache(), "fetched_from_origin", r.bytesFetched()));
         Files.createDirectories(mnt);
-        mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withName(MountOptions.thawName(source,
+        mount = LazyMount.mount(reader, mnt, MountOptions.DEFAULT.withPassthrough(config.isPassthrough())
+            .withName(MountOptions.thawName(source,
             manifest.digest())));
         cs.mark("mounted");
         Mounted m = new Mounted(id, source, display, origin, owned, store, manifest, reader, mount, cs);

@@ -17,6 +17,7 @@ public final class SidecarConfig {
   private Path snapshots = Path.of(System.getProperty("user.home"), ".local", "share", "thaw", "snapshots");
   private Path snapshotKeyFile;
   private int parallelism = 16;
+  private boolean passthrough;
   private int coldStartsKept = 200;
   private List<String> origins = List.of();
   private List<String> directRoots = List.of();
@@ -110,6 +111,15 @@ public final class SidecarConfig {
 
   public void setSnapshotKeyFile(Path snapshotKeyFile) {
     this.snapshotKeyFile = snapshotKeyFile;
+  }
+
+  /** Whether mounts use FUSE passthrough for files read whole ({@code MountOptions#passthrough}); off by default. */
+  public boolean isPassthrough() {
+    return passthrough;
+  }
+
+  public void setPassthrough(boolean passthrough) {
+    this.passthrough = passthrough;
   }
 
   public int getParallelism() {
