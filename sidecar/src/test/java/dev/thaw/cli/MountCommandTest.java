@@ -41,11 +41,16 @@ class MountCommandTest {
     String javaBin = ProcessHandle.current().info().command().orElse("java");
     Process mount = new ProcessBuilder(javaBin, "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
         "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-        "mount", "cli:v1", mnt.toString(), "--origin", origin, "--cache", tmp.resolve("cache").toString(), "--record-profile")
+        "mount", "cli:v1", mnt.toString(), "--origin", origin, "--cache", tmp.resolve("cache").toString(), "--record-profile",
+        "--passthrough")
         .redirectErrorStream(true).redirectOutput(tmp.resolve("mount.log").toFile()).start();
     try {
       await().atMost(Duration.ofSeconds(60)).until(() -> Files.readString(tmp.resolve("mount.log")).contains("ready"));
       assertThat(Files.readString(tmp.resolve("mount.log"))).contains("thaw mount: ready: cli:v1");
+      assertThat(Files.readAllBytes(mnt.resolve("weights/shard.bin"))).isEqualTo(shard);
+      // --passthrough: the file read whole gets its copy in the cache, and the next read comes from it
+      Path copies = tmp.resolve("cache/chunks/wh");
+      await().atMost(Duration.ofSeconds(30)).until(() -> Files.isDirectory(copies) && Files.list(copies).count() == 1);
       assertThat(Files.readAllBytes(mnt.resolve("weights/shard.bin"))).isEqualTo(shard);
 
       ByteArrayOutputStream saved = new ByteArrayOutputStream();
