@@ -410,28 +410,33 @@ public final class ChunkCache implements AutoCloseable {
     Path t = tmp.resolve(key + "." + tmpCounter.incrementAndGet());
     try {
       writeMakingRoom(key, t, data, size);
-      Path target = pathOf(key);
-      Files.createDirectories(target.getParent());
-      synchronized (entries) {
-        evictLocked(size);
-        Files.move(t, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        CacheEntry entry = new CacheEntry(size);
-        if (entries.putIfAbsent(key, entry) == null) {
-          usedBytes += size;
-          Integer waiting = reservations.remove(key);
-          entry.pins = waiting == null ? 0 : waiting;
-        }
-      }
+      moveIntoPlace(key, t, size);
     } finally {
       Files.deleteIfExists(t);
+    }
+  }
+
+  /** Renames a written file into {@code chunks/} as {@code key}, evicting to make room; readers waiting on it pin it. */
+  private void moveIntoPlace(String key, Path t, long size) throws IOException {
+    Path target = pathOf(key);
+    Files.createDirectories(target.getParent());
+    synchronized (entries) {
+      evictLocked(size);
+      Files.move(t, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      CacheEntry entry = new CacheEntry(size);
+      if (entries.putIfAbsent(key, entry) == null) {
+        usedBytes += size;
+        Integer waiting = reservations.remove(key);
+        entry.pins = waiting == null ? 0 : waiting;
+      }
     }
   }
 
   /**
    * Stores under {@code key} one file holding the bytes of {@code parts} in order (cached chunks the caller pinned and
    * verified), copied within the kernel in slices, {@code pace} run before each, and returns a lease on it; a copy
-   * already stored is leased as it is. A whole
-   * file's copy is an entry like a chunk: counted against the limit, evicted by recency, never while leased.
+   * already stored is leased as it is. A whole file's copy is an entry like a chunk: counted against the limit,
+   * evicted by recency, never while leased.
    */
   Lease putConcatenation(String key, List<Lease> parts, Runnable pace) throws IOException {
     writes.readLock().lock();
@@ -460,15 +465,7 @@ public final class ChunkCache implements AutoCloseable {
               size += n;
             }
           }
-          Path target = pathOf(key);
-          Files.createDirectories(target.getParent());
-          synchronized (entries) {
-            evictLocked(size);
-            Files.move(t, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            if (entries.putIfAbsent(key, new CacheEntry(size)) == null) {
-              usedBytes += size;
-            }
-          }
+          moveIntoPlace(key, t, size);
         } finally {
           Files.deleteIfExists(t);
         }

@@ -142,7 +142,6 @@ final class ChunkFetcher implements AutoCloseable {
     }
   }
 
-  /** Workers of {@code parallelism} that take blocked reads' fetches only: one in eight, none below four. */
   /**
    * The fetch of {@code key} that has started (done once its chunk is cached or it failed), or null when there is
    * none, or it is only queued.
@@ -152,6 +151,7 @@ final class ChunkFetcher implements AutoCloseable {
     return t == null || !t.started.get() ? null : t.done;
   }
 
+  /** Workers of {@code parallelism} that take blocked reads' fetches only: one in eight, none below four. */
   static int reservedForBlocking(int parallelism) {
     return parallelism < 4 ? 0 : Math.max(1, parallelism / 8);
   }
