@@ -1,0 +1,276 @@
+package dev.thaw.triton;
+
+import io.grpc.CallOptions;
+import io.grpc.ClientCall;
+import io.grpc.ConnectivityState;
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.HandlerRegistry;
+import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerMethodDefinition;
+import io.grpc.Status;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.NettyServerBuilder;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A transparent proxy for Triton's gRPC endpoint: every method a client calls, {@code inference.GRPCInferenceService}'s
+ * and any other (the health service, methods of a newer Triton), is forwarded to the upstream as bytes, whatever its
+ * kind (unary or streaming). Metadata and the client's deadline go upstream; headers, messages, the status and its
+ * trailers come back unchanged. Each direction moves one message at a time and asks for the next only when the other
+ * side can take it, so a fast sender is held back by a slow receiver instead of filling the proxy's memory.
+ *
+ * <p>Nothing is parsed here; a later stage looks inside the requests it needs (the model name) without changing what
+ * is forwarded.
+ */
+public final class TritonGrpcProxy implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(TritonGrpcProxy.class);
+  /** Triton accepts messages up to 2 GiB; so must the proxy, both ways. */
+  private static final int MAX_MESSAGE_BYTES = Integer.MAX_VALUE;
+  /** Triton's gRPC HTTP/2 window is large; a small one would halve the bandwidth of a large tensor through a hop. */
+  private static final int FLOW_CONTROL_WINDOW = 8 << 20;
+
+  private final String upstream;
+  private final ManagedChannel channel;
+  private final Server server;
+
+  private TritonGrpcProxy(InetSocketAddress listen, String upstream) throws IOException {
+    this.upstream = upstream;
+    // Forwarding never blocks, so both sides run it on the transport's threads: no hand-off per message.
+    this.channel = NettyChannelBuilder.forTarget(upstream)
+        .usePlaintext()
+        .directExecutor()
+        .maxInboundMessageSize(MAX_MESSAGE_BYTES)
+        .flowControlWindow(FLOW_CONTROL_WINDOW)
+        .build();
+    this.server = NettyServerBuilder.forAddress(listen)
+        .fallbackHandlerRegistry(new AnyMethod())
+        .directExecutor()
+        .maxInboundMessageSize(MAX_MESSAGE_BYTES)
+        .flowControlWindow(FLOW_CONTROL_WINDOW)
+        .build();
+    try {
+      server.start();
+    } catch (IOException e) {
+      channel.shutdownNow();
+      throw new IOException("cannot listen for gRPC on " + listen + ": " + e.getMessage(), e);
+    }
+    log.info("gRPC proxy on {} for Triton at {}", listen.getHostString() + ":" + server.getPort(), upstream);
+  }
+
+  /**
+   * Listens on {@code listen} (port 0 picks one) and forwards every call to the gRPC server at {@code upstream}
+   * ({@code host:port}, or any target gRPC understands).
+   *
+   * @throws IOException when the address cannot be listened on
+   */
+  public static TritonGrpcProxy start(InetSocketAddress listen, String upstream) throws IOException {
+    return new TritonGrpcProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"));
+  }
+
+  /** The port the proxy listens on. */
+  public int port() {
+    return server.getPort();
+  }
+
+  /** The upstream target every call goes to. */
+  public String upstream() {
+    return upstream;
+  }
+
+  /**
+   * Stops taking calls, gives calls in flight up to 5 s to finish, then cancels what is left (streams included) and
+   * closes the connection to the upstream.
+   */
+  @Override
+  public void close() {
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+        server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    } finally {
+      channel.shutdownNow();
+    }
+  }
+
+  /** Answers every method name with a byte-forwarding handler; descriptors are made once per name. */
+  private final class AnyMethod extends HandlerRegistry {
+    private final ConcurrentHashMap<String, ServerMethodDefinition<byte[], byte[]>> methods = new ConcurrentHashMap<>();
+
+    @Override
+    public ServerMethodDefinition<?, ?> lookupMethod(String methodName, String authority) {
+      return methods.computeIfAbsent(methodName, name -> ServerMethodDefinition.create(
+          MethodDescriptor.newBuilder(Bytes.INSTANCE, Bytes.INSTANCE)
+              .setFullMethodName(name)
+              .setType(MethodDescriptor.MethodType.UNKNOWN) // streaming or not, the same forwarding serves it
+              .build(),
+          new Forward()));
+    }
+  }
+
+  /** Starts the upstream call for each client call, with the client's metadata and deadline. */
+  private final class Forward implements ServerCallHandler<byte[], byte[]> {
+    @Override
+    public ServerCall.Listener<byte[]> startCall(ServerCall<byte[], byte[]> serverCall, Metadata headers) {
+      CallOptions options = CallOptions.DEFAULT;
+      Deadline deadline = Context.current().getDeadline(); // the client's grpc-timeout, which is not in headers
+      if (deadline != null) {
+        options = options.withDeadline(deadline);
+      }
+      if (channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE) {
+        // Triton was away: try it now rather than after a back-off grown while it restarted (up to 2 minutes)
+        channel.resetConnectBackoff();
+      }
+      ClientCall<byte[], byte[]> clientCall = channel.newCall(serverCall.getMethodDescriptor(), options);
+      CallPair pair = new CallPair(serverCall, clientCall);
+      clientCall.start(pair.fromUpstream, headers);
+      serverCall.request(1);
+      clientCall.request(1);
+      return pair.fromClient;
+    }
+  }
+
+  /**
+   * One client call and its upstream call. Each direction asks its source for the next message only when its sink is
+   * ready; a sink that was not ready asks once it reports ready again.
+   */
+  private final class CallPair {
+    private final ServerCall<byte[], byte[]> serverCall;
+    private final ClientCall<byte[], byte[]> clientCall;
+    final FromClient fromClient = new FromClient();
+    final FromUpstream fromUpstream = new FromUpstream();
+
+    CallPair(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall) {
+      this.serverCall = serverCall;
+      this.clientCall = clientCall;
+    }
+
+    /** Client to upstream. */
+    final class FromClient extends ServerCall.Listener<byte[]> {
+      private boolean owed; // a message was forwarded while the upstream could take no more: ask when it can
+
+      @Override
+      public void onMessage(byte[] message) {
+        clientCall.sendMessage(message);
+        synchronized (this) {
+          if (clientCall.isReady()) {
+            serverCall.request(1);
+          } else {
+            owed = true;
+          }
+        }
+      }
+
+      @Override
+      public void onHalfClose() {
+        clientCall.halfClose();
+      }
+
+      @Override
+      public void onCancel() {
+        clientCall.cancel("the client cancelled the call or its deadline passed", null);
+      }
+
+      @Override
+      public void onReady() {
+        fromUpstream.sinkReady();
+      }
+
+      synchronized void sinkReady() {
+        if (owed) {
+          owed = false;
+          serverCall.request(1);
+        }
+      }
+    }
+
+    /** Upstream to client. */
+    final class FromUpstream extends ClientCall.Listener<byte[]> {
+      private boolean owed;
+
+      @Override
+      public void onHeaders(Metadata headers) {
+        serverCall.sendHeaders(headers);
+      }
+
+      @Override
+      public void onMessage(byte[] message) {
+        serverCall.sendMessage(message);
+        synchronized (this) {
+          if (serverCall.isReady()) {
+            clientCall.request(1);
+          } else {
+            owed = true;
+          }
+        }
+      }
+
+      @Override
+      public void onClose(Status status, Metadata trailers) {
+        serverCall.close(upstreamStatus(status), trailers);
+      }
+
+      @Override
+      public void onReady() {
+        fromClient.sinkReady();
+      }
+
+      synchronized void sinkReady() {
+        if (owed) {
+          owed = false;
+          clientCall.request(1);
+        }
+      }
+    }
+  }
+
+  /**
+   * A status the upstream sent passes unchanged. One made on the proxy's side of the connection (the upstream
+   * unreachable or gone mid-call: it carries the transport's exception) also says which upstream, so the client's
+   * error names what failed.
+   */
+  private Status upstreamStatus(Status status) {
+    if (status.getCause() == null || status.isOk()) {
+      return status;
+    }
+    String what = status.getDescription() != null ? status.getDescription() : String.valueOf(status.getCause());
+    return status.withDescription("Triton at " + upstream + ": " + what);
+  }
+
+  /** Messages as the bytes on the wire: nothing is parsed or copied beyond reading the frame. */
+  private enum Bytes implements MethodDescriptor.Marshaller<byte[]> {
+    INSTANCE;
+
+    @Override
+    public InputStream stream(byte[] value) {
+      return new ByteArrayInputStream(value);
+    }
+
+    @Override
+    public byte[] parse(InputStream stream) {
+      try {
+        return stream.readAllBytes();
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
+  }
+}
