@@ -27,7 +27,7 @@ trap cleanup EXIT
 sync; echo 3 >/proc/sys/vm/drop_caches
 t0=$(date +%s%N)
 unshare --pid --fork --mount-proc -- setsid sh -c "exec $JAVA_HOME/bin/java -XX:-UsePerfData -XX:+UseParallelGC -jar $jar \
-  --model-repository $repo --http-port $port --grpc-port $((port + 1)) </dev/null >>$work/server.log 2>&1" &
+  --model-repository $repo --http-port $port --grpc-port $((port + 1)) --allow-metrics=false </dev/null >>$work/server.log 2>&1" &
 unshare_pid=$!
 until [ "$(curl -s -o /dev/null -w '%{http_code}' "localhost:$port/v2/health/ready")" = 200 ]; do sleep 0.02; done
 answer=$(infer)

@@ -499,7 +499,7 @@ public final class ColdStartDemo {
         Cpu before) throws Exception {
       List<String> cmd = new ArrayList<>(serverCommand(o));
       cmd.addAll(List.of("--model-repository", repository.toString(), "--model-control-mode", "explicit",
-          "--load-model", MODEL, "--http-port", "0", "--grpc-port", "0"));
+          "--load-model", MODEL, "--http-port", "0", "--grpc-port", "0", "--allow-metrics=false"));
       try (ServerProcess server = ServerProcess.start(cmd, logs.resolve("ort-server-" + key + ".log"))) {
         ev.put("server_exec", (server.execNanos() - t0) / 1e6);
         int port = server.httpPort(TIMEOUT_MS);

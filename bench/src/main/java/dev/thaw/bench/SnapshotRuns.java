@@ -123,7 +123,7 @@ final class SnapshotRuns implements AutoCloseable {
     cmd.add(1, "-XX:-UsePerfData");
     Path repository = onMount == null ? repo : onMount.mountPoint();
     cmd.addAll(List.of("--model-repository", repository.toString(), "--http-port", Integer.toString(http), "--grpc-port",
-        Integer.toString(grpc), "--warmup"));
+        Integer.toString(grpc), "--allow-metrics=false", "--warmup"));
     return cmd;
   }
 

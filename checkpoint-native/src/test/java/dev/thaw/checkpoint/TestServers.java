@@ -37,7 +37,7 @@ final class TestServers {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new java.util.ArrayList<>(List.of(java, "-XX:-UsePerfData", "--enable-native-access=ALL-UNNAMED",
         "-Xmx256m", "-cp", System.getProperty("java.class.path"), "dev.thaw.examples.ortserver.OrtServer",
-        "--model-repository=" + repository, "--http-port=" + http, "--grpc-port=" + grpc,
+        "--model-repository=" + repository, "--http-port=" + http, "--grpc-port=" + grpc, "--allow-metrics=false",
         "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()));
     if (warmup) {
       cmd.add("--warmup");

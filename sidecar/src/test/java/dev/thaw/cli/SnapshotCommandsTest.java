@@ -336,7 +336,7 @@ class SnapshotCommandsTest {
         Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-XX:-UsePerfData",
         "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-cp", System.getProperty("java.class.path"),
         "dev.thaw.examples.ortserver.OrtServer", "--model-repository=" + models, "--http-port=" + http,
-        "--grpc-port=" + ports[1], "--warmup", "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath())
+        "--grpc-port=" + ports[1], "--allow-metrics=false", "--warmup", "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath())
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();
     try {
       expectedAnswer = answer();
@@ -490,7 +490,8 @@ class SnapshotCommandsTest {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new ArrayList<>(List.of(java, "-XX:-UsePerfData", "--enable-native-access=ALL-UNNAMED",
         "-Xmx256m", "-cp", System.getProperty("java.class.path"), "dev.thaw.examples.ortserver.OrtServer",
-        "--model-repository=" + repo, "--http-port=" + http, "--grpc-port=" + ports[1], "--warmup",
+        "--model-repository=" + repo, "--http-port=" + http, "--grpc-port=" + ports[1], "--allow-metrics=false",
+        "--warmup",
         "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()));
     cmd.addAll(List.of(extra));
     PidNamespaceProcess p = PidNamespaceProcess.start(cmd, tmp.resolve("server.out"), tmp.resolve("server.err"));

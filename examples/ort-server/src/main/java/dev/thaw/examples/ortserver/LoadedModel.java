@@ -33,6 +33,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * One version of one model, loaded: its normalized configuration and the ONNX Runtime session that runs it.
@@ -88,6 +89,9 @@ final class LoadedModel implements AutoCloseable {
   private final Map<String, TensorSpec> outputsByName = new LinkedHashMap<>();
 
   private final Object inFlightLock = new Object();
+  private final LongAdder successes = new LongAdder();
+  private final LongAdder failures = new LongAdder();
+  private final LongAdder inferences = new LongAdder();
   private int inFlight;
   private boolean closing;
   private boolean closed;
@@ -230,15 +234,31 @@ final class LoadedModel implements AutoCloseable {
    *     model is being unloaded, INTERNAL when ONNX Runtime fails
    */
   InferResult infer(InferRequest request) {
-    validate(request);
-    if (!enter()) {
-      throw InferenceError.notFound("Request for unknown model: '" + name + "' has no available versions");
-    }
+    InferResult result;
     try {
-      return run(request);
-    } finally {
-      exit();
+      validate(request);
+      if (!enter()) {
+        throw InferenceError.notFound("Request for unknown model: '" + name + "' has no available versions");
+      }
+      try {
+        result = run(request);
+      } finally {
+        exit();
+      }
+    } catch (RuntimeException e) {
+      failures.increment();
+      throw e;
     }
+    successes.increment();
+    inferences.add(maxBatchSize() > 0 && !request.inputs().isEmpty() ? request.inputs().getFirst().shape()[0] : 1);
+    return result;
+  }
+
+  /** Triton's per-model counters since the load: successful and failed requests, and inferences (batch rows). */
+  record Counts(long successes, long failures, long inferences) {}
+
+  Counts counts() {
+    return new Counts(successes.sum(), failures.sum(), inferences.sum());
   }
 
   /** Runs one inference of zeros, batch 1 (when the model batches), variable dimensions 1. */

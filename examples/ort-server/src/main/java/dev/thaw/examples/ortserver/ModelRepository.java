@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -255,6 +256,18 @@ final class ModelRepository implements AutoCloseable {
           s.state() == null ? "" : s.state().name(), s.reason()));
     }
     return entries;
+  }
+
+  /** The models loaded and serving now, by name. */
+  List<LoadedModel> serving() {
+    List<LoadedModel> out = new ArrayList<>();
+    new TreeMap<>(slots).forEach((name, slot) -> {
+      Snapshot s = slot.current;
+      if (s.state() == State.READY && s.model() != null) {
+        out.add(s.model());
+      }
+    });
+    return out;
   }
 
   /** Whether every model that was asked to load (and not since unloaded) is READY. */

@@ -69,6 +69,7 @@ public final class OrtServer implements AutoCloseable {
   private EventLoopGroup grpcBoss;
   private EventLoopGroup grpcWorkers;
   private HttpServer http;
+  private HttpServer metrics;
   private ExecutorService httpExecutor;
 
   private OrtServer(ServerOptions options) {
@@ -144,9 +145,17 @@ public final class OrtServer implements AutoCloseable {
     return http.getAddress().getPort();
   }
 
-  /** Whether the server is ready: its startup loads are done and each of those models is READY (or unloaded). */
+  /** The metrics port (the one picked, when started with port 0); -1 with {@code --allow-metrics=false}. */
+  public int metricsPort() {
+    return metrics == null ? -1 : metrics.getAddress().getPort();
+  }
+
+  /**
+   * Whether the server is ready: its startup loads are done and each of those models is READY (or unloaded); with
+   * {@code --strict-readiness=false}, whenever it is live.
+   */
   public boolean isReady() {
-    return startupFinished && !closed.get() && repository.allWantedReady();
+    return !closed.get() && (!options.strictReadiness() || startupFinished && repository.allWantedReady());
   }
 
   /**
@@ -173,6 +182,9 @@ public final class OrtServer implements AutoCloseable {
       }
       if (http != null) {
         http.stop(1);
+      }
+      if (metrics != null) {
+        metrics.stop(0);
       }
       if (grpc != null && !grpc.awaitTermination(5, TimeUnit.SECONDS)) {
         grpc.shutdownNow();
@@ -255,6 +267,19 @@ public final class OrtServer implements AutoCloseable {
     http.setExecutor(httpExecutor);
     http.start();
     log("started HTTPService at " + options.httpAddress() + ":" + httpPort());
+
+    if (options.allowMetrics()) {
+      try {
+        metrics = HttpServer.create(new InetSocketAddress(options.metricsAddress(), options.metricsPort()), 16);
+      } catch (IOException e) {
+        throw new IOException("cannot listen for metrics on " + options.metricsAddress() + ":"
+            + options.metricsPort() + ": " + rootMessage(e), e);
+      }
+      metrics.createContext("/metrics", new MetricsService(repository));
+      metrics.setExecutor(httpExecutor);
+      metrics.start();
+      log("started Metrics Service at " + options.metricsAddress() + ":" + metricsPort());
+    }
   }
 
   private void loadStartupModels() {

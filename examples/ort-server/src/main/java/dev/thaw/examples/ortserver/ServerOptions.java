@@ -36,6 +36,11 @@ public final class ServerOptions {
         --http-port=PORT               HTTP port (default 8000; 0 picks a free port)
         --grpc-address=ADDR            gRPC listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)
         --http-address=ADDR            HTTP listen address (default 127.0.0.1; 0.0.0.0 for all interfaces)
+        --metrics-port=PORT            Prometheus metrics port, GET /metrics (default 8002; 0 picks a free port)
+        --metrics-address=ADDR         metrics listen address (default 127.0.0.1)
+        --allow-metrics=true|false     serve metrics (default true)
+        --strict-readiness=true|false  true (default): ready once every model loaded at start is ready;
+                                       false: ready once live
         --warmup[=true|false]          run one inference of zeros (batch 1) per model before it reports ready
         --ort-session-config=KEY=VALUE an ONNX Runtime session configuration entry for every model; repeatable
                                        (e.g. session.disable_prepacking=1: weights stay memory-mapped from
@@ -53,6 +58,10 @@ public final class ServerOptions {
   private int httpPort = 8000;
   private String grpcAddress = "127.0.0.1";
   private String httpAddress = "127.0.0.1";
+  private int metricsPort = 8002;
+  private String metricsAddress = "127.0.0.1";
+  private boolean allowMetrics = true;
+  private boolean strictReadiness = true;
   private boolean warmup;
   private Path ortNativeDir;
   private final Map<String, String> ortSessionConfig = new LinkedHashMap<>();
@@ -92,6 +101,10 @@ public final class ServerOptions {
         case "--http-port" -> o.httpPort = port(flag, value(args, i, inline));
         case "--grpc-address" -> o.grpcAddress = nonEmpty(flag, value(args, i, inline));
         case "--http-address" -> o.httpAddress = nonEmpty(flag, value(args, i, inline));
+        case "--metrics-port" -> o.metricsPort = port(flag, value(args, i, inline));
+        case "--metrics-address" -> o.metricsAddress = nonEmpty(flag, value(args, i, inline));
+        case "--allow-metrics" -> o.allowMetrics = bool(flag, value(args, i, inline));
+        case "--strict-readiness" -> o.strictReadiness = bool(flag, value(args, i, inline));
         case "--ort-native-dir" -> o.ortNativeDir = Path.of(nonEmpty(flag, value(args, i, inline)));
         case "--ort-session-config" -> {
           String entry = value(args, i, inline);
@@ -147,6 +160,24 @@ public final class ServerOptions {
 
   public String httpAddress() {
     return httpAddress;
+  }
+
+  public int metricsPort() {
+    return metricsPort;
+  }
+
+  public String metricsAddress() {
+    return metricsAddress;
+  }
+
+  /** Whether the metrics endpoint is served ({@code --allow-metrics}). */
+  public boolean allowMetrics() {
+    return allowMetrics;
+  }
+
+  /** {@code --strict-readiness}: whether readiness waits for the models loaded at start. */
+  public boolean strictReadiness() {
+    return strictReadiness;
   }
 
   public boolean warmup() {

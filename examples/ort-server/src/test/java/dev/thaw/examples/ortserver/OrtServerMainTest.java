@@ -32,7 +32,7 @@ class OrtServerMainTest {
   @Test
   void logsItsStartupAnswersAndShutsDownOnSigterm() throws Exception {
     MlpSpec spec = OrtServerTesting.generate(repository, "mlp", 3);
-    Process process = java("--model-repository", repository.toString(), "--grpc-port=0", "--http-port", "0",
+    Process process = java("--model-repository", repository.toString(), "--grpc-port=0", "--http-port", "0", "--metrics-port=0",
         "--warmup", "--ort-native-dir=" + OrtServerTesting.NATIVE_DIR);
     List<String> lines = new CopyOnWriteArrayList<>();
     CountDownLatch ready = new CountDownLatch(1);
@@ -53,11 +53,12 @@ class OrtServerMainTest {
       List<String> server = lines.stream().filter(l -> l.startsWith("ort-server: ")).toList();
       assertThat(server.get(0)).matches("ort-server: started GRPCInferenceService at 127\\.0\\.0\\.1:\\d+");
       assertThat(server.get(1)).matches(HTTP_STARTED);
-      assertThat(server.get(2))
+      assertThat(server.get(2)).matches("ort-server: started Metrics Service at 127\\.0\\.0\\.1:\\d+");
+      assertThat(server.get(3))
           .isEqualTo("ort-server: loading model 'mlp' version 1 from " + repository.resolve("mlp"));
-      assertThat(server.get(3)).matches("ort-server: model 'mlp' version 1 loaded in \\d+ ms");
-      assertThat(server.get(4)).matches("ort-server: model 'mlp' warmed up in \\d+ ms");
-      assertThat(server.get(5)).matches("ort-server: ready in \\d+ ms");
+      assertThat(server.get(4)).matches("ort-server: model 'mlp' version 1 loaded in \\d+ ms");
+      assertThat(server.get(5)).matches("ort-server: model 'mlp' warmed up in \\d+ ms");
+      assertThat(server.get(6)).matches("ort-server: ready in \\d+ ms");
 
       Matcher http = HTTP_STARTED.matcher(server.get(1));
       assertThat(http.matches()).isTrue();
@@ -89,7 +90,7 @@ class OrtServerMainTest {
     OrtServerTesting.generate(repository, "stateful", 4);
     Path config = repository.resolve("stateful").resolve("config.pbtxt");
     Files.writeString(config, Files.readString(config) + "sequence_batching { max_sequence_idle_microseconds: 1 }\n");
-    Process process = java("--model-repository", repository.toString(), "--grpc-port=0", "--http-port=0",
+    Process process = java("--model-repository", repository.toString(), "--grpc-port=0", "--http-port=0", "--metrics-port=0",
         "--ort-native-dir=" + OrtServerTesting.NATIVE_DIR);
     List<String> lines = new CopyOnWriteArrayList<>();
     CountDownLatch loaded = new CountDownLatch(1);

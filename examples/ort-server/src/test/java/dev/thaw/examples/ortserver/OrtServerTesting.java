@@ -42,7 +42,7 @@ final class OrtServerTesting {
 
   /** Starts a server on free ports with the given extra flags and waits for its startup loads. */
   static OrtServer start(Path repository, String... flags) throws Exception {
-    List<String> args = new ArrayList<>(List.of("--model-repository=" + repository, "--grpc-port=0", "--http-port=0",
+    List<String> args = new ArrayList<>(List.of("--model-repository=" + repository, "--grpc-port=0", "--http-port=0", "--metrics-port=0",
         "--ort-native-dir=" + NATIVE_DIR));
     args.addAll(List.of(flags));
     OrtServer server = OrtServer.start(ServerOptions.parse(args.toArray(String[]::new)));
