@@ -67,7 +67,8 @@ public final class TritonGrpcProxy implements AutoCloseable {
       server.start();
     } catch (IOException e) {
       channel.shutdownNow();
-      throw new IOException("cannot listen for gRPC on " + listen + ": " + e.getMessage(), e);
+      throw new IOException("cannot listen for gRPC on " + listen.getHostString() + ":" + listen.getPort() + ": "
+          + e.getMessage(), e);
     }
     log.info("gRPC proxy on {} for Triton at {}", listen.getHostString() + ":" + server.getPort(), upstream);
   }

@@ -6,6 +6,7 @@ import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -62,22 +63,22 @@ public final class TritonHttpProxy implements AutoCloseable {
     this.upstream = upstream;
     this.upstreamName = upstream.getHostString() + ":" + upstream.getPort();
     this.group = new MultiThreadIoEventLoopGroup(threads, NioIoHandler.newFactory());
-    try {
-      this.server = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
-          .childOption(ChannelOption.TCP_NODELAY, true)
-          .childOption(ChannelOption.AUTO_READ, false) // reading starts once the upstream connection is there
-          .childHandler(new ChannelInitializer<SocketChannel>() {
-            @Override
-            protected void initChannel(SocketChannel ch) {
-              ch.pipeline().addLast(new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADERS, MAX_CHUNK),
-                  new FromClient());
-            }
-          })
-          .bind(listen).syncUninterruptibly().channel();
-    } catch (RuntimeException e) {
+    ChannelFuture bound = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childOption(ChannelOption.AUTO_READ, false) // reading starts once the upstream connection is there
+        .childHandler(new ChannelInitializer<SocketChannel>() {
+          @Override
+          protected void initChannel(SocketChannel ch) {
+            ch.pipeline().addLast(new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADERS, MAX_CHUNK), new FromClient());
+          }
+        })
+        .bind(listen).awaitUninterruptibly();
+    if (!bound.isSuccess()) {
       group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
-      throw new IOException("cannot listen for HTTP on " + listen + ": " + e.getMessage(), e);
+      throw new IOException("cannot listen for HTTP on " + listen.getHostString() + ":" + listen.getPort() + ": "
+          + bound.cause().getMessage(), bound.cause());
     }
+    this.server = bound.channel();
     log.info("HTTP proxy on {} for Triton at {}", listen.getHostString() + ":" + port(), upstreamName);
   }
 

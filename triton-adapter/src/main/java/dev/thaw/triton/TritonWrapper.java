@@ -1,0 +1,137 @@
+package dev.thaw.triton;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Triton run behind Thaw: Triton starts on the repositories Thaw serves, with explicit model control, on loopback
+ * ports; Thaw's proxies take Triton's public ports (the ones its command line asked for) and forward to it. Triton's
+ * standard streams are the wrapper's; its exit status is the wrapper's result; {@link #stop} passes SIGTERM on.
+ */
+public final class TritonWrapper implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(TritonWrapper.class);
+  /** How long Triton may take to exit after SIGTERM before it is killed (Triton's own default exit timeout is 30 s). */
+  static final Duration STOP_GRACE = Duration.ofSeconds(45);
+
+  private final Process triton;
+  private final List<AutoCloseable> proxies;
+
+  private TritonWrapper(Process triton, List<AutoCloseable> proxies) {
+    this.triton = triton;
+    this.proxies = proxies;
+  }
+
+  /**
+   * Takes Triton's public ports, then starts Triton on {@code repositories} (one directory per repository of
+   * {@code line}, in order). Returns once Triton's process has started; it becomes ready later, as Triton does.
+   *
+   * @throws IOException when a public port cannot be listened on or Triton cannot be started (nothing is left
+   *     running)
+   */
+  public static TritonWrapper start(TritonCommandLine line, List<Path> repositories) throws IOException {
+    int[] internal = loopbackPorts(3);
+    List<AutoCloseable> proxies = new ArrayList<>();
+    try {
+      TritonCommandLine.Endpoint grpc = line.grpc();
+      if (grpc.allowed()) {
+        proxies.add(TritonGrpcProxy.start(new InetSocketAddress(grpc.address(), grpc.port()),
+            "127.0.0.1:" + internal[1]));
+      }
+      TritonCommandLine.Endpoint http = line.http();
+      if (http.allowed()) {
+        proxies.add(TritonHttpProxy.start(new InetSocketAddress(http.address(), http.port()),
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), internal[0])));
+      }
+      TritonCommandLine.Endpoint metrics = line.metrics();
+      if (metrics.allowed()) {
+        proxies.add(TritonHttpProxy.start(new InetSocketAddress(metrics.address(), metrics.port()),
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), internal[2])));
+      }
+      List<String> command = line.tritonCommand(repositories, internal[0], internal[1], internal[2]);
+      log.info("starting Triton: {}", String.join(" ", command));
+      Process triton;
+      try {
+        triton = new ProcessBuilder(command).inheritIO().start();
+      } catch (IOException e) {
+        throw new IOException("cannot start Triton (" + line.executable() + "): " + e.getMessage(), e);
+      }
+      return new TritonWrapper(triton, proxies);
+    } catch (IOException | RuntimeException e) {
+      closeAll(proxies);
+      throw e;
+    }
+  }
+
+  /** Triton's process id. */
+  public long pid() {
+    return triton.pid();
+  }
+
+  /** Waits for Triton to exit and returns its exit status (128 + the signal's number when a signal ended it). */
+  public int waitFor() throws InterruptedException {
+    return triton.waitFor();
+  }
+
+  /**
+   * Passes SIGTERM on to Triton and waits for it to exit, killing it when it has not within {@link #STOP_GRACE}.
+   * Returns its exit status.
+   */
+  public int stop() throws InterruptedException {
+    if (triton.isAlive()) {
+      triton.destroy(); // SIGTERM: Triton unloads its models and exits
+      if (!triton.waitFor(STOP_GRACE.toMillis(), TimeUnit.MILLISECONDS)) {
+        log.warn("Triton (pid {}) did not exit {} s after SIGTERM; killing it", triton.pid(), STOP_GRACE.toSeconds());
+        triton.destroyForcibly();
+      }
+    }
+    return triton.waitFor();
+  }
+
+  /** Stops Triton (as {@link #stop}) and closes the public ports. */
+  @Override
+  public void close() throws InterruptedException {
+    try {
+      stop();
+    } finally {
+      closeAll(proxies);
+    }
+  }
+
+  private static void closeAll(List<AutoCloseable> proxies) {
+    for (AutoCloseable p : proxies) {
+      try {
+        p.close();
+      } catch (Exception e) {
+        log.warn("closing a proxy failed", e);
+      }
+    }
+  }
+
+  /** Free loopback ports for Triton's own endpoints, which only the proxies reach. */
+  private static int[] loopbackPorts(int n) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        sockets[i] = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket s : sockets) {
+        if (s != null) {
+          s.close();
+        }
+      }
+    }
+  }
+}
