@@ -32,6 +32,7 @@ public final class ThawCommand implements Runnable {
     m.put("unmount", UnmountCommand.class);
     m.put("profile", ProfileCommand.class);
     m.put("gc", GcCommand.class);
+    m.put("triton", TritonCommand.class);
     m.put("run", RunCommand.class);
     m.put("checkpoint", CheckpointCommand.class);
     m.put("restore", RestoreCommand.class);

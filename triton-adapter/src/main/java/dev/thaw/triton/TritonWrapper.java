@@ -96,6 +96,11 @@ public final class TritonWrapper implements AutoCloseable {
     return triton.waitFor();
   }
 
+  /** Closes the public ports (Triton, if still running, is left alone). Idempotent. */
+  public void closeProxies() {
+    closeAll(proxies);
+  }
+
   /** Stops Triton (as {@link #stop}) and closes the public ports. */
   @Override
   public void close() throws InterruptedException {
@@ -107,7 +112,12 @@ public final class TritonWrapper implements AutoCloseable {
   }
 
   private static void closeAll(List<AutoCloseable> proxies) {
-    for (AutoCloseable p : proxies) {
+    List<AutoCloseable> open;
+    synchronized (proxies) {
+      open = List.copyOf(proxies);
+      proxies.clear();
+    }
+    for (AutoCloseable p : open) {
       try {
         p.close();
       } catch (Exception e) {

@@ -77,7 +77,8 @@ class TritonCommandLineTest {
   @Test
   void tritonIsStartedOnTheMountsWithExplicitControlOnLoopbackPorts() {
     TritonCommandLine c = parse("/opt/tritonserver/bin/tritonserver", "--model-repository=s3://b/models",
-        "--model-repository", "/local", "--load-model=warm", "--log-verbose=1", "--http-port=8000",
+        "--model-repository", "/local", "--model-control-mode=explicit", "--load-model=warm", "--log-verbose=1",
+        "--http-port=8000",
         "--allow-grpc=false", "--backend-config", "onnxruntime,default-max-batch-size=4");
 
     assertThat(c.tritonCommand(List.of(Path.of("/mnt/thaw/m1"), Path.of("/local")), 18000, 18001, 18002))
@@ -86,6 +87,17 @@ class TritonCommandLineTest {
             "--strict-readiness=true", "--http-address=127.0.0.1", "--http-port=18000", "--allow-grpc=false",
             "--metrics-address=127.0.0.1", "--metrics-port=18002", "--log-verbose=1", "--backend-config",
             "onnxruntime,default-max-batch-size=4");
+  }
+
+  @Test
+  void inTritonsDefaultModeEveryModelStillLoadsAtStart() {
+    assertThat(parse("tritonserver", "--model-repository=/m").tritonCommand(List.of(Path.of("/m")), 1, 2, 3))
+        .containsSubsequence("--model-control-mode=explicit", "--load-model=*");
+    assertThat(parse("tritonserver", "--model-repository=/m", "--model-control-mode=poll")
+        .tritonCommand(List.of(Path.of("/m")), 1, 2, 3)).containsSubsequence("--model-control-mode=explicit",
+        "--load-model=*");
+    assertThat(parse("tritonserver", "--model-repository=/m", "--model-control-mode=explicit")
+        .tritonCommand(List.of(Path.of("/m")), 1, 2, 3)).noneMatch(a -> a.startsWith("--load-model"));
   }
 
   @Test

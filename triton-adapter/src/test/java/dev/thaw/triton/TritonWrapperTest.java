@@ -59,7 +59,8 @@ class TritonWrapperTest {
   void tritonsPublicPortsAnswerThroughThawAndTritonRunsWithExplicitControl() throws Exception {
     int[] ports = FreePorts.pick(3);
     TritonCommandLine line = TritonCommandLine.parse(List.of(tritonserver.toString(),
-        "--model-repository=" + repository, "--http-port=" + ports[0], "--grpc-port", Integer.toString(ports[1]),
+        "--model-repository=" + repository, "--model-control-mode=explicit", "--http-port=" + ports[0],
+        "--grpc-port", Integer.toString(ports[1]),
         "--metrics-port=" + ports[2], "--http-address=127.0.0.1", "--grpc-address=127.0.0.1",
         "--metrics-address=127.0.0.1"), Map.of());
 

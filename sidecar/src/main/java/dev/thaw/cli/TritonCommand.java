@@ -1,0 +1,215 @@
+package dev.thaw.cli;
+
+import dev.thaw.fuse.LazyMount;
+import dev.thaw.fuse.MountOptions;
+import dev.thaw.store.AccessProfile;
+import dev.thaw.store.ChunkCache;
+import dev.thaw.store.ModelReader;
+import dev.thaw.store.ReaderOptions;
+import dev.thaw.triton.TritonCommandLine;
+import dev.thaw.triton.TritonWrapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "triton", mixinStandardHelpOptions = true,
+    description = {
+      "Run Triton Inference Server with its model repositories streamed lazily through Thaw.",
+      "Put `thaw triton --` in front of the tritonserver command. Each --model-repository that is s3://bucket/path, "
+          + "s3://[http://|https://]host:port/bucket/path (Triton's forms, with its AWS_* variables; the objects are "
+          + "read where they are, no upload) or thaw://NAME[:TAG] (pushed to --origin) is mounted read-only and "
+          + "Triton reads the mount; local directories are passed on as they are. Triton starts with "
+          + "--model-control-mode=explicit on loopback ports (in Triton's default mode, none, with --load-model=*: "
+          + "every model still loads at start), and Thaw serves the HTTP, gRPC and metrics ports Triton "
+          + "was asked for. The first run records which chunks Triton reads; later runs prefetch them.",
+      "Triton's output passes through; its exit status is thaw's. SIGTERM or Ctrl-C is passed on to Triton, then the "
+          + "mounts end.",
+      "Example: thaw triton -- tritonserver --model-repository=s3://models/triton --http-port=8000"
+    })
+final class TritonCommand implements Callable<Integer> {
+  @Mixin StoreOptions store;
+
+  @Option(names = "--mount-root", paramLabel = "DIR",
+      description = "Where the repositories are mounted (repository-0, repository-1, ...). Default: a new directory "
+          + "under java.io.tmpdir, removed at the end.")
+  Path mountRoot;
+
+  @Option(names = "--prefetch", paramLabel = "auto|off", defaultValue = "auto",
+      description = "auto: prefetch each repository's recorded access profile, or record one when there is none. "
+          + "Default: ${DEFAULT-VALUE}.")
+  String prefetch;
+
+  @Option(names = "--read-timeout", paramLabel = "DURATION", defaultValue = "60s",
+      converter = Units.DurationConverter.class,
+      description = "A read whose chunk cannot be had this long (retries included) fails with EIO. "
+          + "Default: ${DEFAULT-VALUE}.")
+  Duration readTimeout;
+
+  @Parameters(paramLabel = "TRITONSERVER", arity = "1..*",
+      description = "The tritonserver command and its arguments, after --.")
+  List<String> command;
+
+  @Override
+  public Integer call() throws Exception {
+    if (!prefetch.equals("auto") && !prefetch.equals("off")) {
+      throw new IllegalArgumentException("--prefetch must be auto or off, not " + prefetch);
+    }
+    TritonCommandLine line = TritonCommandLine.parse(command, System.getenv());
+    Mounts mounts = new Mounts();
+    try {
+      List<Path> repositories = mounts.open(line);
+      TritonWrapper triton = TritonWrapper.start(line, repositories);
+      AtomicBoolean ending = new AtomicBoolean();
+      Thread hook = new Thread(() -> {
+        // SIGTERM or Ctrl-C: Triton first, then the mounts it read; thaw then exits with Triton's status
+        ending.set(true);
+        int status;
+        try {
+          status = triton.stop();
+        } catch (InterruptedException e) {
+          status = 143;
+        }
+        triton.closeProxies();
+        mounts.close();
+        System.err.flush();
+        Runtime.getRuntime().halt(status);
+      }, "thaw-triton-stop");
+      Runtime.getRuntime().addShutdownHook(hook);
+      int status = triton.waitFor();
+      if (ending.get()) {
+        Thread.sleep(Long.MAX_VALUE); // the hook is ending the run and will halt with Triton's status
+      }
+      Runtime.getRuntime().removeShutdownHook(hook);
+      System.err.printf(Locale.ROOT, "thaw triton: Triton exited with status %d%n", status);
+      triton.closeProxies();
+      mounts.close();
+      return status;
+    } catch (IOException | RuntimeException | InterruptedException e) {
+      mounts.close();
+      throw e;
+    }
+  }
+
+  /** The repositories Thaw serves: one cache, one reader and mount each; ended once, saving recorded profiles. */
+  private final class Mounts {
+    private final List<Mounted> mounted = new ArrayList<>();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private ChunkCache cache;
+    private Path root;
+    private boolean rootMade;
+
+    private record Mounted(StoreOptions.Resolved resolved, ModelReader reader, LazyMount mount, boolean recording,
+        Path at) {}
+
+    /** Mounts each repository Thaw serves; returns the directory Triton reads for each, in order. */
+    List<Path> open(TritonCommandLine line) throws IOException {
+      List<Path> paths = new ArrayList<>();
+      int i = 0;
+      for (TritonCommandLine.Repository repository : line.repositories()) {
+        if (!repository.mounted()) {
+          paths.add(Path.of(repository.given()));
+          continue;
+        }
+        if (cache == null) {
+          cache = store.openCache();
+          rootMade = mountRoot == null;
+          root = mountRoot != null ? Files.createDirectories(mountRoot.toAbsolutePath())
+              : Files.createTempDirectory("thaw-triton-");
+        }
+        Path at = root.resolve("repository-" + i++);
+        paths.add(mount(repository, at));
+      }
+      return paths;
+    }
+
+    private Path mount(TritonCommandLine.Repository repository, Path at) throws IOException {
+      long start = System.nanoTime();
+      StoreOptions.Resolved r;
+      try {
+        r = store.resolve(repository.source());
+      } catch (IOException e) {
+        throw new IOException("cannot read the model repository " + repository.given() + ": " + e.getMessage(), e);
+      }
+      ModelReader reader = null;
+      try {
+        Optional<AccessProfile> profile = prefetch.equals("auto")
+            ? r.store().profile(r.manifest(), cache.directory()) : Optional.empty();
+        boolean recording = prefetch.equals("auto") && profile.isEmpty();
+        reader = ModelReader.open(r.manifest(), r.origin(), cache, ReaderOptions.DEFAULT
+            .withParallelism(store.parallelism).withRecordProfile(recording).withReadTimeout(readTimeout));
+        LazyMount mount = LazyMount.mount(reader, at, MountOptions.DEFAULT
+            .withName(MountOptions.thawName(repository.source(), r.manifest().digest())));
+        profile.ifPresent(reader::prefetch);
+        mounted.add(new Mounted(r, reader, mount, recording, at));
+        System.err.printf(Locale.ROOT, "thaw triton: %s mounted at %s in %d ms (%d entries, %s)%s%n",
+            repository.given(), at, (System.nanoTime() - start) / 1_000_000, r.manifest().entries().size(),
+            Units.bytes(r.manifest().totalBytes()), profile.map(p -> "; prefetching its profile of "
+                + p.chunkCount() + " chunks").orElse(recording ? "; recording its access profile" : ""));
+        return at;
+      } catch (IOException | RuntimeException e) {
+        if (reader != null) {
+          reader.close();
+        }
+        r.close();
+        throw e;
+      }
+    }
+
+    /** Saves recorded profiles, unmounts, and closes the cache. Idempotent. */
+    void close() {
+      if (!closed.compareAndSet(false, true)) {
+        return;
+      }
+      for (Mounted m : mounted) {
+        if (m.recording()) {
+          try {
+            AccessProfile profile = m.reader().recordedProfile();
+            String where = m.resolved().manifest().isDirect()
+                ? m.resolved().store().saveProfile(profile, cache.directory(), false)
+                : m.resolved().store().saveProfile(profile, cache.directory());
+            System.err.printf(Locale.ROOT, "thaw triton: saved the access profile of %s (%d chunks) to %s%n",
+                m.at(), profile.chunkCount(), where);
+          } catch (IOException | RuntimeException e) {
+            System.err.println("thaw triton: error: could not save the access profile of " + m.at() + ": "
+                + e.getMessage());
+          }
+        }
+        try {
+          m.mount().close();
+        } catch (IOException e) {
+          System.err.println("thaw triton: error: " + e.getMessage());
+        }
+        m.reader().close();
+        m.resolved().close();
+        if (rootMade) {
+          try {
+            Files.deleteIfExists(m.at());
+          } catch (IOException e) {
+            // a mount point left behind says what happened
+          }
+        }
+      }
+      try {
+        if (cache != null) {
+          cache.close();
+        }
+        if (rootMade && root != null) {
+          Files.deleteIfExists(root);
+        }
+      } catch (IOException e) {
+        System.err.println("thaw triton: error: " + e.getMessage());
+      }
+    }
+  }
+}

@@ -1,0 +1,173 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import dev.thaw.fuse.MountTable;
+import dev.thaw.testkit.FreePorts;
+import dev.thaw.testkit.S3ProxyServer;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.jclouds.blobstore.BlobStore;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code thaw triton -- tritonserver ...} with a Triton model repository in an S3 bucket (S3Proxy), read where it is,
+ * and the example server standing in for {@code tritonserver} (Triton's flags and protocols).
+ */
+class TritonCommandTest {
+  static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+
+  @TempDir
+  static Path tmp;
+  static S3ProxyServer s3;
+  static Path tritonserver;
+  static MlpSpec spec;
+
+  @BeforeAll
+  static void start() throws Exception {
+    s3 = S3ProxyServer.start(tmp.resolve("s3"));
+    Path repository = Files.createDirectories(tmp.resolve("repository"));
+    spec = MlpSpec.forSize(512L << 10, 21);
+    MlpGenerator.generate(repository, "mlp", spec);
+    BlobStore bs = s3.blobStore();
+    try (Stream<Path> files = Files.walk(repository)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        String key = "triton/models/" + repository.relativize(f);
+        bs.putBlob(S3ProxyServer.BUCKET, bs.blobBuilder(key).payload(f.toFile()).contentLength(Files.size(f)).build());
+      }
+    }
+    tritonserver = tmp.resolve("tritonserver");
+    Files.writeString(tritonserver, "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin", "java")
+        + "' -XX:-UsePerfData -Xmx256m --enable-native-access=ALL-UNNAMED -cp '" + System.getProperty("java.class.path")
+        + "' dev.thaw.examples.ortserver.OrtServer --ort-native-dir='"
+        + Path.of("target", "ort-natives").toAbsolutePath() + "' \"$@\"\n");
+    Files.setPosixFilePermissions(tritonserver, PosixFilePermissions.fromString("rwxr-xr-x"));
+  }
+
+  @AfterAll
+  static void stop() throws IOException {
+    s3.close();
+  }
+
+  @Test
+  void tritonReadsAnS3RepositoryThroughAMountAndAnswersOnItsPublicPorts() throws Exception {
+    int[] ports = FreePorts.pick(3);
+    Path mountRoot = tmp.resolve("mounts");
+    Path log = tmp.resolve("thaw-triton.log");
+    Process thaw = thaw(log, "--cache", tmp.resolve("cache").toString(), "--mount-root", mountRoot.toString(), "--",
+        tritonserver.toString(), "--model-repository=s3://127.0.0.1:" + s3.port() + "/" + S3ProxyServer.BUCKET
+            + "/triton/models", "--model-control-mode=explicit", "--http-port=" + ports[0], "--grpc-port=" + ports[1], "--metrics-port=" + ports[2],
+        "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1");
+    try {
+      await().atMost(Duration.ofSeconds(90)).ignoreExceptions()
+          .until(() -> get(ports[0], "/v2/health/ready").statusCode() == 200);
+      Path mounted = mountRoot.resolve("repository-0");
+      assertThat(MountTable.find(mounted)).as("the repository is a Thaw mount").isPresent();
+      assertThat(Files.readString(log)).contains("thaw triton: s3://127.0.0.1:" + s3.port()
+          + "/thaw-bench/triton/models mounted at " + mounted, "recording its access profile");
+
+      // explicit control: loaded on request, from the mount
+      assertThat(post(ports[0], "/v2/repository/models/mlp/load", "").statusCode()).isEqualTo(200);
+      HttpResponse<String> answer = post(ports[0], "/v2/models/mlp/infer", jsonInferRequest(2));
+      assertThat(answer.statusCode()).isEqualTo(200);
+      assertThat(answer.body()).contains("\"name\":\"output\"");
+
+      thaw.destroy(); // SIGTERM: passed on to Triton, then the mount ends
+
+      assertThat(thaw.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(thaw.exitValue()).as("Triton's exit status after SIGTERM (a JVM's: 128 + 15)").isEqualTo(143);
+      assertThat(MountTable.find(mounted)).isEmpty();
+      assertThat(Files.readString(log)).contains("thaw triton: saved the access profile of " + mounted);
+    } finally {
+      thaw.destroyForcibly();
+      Path mounted = mountRoot.resolve("repository-0");
+      if (MountTable.find(mounted).isPresent()) {
+        MountTable.unmount(mounted, true);
+      }
+    }
+  }
+
+  @Test
+  void tritonExitingOnItsOwnEndsThawWithItsStatus() throws Exception {
+    Path log = tmp.resolve("thaw-triton-exit.log");
+    Process thaw = thaw(log, "--cache", tmp.resolve("cache-exit").toString(), "--", tritonserver.toString(),
+        "--model-repository=s3://127.0.0.1:" + s3.port() + "/" + S3ProxyServer.BUCKET + "/triton/models",
+        "--http-port=0", "--grpc-port=0", "--metrics-port=0", "--no-such-flag=1");
+
+    assertThat(thaw.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    assertThat(thaw.exitValue()).isEqualTo(2);
+    assertThat(Files.readString(log)).contains("ort-server: unknown flag --no-such-flag",
+        "thaw triton: Triton exited with status 2");
+  }
+
+  @Test
+  void aRepositoryThawCannotServeIsRefusedInOneLine() {
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream realErr = System.err;
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    int status;
+    try {
+      status = Main.run("triton", "--", "tritonserver", "--model-repository=gs://bucket/models");
+    } finally {
+      System.setErr(realErr);
+    }
+
+    assertThat(status).isEqualTo(1);
+    assertThat(err.toString(StandardCharsets.UTF_8).strip()).isEqualTo("thaw triton: error: "
+        + "--model-repository=gs://bucket/models: Thaw mounts s3://, thaw:// and local repositories, not gs:// "
+        + "(run tritonserver without thaw for Google Cloud Storage and Azure)");
+  }
+
+  private static Process thaw(Path log, String... args) throws IOException {
+    List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+        "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
+        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "triton"));
+    cmd.addAll(Arrays.asList(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+    pb.environment().put("AWS_ACCESS_KEY_ID", "thaw-test"); // S3Proxy checks none, the AWS SDK wants some
+    pb.environment().put("AWS_SECRET_ACCESS_KEY", "thaw-test-secret");
+    pb.environment().put("AWS_DEFAULT_REGION", "us-east-1");
+    return pb.start();
+  }
+
+  private static HttpResponse<String> get(int port, String path) throws Exception {
+    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+        .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  private static HttpResponse<String> post(int port, String path, String body) throws Exception {
+    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+        .POST(HttpRequest.BodyPublishers.ofString(body)).timeout(Duration.ofSeconds(30)).build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  private static String jsonInferRequest(int batch) {
+    StringBuilder data = new StringBuilder();
+    for (float v : spec.sampleInput(batch)) {
+      data.append(data.isEmpty() ? "" : ",").append(v);
+    }
+    return "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[" + batch + "," + spec.inputDim()
+        + "],\"data\":[" + data + "]}]}";
+  }
+}
