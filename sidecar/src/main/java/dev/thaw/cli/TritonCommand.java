@@ -87,10 +87,14 @@ final class TritonCommand implements Callable<Integer> {
       }, "thaw-triton-stop");
       Runtime.getRuntime().addShutdownHook(hook);
       int status = triton.waitFor();
-      if (ending.get()) {
-        Thread.sleep(Long.MAX_VALUE); // the hook is ending the run and will halt with Triton's status
+      try {
+        if (ending.get()) {
+          throw new IllegalStateException("shutting down");
+        }
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException shuttingDown) {
+        Thread.sleep(Long.MAX_VALUE); // the hook is ending the run and halts with Triton's status
       }
-      Runtime.getRuntime().removeShutdownHook(hook);
       System.err.printf(Locale.ROOT, "thaw triton: Triton exited with status %d%n", status);
       triton.closeProxies();
       mounts.close();

@@ -23,6 +23,7 @@ import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpObject;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpServerCodec;
@@ -124,6 +125,10 @@ public final class TritonHttpProxy implements AutoCloseable {
             }
           })
           .connect(upstream).addListener((ChannelFutureListener) f -> {
+            if (f.isSuccess() && !client.isActive()) {
+              f.channel().close(); // the client left while the connection was made
+              return;
+            }
             if (f.isSuccess()) {
               toUpstream = f.channel();
             } else {
@@ -136,6 +141,13 @@ public final class TritonHttpProxy implements AutoCloseable {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (msg instanceof HttpObject o && o.decoderResult().isFailure()) {
+        // not HTTP Triton could read: answered here, as Triton would, rather than forwarded half-parsed
+        String why = String.valueOf(o.decoderResult().cause().getMessage());
+        ReferenceCountUtil.release(msg);
+        reply(ctx.channel(), HttpResponseStatus.BAD_REQUEST, "malformed HTTP request: " + why);
+        return;
+      }
       if (toUpstream != null) {
         toUpstream.write(msg, toUpstream.voidPromise());
         return;
@@ -143,7 +155,8 @@ public final class TritonHttpProxy implements AutoCloseable {
       ReferenceCountUtil.release(msg);
       if (msg instanceof HttpRequest) {
         String cause = unreachable == null ? "no connection" : String.valueOf(unreachable.getMessage());
-        badGateway(ctx.channel(), "Triton at " + upstreamName + " is unreachable: " + cause);
+        reply(ctx.channel(), HttpResponseStatus.BAD_GATEWAY, "Triton at " + upstreamName + " is unreachable: "
+            + cause);
       }
     }
 
@@ -211,14 +224,15 @@ public final class TritonHttpProxy implements AutoCloseable {
     }
   }
 
-  private static void badGateway(Channel client, String message) {
+  /** Answers with Triton's error body and closes the connection. */
+  private static void reply(Channel client, HttpResponseStatus status, String message) {
     byte[] body;
     try {
       body = JSON.writeValueAsBytes(Map.of("error", message));
     } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
-    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.BAD_GATEWAY,
+    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status,
         Unpooled.wrappedBuffer(body));
     response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON)
         .setInt(HttpHeaderNames.CONTENT_LENGTH, body.length)

@@ -11,6 +11,7 @@ import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -149,6 +150,18 @@ class TritonHttpProxyCallsTest {
         .POST(HttpRequest.BodyPublishers.ofString("still here")).timeout(Duration.ofSeconds(30)).build(),
         HttpResponse.BodyHandlers.ofByteArray());
     assertThat(new String(next.body(), StandardCharsets.UTF_8)).isEqualTo("still here");
+  }
+
+  @Test
+  void whatIsNotHttpIsAnswered400WithoutReachingTheUpstream() throws Exception {
+    try (Socket socket = new Socket("127.0.0.1", proxy.port())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write("GET /v2 HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"
+          .getBytes(StandardCharsets.US_ASCII));
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+
+      assertThat(answer).startsWith("HTTP/1.1 400 Bad Request\r\n").contains("{\"error\":\"malformed HTTP request: ");
+    }
   }
 
   @Test
