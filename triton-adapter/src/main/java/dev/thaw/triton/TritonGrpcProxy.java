@@ -22,6 +22,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -44,11 +45,19 @@ public final class TritonGrpcProxy implements AutoCloseable {
   /** Triton's gRPC HTTP/2 window is large; a small one would halve the bandwidth of a large tensor through a hop. */
   private static final int FLOW_CONTROL_WINDOW = 8 << 20;
 
+  private static final String SERVICE = "inference.GRPCInferenceService/";
+  /** Triton's unary methods about one model; each request's field 1 is the model's name. */
+  private static final Set<String> MODEL_METHODS = Set.of(SERVICE + "ModelInfer", SERVICE + "ModelReady",
+      SERVICE + "ModelMetadata", SERVICE + "ModelConfig", SERVICE + "ModelStatistics");
+  /** Triton's model control methods; each request's field 2 is the model's name. */
+  private static final String LOAD = SERVICE + "RepositoryModelLoad", UNLOAD = SERVICE + "RepositoryModelUnload";
+
   private final String upstream;
   private final ManagedChannel channel;
   private final Server server;
+  private final ModelLoads loads; // null: a plain proxy
 
-  private TritonGrpcProxy(InetSocketAddress listen, String upstream) throws IOException {
+  private TritonGrpcProxy(InetSocketAddress listen, String upstream, ModelLoads.Limits limits) throws IOException {
     this.upstream = upstream;
     // Forwarding never blocks, so both sides run it on the transport's threads: no hand-off per message.
     this.channel = NettyChannelBuilder.forTarget(upstream)
@@ -57,6 +66,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
         .maxInboundMessageSize(MAX_MESSAGE_BYTES)
         .flowControlWindow(FLOW_CONTROL_WINDOW)
         .build();
+    this.loads = limits == null ? null : new ModelLoads(channel, limits);
     this.server = NettyServerBuilder.forAddress(listen)
         .fallbackHandlerRegistry(new AnyMethod())
         .directExecutor()
@@ -80,12 +90,28 @@ public final class TritonGrpcProxy implements AutoCloseable {
    * @throws IOException when the address cannot be listened on
    */
   public static TritonGrpcProxy start(InetSocketAddress listen, String upstream) throws IOException {
-    return new TritonGrpcProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"));
+    return new TritonGrpcProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"),
+        null);
+  }
+
+  /**
+   * As {@link #start(InetSocketAddress, String)}, and a request for a model of Triton's repositories that is not
+   * loaded waits while Triton loads it (see {@link ModelLoads}), within {@code limits}.
+   */
+  public static TritonGrpcProxy startLoadingOnFirstRequest(InetSocketAddress listen, String upstream,
+      ModelLoads.Limits limits) throws IOException {
+    return new TritonGrpcProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"),
+        Objects.requireNonNull(limits, "limits"));
   }
 
   /** The port the proxy listens on. */
   public int port() {
     return server.getPort();
+  }
+
+  /** The loads on first request, or null for a plain proxy. */
+  ModelLoads loads() {
+    return loads;
   }
 
   /** The upstream target every call goes to. */
@@ -108,6 +134,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
       server.shutdownNow();
       Thread.currentThread().interrupt();
     } finally {
+      if (loads != null) {
+        loads.close();
+      }
       channel.shutdownNow();
     }
   }
@@ -140,11 +169,17 @@ public final class TritonGrpcProxy implements AutoCloseable {
         // Triton was away: try it now rather than after a back-off grown while it restarted (up to 2 minutes)
         channel.resetConnectBackoff();
       }
+      String method = serverCall.getMethodDescriptor().getFullMethodName();
       ClientCall<byte[], byte[]> clientCall = channel.newCall(serverCall.getMethodDescriptor(), options);
-      CallPair pair = new CallPair(serverCall, clientCall);
-      clientCall.start(pair.fromUpstream, headers);
-      serverCall.request(1);
-      clientCall.request(1);
+      CallPair pair = new CallPair(serverCall, clientCall, headers,
+          loads == null ? 0 : MODEL_METHODS.contains(method) ? 1 : 0,
+          loads == null ? null : method.equals(LOAD) ? Boolean.TRUE : method.equals(UNLOAD) ? Boolean.FALSE : null);
+      if (pair.gated()) {
+        serverCall.request(1); // the upstream call starts once the request's model can be served
+      } else {
+        pair.startUpstream();
+        serverCall.request(1);
+      }
       return pair.fromClient;
     }
   }
@@ -156,12 +191,81 @@ public final class TritonGrpcProxy implements AutoCloseable {
   private final class CallPair {
     private final ServerCall<byte[], byte[]> serverCall;
     private final ClientCall<byte[], byte[]> clientCall;
+    private final Metadata headers;
+    private final int modelField; // 0: no gate; else the request's field naming the model to wait for
+    private final Boolean control; // a load (TRUE) or unload (FALSE) whose success Thaw notes; null otherwise
+    private String controlledModel;
     final FromClient fromClient = new FromClient();
     final FromUpstream fromUpstream = new FromUpstream();
+    // the gate, guarded by this: until the upstream call starts, the client's half-close and cancel are noted here
+    private boolean started;
+    private boolean halfClosed;
+    private boolean cancelled;
+    private String heldFor; // the model this request waits for, until it stops waiting
 
-    CallPair(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall) {
+    CallPair(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Metadata headers,
+        int modelField, Boolean control) {
       this.serverCall = serverCall;
       this.clientCall = clientCall;
+      this.headers = headers;
+      this.modelField = modelField;
+      this.control = control;
+    }
+
+    boolean gated() {
+      return modelField > 0;
+    }
+
+    synchronized void startUpstream() {
+      started = true;
+      clientCall.start(fromUpstream, headers);
+      clientCall.request(1);
+    }
+
+    /** The gated call's one request: waits until its model can be served, then goes upstream. */
+    private void gate(byte[] message) {
+      String model = ModelNames.field(message, modelField);
+      if (model == null || model.isEmpty()) {
+        open(message); // Triton answers a request that names no model
+        return;
+      }
+      synchronized (this) {
+        heldFor = model;
+      }
+      loads.whenServable(model).whenComplete((ok, failure) -> {
+        releaseHold();
+        if (failure == null) {
+          open(message);
+          return;
+        }
+        synchronized (this) {
+          if (!cancelled) {
+            Status status = Status.fromThrowable(failure);
+            serverCall.close(status, new Metadata());
+            cancelled = true;
+          }
+        }
+      });
+    }
+
+    /** The request no longer waits for its model (served, failed, or given up): counted once. */
+    private synchronized void releaseHold() {
+      if (heldFor != null) {
+        loads.release(heldFor);
+        heldFor = null;
+      }
+    }
+
+    private synchronized void open(byte[] message) {
+      if (cancelled) {
+        return; // the client gave up while it waited (its deadline passed, or it cancelled)
+      }
+      startUpstream();
+      clientCall.sendMessage(message);
+      if (halfClosed) {
+        clientCall.halfClose();
+      }
+      serverCall.request(1);
     }
 
     /** Client to upstream. */
@@ -170,6 +274,15 @@ public final class TritonGrpcProxy implements AutoCloseable {
 
       @Override
       public void onMessage(byte[] message) {
+        synchronized (CallPair.this) {
+          if (!started) {
+            gate(message);
+            return;
+          }
+        }
+        if (control != null && controlledModel == null) {
+          controlledModel = ModelNames.field(message, 2);
+        }
         clientCall.sendMessage(message);
         synchronized (this) {
           if (clientCall.isReady()) {
@@ -182,11 +295,24 @@ public final class TritonGrpcProxy implements AutoCloseable {
 
       @Override
       public void onHalfClose() {
+        synchronized (CallPair.this) {
+          if (!started) {
+            halfClosed = true;
+            return;
+          }
+        }
         clientCall.halfClose();
       }
 
       @Override
       public void onCancel() {
+        synchronized (CallPair.this) {
+          if (!started) {
+            cancelled = true;
+            releaseHold(); // a request that gave up makes room for another
+            return;
+          }
+        }
         clientCall.cancel("the client cancelled the call or its deadline passed", null);
       }
 
@@ -226,6 +352,13 @@ public final class TritonGrpcProxy implements AutoCloseable {
 
       @Override
       public void onClose(Status status, Metadata trailers) {
+        if (status.isOk() && controlledModel != null) {
+          if (control) {
+            loads.loadedBy(controlledModel);
+          } else {
+            loads.unloadedBy(controlledModel);
+          }
+        }
         serverCall.close(upstreamStatus(status), trailers);
       }
 

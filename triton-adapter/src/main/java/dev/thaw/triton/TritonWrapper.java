@@ -43,8 +43,8 @@ public final class TritonWrapper implements AutoCloseable {
     try {
       TritonCommandLine.Endpoint grpc = line.grpc();
       if (grpc.allowed()) {
-        proxies.add(TritonGrpcProxy.start(new InetSocketAddress(grpc.address(), grpc.port()),
-            "127.0.0.1:" + internal[1]));
+        proxies.add(TritonGrpcProxy.startLoadingOnFirstRequest(new InetSocketAddress(grpc.address(), grpc.port()),
+            "127.0.0.1:" + internal[1], ModelLoads.DEFAULT_LIMITS));
       }
       TritonCommandLine.Endpoint http = line.http();
       if (http.allowed()) {

@@ -1,0 +1,143 @@
+package dev.thaw.triton;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import com.google.protobuf.ByteString;
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import dev.thaw.examples.ortserver.OrtServer;
+import dev.thaw.examples.ortserver.ServerOptions;
+import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
+import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub;
+import dev.thaw.triton.protocol.ModelInferResponse;
+import dev.thaw.triton.protocol.ModelReadyRequest;
+import dev.thaw.triton.protocol.RepositoryModelLoadRequest;
+import dev.thaw.triton.protocol.RepositoryModelUnloadRequest;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Load on first request through the gRPC proxy, against the example server in explicit mode with nothing loaded: a
+ * request for a model of the repository waits while Triton loads it, once, however many requests wait.
+ */
+class LoadOnFirstRequestTest {
+  @TempDir
+  static Path repository;
+  static MlpSpec spec;
+  static OrtServer server;
+  static TritonGrpcProxy proxy;
+  static ManagedChannel directChannel;
+  static ManagedChannel proxyChannel;
+
+  @BeforeAll
+  static void start() throws Exception {
+    spec = MlpSpec.forSize(1L << 20, 31);
+    MlpGenerator.generate(repository, "mlp", spec);
+    MlpGenerator.generate(repository, "other", spec);
+    Path broken = Files.createDirectories(repository.resolve("broken")); // a configuration and no version
+    Files.writeString(broken.resolve("config.pbtxt"), "name: \"broken\"\nplatform: \"onnxruntime_onnx\"\n");
+    server = OrtServer.start(ServerOptions.parse("--model-repository=" + repository, "--grpc-port=0",
+        "--http-port=0", "--allow-metrics=false", "--model-control-mode=explicit",
+        "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()));
+    assertThat(server.awaitStartup(Duration.ofSeconds(60))).isTrue();
+    proxy = TritonGrpcProxy.startLoadingOnFirstRequest(new InetSocketAddress("127.0.0.1", 0),
+        "127.0.0.1:" + server.grpcPort(), ModelLoads.DEFAULT_LIMITS);
+    directChannel = ProxyTesting.channel(server.grpcPort());
+    proxyChannel = ProxyTesting.channel(proxy.port());
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    proxyChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    directChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    proxy.close();
+    server.close();
+  }
+
+  @Test
+  void aHundredRequestsForAnUnloadedModelWaitForOneLoadAndAreAllAnswered() throws Exception {
+    assertThat(ready(direct(), "mlp")).isFalse();
+    int loadsBefore = proxy.loads().loadsStarted();
+    List<Future<ModelInferResponse>> answers = new ArrayList<>();
+    try (ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
+      for (int i = 0; i < 100; i++) {
+        String id = "r" + i;
+        int batch = 1 + i % 4;
+        answers.add(clients.submit(() -> viaProxy().modelInfer(ProxyTesting.request(spec, "mlp", batch, id))));
+      }
+    }
+
+    assertThat(proxy.loads().loadsStarted() - loadsBefore).as("loads asked of Triton").isEqualTo(1);
+    for (int i = 0; i < 100; i++) {
+      ModelInferResponse answer = answers.get(i).get();
+      assertThat(answer.getId()).isEqualTo("r" + i);
+      ByteString expected = direct().modelInfer(ProxyTesting.request(spec, "mlp", 1 + i % 4, "d"))
+          .getRawOutputContents(0);
+      assertThat(answer.getRawOutputContents(0)).isEqualTo(expected);
+    }
+  }
+
+  @Test
+  void aModelUnloadedThroughTheProxyIsLoadedAgainByItsNextRequest() {
+    viaProxy().modelInfer(ProxyTesting.request(spec, "other", 1, "first"));
+    viaProxy().repositoryModelUnload(RepositoryModelUnloadRequest.newBuilder().setModelName("other").build());
+    assertThat(ready(direct(), "other")).isFalse();
+    int loadsBefore = proxy.loads().loadsStarted();
+
+    assertThat(viaProxy().modelInfer(ProxyTesting.request(spec, "other", 2, "again")).getId()).isEqualTo("again");
+    assertThat(proxy.loads().loadsStarted() - loadsBefore).isEqualTo(1);
+    // a client's own load is noted too: nothing more to load
+    viaProxy().repositoryModelLoad(RepositoryModelLoadRequest.newBuilder().setModelName("other").build());
+    viaProxy().modelInfer(ProxyTesting.request(spec, "other", 1, "loaded"));
+    assertThat(proxy.loads().loadsStarted() - loadsBefore).isEqualTo(1);
+  }
+
+  @Test
+  void aModelTheRepositoryLacksGetsTritonsOwnAnswer() {
+    Status expected = catchThrowableOfType(StatusRuntimeException.class,
+        () -> direct().modelInfer(ProxyTesting.request(spec, "no-such-model", 1, "x"))).getStatus();
+    Status actual = catchThrowableOfType(StatusRuntimeException.class,
+        () -> viaProxy().modelInfer(ProxyTesting.request(spec, "no-such-model", 1, "x"))).getStatus();
+
+    assertThat(actual.getCode()).isEqualTo(expected.getCode());
+    assertThat(actual.getDescription()).isEqualTo(expected.getDescription());
+  }
+
+  @Test
+  void aLoadThatFailsAnswersEveryWaitingRequestUnavailableWithTritonsReason() {
+    StatusRuntimeException e = catchThrowableOfType(StatusRuntimeException.class,
+        () -> viaProxy().modelInfer(ProxyTesting.request(spec, "broken", 1, "x")));
+
+    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+    assertThat(e.getStatus().getDescription()).startsWith("failed to load model 'broken': ")
+        .contains("version");
+  }
+
+  private static boolean ready(GRPCInferenceServiceBlockingStub stub, String model) {
+    return stub.modelReady(ModelReadyRequest.newBuilder().setName(model).build()).getReady();
+  }
+
+  private static GRPCInferenceServiceBlockingStub direct() {
+    return GRPCInferenceServiceGrpc.newBlockingStub(directChannel).withDeadlineAfter(Duration.ofSeconds(60));
+  }
+
+  private static GRPCInferenceServiceBlockingStub viaProxy() {
+    return GRPCInferenceServiceGrpc.newBlockingStub(proxyChannel).withDeadlineAfter(Duration.ofSeconds(60));
+  }
+}
