@@ -9,6 +9,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.Set;
@@ -51,9 +52,20 @@ public final class ModelLoads implements AutoCloseable {
   private final ExecutorService calls = Executors.newThreadPerTaskExecutor(
       Thread.ofVirtual().name("thaw-triton-load-", 0).factory());
 
-  ModelLoads(ManagedChannel channel, Limits limits) {
+  private final ManagedChannel channel;
+
+  private ModelLoads(ManagedChannel channel, Limits limits) {
+    this.channel = channel;
     this.triton = GRPCInferenceServiceGrpc.newBlockingStub(channel);
     this.limits = limits;
+  }
+
+  /**
+   * Loads through Triton's gRPC endpoint at {@code target} ({@code host:port}), which both proxies' requests wait on.
+   */
+  public static ModelLoads connect(String target, Limits limits) {
+    return new ModelLoads(NettyChannelBuilder.forTarget(Objects.requireNonNull(target, "target")).usePlaintext()
+        .build(), Objects.requireNonNull(limits, "limits"));
   }
 
   /**
@@ -136,8 +148,10 @@ public final class ModelLoads implements AutoCloseable {
     return loadsStarted.get();
   }
 
+  /** Stops loading; requests still waiting fail. */
   @Override
   public void close() {
     calls.shutdownNow();
+    channel.shutdownNow();
   }
 }

@@ -194,7 +194,7 @@ public final class TritonCommandLine {
     }
     out.add("--strict-readiness=" + strictReadiness);
     addEndpoint(out, "http", http(), httpPort);
-    addEndpoint(out, "grpc", grpc(), grpcPort);
+    addEndpoint(out, "grpc", new Endpoint(true, "", 0), grpcPort); // always on: Thaw loads models through it
     addEndpoint(out, "metrics", metrics(), metricsPort);
     out.addAll(passedOn);
     return out;

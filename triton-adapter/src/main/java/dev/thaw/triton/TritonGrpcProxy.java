@@ -57,7 +57,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
   private final Server server;
   private final ModelLoads loads; // null: a plain proxy
 
-  private TritonGrpcProxy(InetSocketAddress listen, String upstream, ModelLoads.Limits limits) throws IOException {
+  private TritonGrpcProxy(InetSocketAddress listen, String upstream, ModelLoads loads) throws IOException {
     this.upstream = upstream;
     // Forwarding never blocks, so both sides run it on the transport's threads: no hand-off per message.
     this.channel = NettyChannelBuilder.forTarget(upstream)
@@ -66,7 +66,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
         .maxInboundMessageSize(MAX_MESSAGE_BYTES)
         .flowControlWindow(FLOW_CONTROL_WINDOW)
         .build();
-    this.loads = limits == null ? null : new ModelLoads(channel, limits);
+    this.loads = loads;
     this.server = NettyServerBuilder.forAddress(listen)
         .fallbackHandlerRegistry(new AnyMethod())
         .directExecutor()
@@ -95,23 +95,18 @@ public final class TritonGrpcProxy implements AutoCloseable {
   }
 
   /**
-   * As {@link #start(InetSocketAddress, String)}, and a request for a model of Triton's repositories that is not
-   * loaded waits while Triton loads it (see {@link ModelLoads}), within {@code limits}.
+   * As {@link #start(InetSocketAddress, String)}, and a request about a model of Triton's repositories that is not
+   * loaded waits while {@code loads} has Triton load it. The caller closes {@code loads}.
    */
   public static TritonGrpcProxy startLoadingOnFirstRequest(InetSocketAddress listen, String upstream,
-      ModelLoads.Limits limits) throws IOException {
+      ModelLoads loads) throws IOException {
     return new TritonGrpcProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"),
-        Objects.requireNonNull(limits, "limits"));
+        Objects.requireNonNull(loads, "loads"));
   }
 
   /** The port the proxy listens on. */
   public int port() {
     return server.getPort();
-  }
-
-  /** The loads on first request, or null for a plain proxy. */
-  ModelLoads loads() {
-    return loads;
   }
 
   /** The upstream target every call goes to. */
@@ -134,9 +129,6 @@ public final class TritonGrpcProxy implements AutoCloseable {
       server.shutdownNow();
       Thread.currentThread().interrupt();
     } finally {
-      if (loads != null) {
-        loads.close();
-      }
       channel.shutdownNow();
     }
   }

@@ -2,6 +2,7 @@ package dev.thaw.triton;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.grpc.Status;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
@@ -25,11 +26,21 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpObject;
 import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.util.ReferenceCountUtil;
 import java.io.IOException;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.net.InetSocketAddress;
 import java.util.Map;
 import java.util.Objects;
@@ -59,9 +70,12 @@ public final class TritonHttpProxy implements AutoCloseable {
   private final String upstreamName;
   private final EventLoopGroup group;
   private final Channel server;
+  private final ModelLoads loads; // null: a plain proxy
 
-  private TritonHttpProxy(InetSocketAddress listen, InetSocketAddress upstream, int threads) throws IOException {
+  private TritonHttpProxy(InetSocketAddress listen, InetSocketAddress upstream, int threads, ModelLoads loads)
+      throws IOException {
     this.upstream = upstream;
+    this.loads = loads;
     this.upstreamName = upstream.getHostString() + ":" + upstream.getPort();
     this.group = new MultiThreadIoEventLoopGroup(threads, NioIoHandler.newFactory());
     ChannelFuture bound = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
@@ -90,8 +104,34 @@ public final class TritonHttpProxy implements AutoCloseable {
    */
   public static TritonHttpProxy start(InetSocketAddress listen, InetSocketAddress upstream) throws IOException {
     return new TritonHttpProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"),
-        Math.max(2, Runtime.getRuntime().availableProcessors()));
+        Math.max(2, Runtime.getRuntime().availableProcessors()), null);
   }
+
+  /**
+   * As {@link #start}, and a request about a model of Triton's repositories that is not loaded
+   * ({@code /v2/models/NAME[/versions/V][/infer|/ready|/config|/stats]}) waits while {@code loads} has Triton load it;
+   * a failed load is answered 503, too many waiting 429, each with Triton's error body. The caller closes
+   * {@code loads}.
+   */
+  public static TritonHttpProxy startLoadingOnFirstRequest(InetSocketAddress listen, InetSocketAddress upstream,
+      ModelLoads loads) throws IOException {
+    return new TritonHttpProxy(Objects.requireNonNull(listen, "listen"), Objects.requireNonNull(upstream, "upstream"),
+        Math.max(2, Runtime.getRuntime().availableProcessors()), Objects.requireNonNull(loads, "loads"));
+  }
+
+  /** The model a request is about, from its path; null for any other request. */
+  static String modelOf(String uri) {
+    int query = uri.indexOf('?');
+    String path = query < 0 ? uri : uri.substring(0, query);
+    if (path.equals("/v2/models/stats") || path.equals("/v2/models/stats/")) {
+      return null; // every model's statistics, not a model named "stats"
+    }
+    Matcher m = MODEL_PATH.matcher(path);
+    return m.matches() ? URLDecoder.decode(m.group(1), StandardCharsets.UTF_8) : null;
+  }
+
+  private static final Pattern MODEL_PATH =
+      Pattern.compile("/v2/models/([^/]+)(?:/versions/[^/]+)?(?:/(?:infer|ready|config|stats))?/?");
 
   /** The port the proxy listens on. */
   public int port() {
@@ -110,6 +150,55 @@ public final class TritonHttpProxy implements AutoCloseable {
     private Channel client;
     private Channel toUpstream;
     private Throwable unreachable; // why the upstream connection failed; the request is then answered 502
+    // Load on first request, all on this connection's event loop:
+    private ArrayDeque<Object> waiting; // a request waiting for its model, then what came after it; null: none
+    private boolean discarding; // the rest of a request answered here is dropped
+    private int outstanding; // requests forwarded whose answers have not ended
+    private boolean upstreamWritable = true;
+
+    /** The waiting request's model can be served, or not: it goes on, or is answered here; then what follows. */
+    private void resume(ChannelHandlerContext ctx, String model, Throwable failure) {
+      ArrayDeque<Object> queue = waiting;
+      waiting = null;
+      if (queue == null) {
+        return; // the connection ended meanwhile
+      }
+      if (failure != null) {
+        Status status = Status.fromThrowable(failure);
+        if (outstanding == 0) {
+          ReferenceCountUtil.release(queue.poll());
+          discarding = true;
+          reply(ctx.channel(), status.getCode() == Status.Code.RESOURCE_EXHAUSTED
+              ? HttpResponseStatus.TOO_MANY_REQUESTS : HttpResponseStatus.SERVICE_UNAVAILABLE,
+              String.valueOf(status.getDescription()));
+          queue.forEach(ReferenceCountUtil::release);
+          return;
+        }
+        // an earlier answer is still coming: an answer from here would overtake it, so Triton answers this one
+      }
+      while (!queue.isEmpty()) {
+        channelRead(ctx, queue.poll());
+        if (waiting != null) { // a later request waits for its own model: the rest stays behind it
+          waiting.addAll(queue);
+          break;
+        }
+      }
+      channelReadComplete(ctx);
+      updateAutoRead();
+    }
+
+    void answerEnded() {
+      outstanding--;
+    }
+
+    void upstreamWritable(boolean writable) {
+      upstreamWritable = writable;
+      updateAutoRead();
+    }
+
+    private void updateAutoRead() {
+      client.config().setAutoRead(upstreamWritable && waiting == null);
+    }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -121,7 +210,7 @@ public final class TritonHttpProxy implements AutoCloseable {
             @Override
             protected void initChannel(SocketChannel ch) {
               ch.pipeline().addLast(new HttpClientCodec(MAX_INITIAL_LINE, MAX_HEADERS, MAX_CHUNK),
-                  new FromUpstream(client));
+                  new FromUpstream(client, FromClient.this));
             }
           })
           .connect(upstream).addListener((ChannelFutureListener) f -> {
@@ -148,7 +237,35 @@ public final class TritonHttpProxy implements AutoCloseable {
         reply(ctx.channel(), HttpResponseStatus.BAD_REQUEST, "malformed HTTP request: " + why);
         return;
       }
+      if (waiting != null) {
+        waiting.add(msg); // behind a request that waits for its model: kept in order
+        return;
+      }
+      if (discarding) {
+        discarding = !(msg instanceof LastHttpContent);
+        ReferenceCountUtil.release(msg);
+        return;
+      }
+      if (toUpstream != null && loads != null && msg instanceof HttpRequest request) {
+        String model = modelOf(request.uri());
+        if (model != null) {
+          CompletableFuture<Void> servable = loads.whenServable(model);
+          if (!servable.isDone() || servable.isCompletedExceptionally()) {
+            waiting = new ArrayDeque<>(List.of(msg));
+            updateAutoRead();
+            servable.whenComplete((ok, failure) -> ctx.channel().eventLoop().execute(() -> {
+              loads.release(model);
+              resume(ctx, model, failure);
+            }));
+            return;
+          }
+          loads.release(model);
+        }
+      }
       if (toUpstream != null) {
+        if (msg instanceof HttpRequest) {
+          outstanding++;
+        }
         toUpstream.write(msg, toUpstream.voidPromise());
         return;
       }
@@ -176,6 +293,10 @@ public final class TritonHttpProxy implements AutoCloseable {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+      if (waiting != null) {
+        waiting.forEach(ReferenceCountUtil::release);
+        waiting = null;
+      }
       if (toUpstream != null) {
         toUpstream.close();
       }
@@ -191,13 +312,20 @@ public final class TritonHttpProxy implements AutoCloseable {
   /** The upstream's side of one connection: writes the upstream's answers to the client. */
   private final class FromUpstream extends ChannelInboundHandlerAdapter {
     private final Channel client;
+    private final FromClient fromClient;
 
-    FromUpstream(Channel client) {
+    FromUpstream(Channel client, FromClient fromClient) {
       this.client = client;
+      this.fromClient = fromClient;
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      boolean informational = msg instanceof HttpResponse r
+          && r.status().codeClass() == HttpStatusClass.INFORMATIONAL; // 100 Continue: the answer is still to come
+      if (msg instanceof LastHttpContent && !informational) {
+        fromClient.answerEnded();
+      }
       client.write(msg, client.voidPromise());
     }
 
@@ -208,7 +336,7 @@ public final class TritonHttpProxy implements AutoCloseable {
 
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-      client.config().setAutoRead(ctx.channel().isWritable()); // the upstream takes the body slowly
+      fromClient.upstreamWritable(ctx.channel().isWritable()); // the upstream takes the body slowly
     }
 
     @Override

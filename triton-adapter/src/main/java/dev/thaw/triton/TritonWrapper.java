@@ -40,16 +40,19 @@ public final class TritonWrapper implements AutoCloseable {
   public static TritonWrapper start(TritonCommandLine line, List<Path> repositories) throws IOException {
     int[] internal = loopbackPorts(3);
     List<AutoCloseable> proxies = new ArrayList<>();
+    // Triton's own gRPC endpoint always runs (on loopback): loads on first request go through it
+    ModelLoads loads = ModelLoads.connect("127.0.0.1:" + internal[1], ModelLoads.DEFAULT_LIMITS);
+    proxies.add(loads);
     try {
       TritonCommandLine.Endpoint grpc = line.grpc();
       if (grpc.allowed()) {
         proxies.add(TritonGrpcProxy.startLoadingOnFirstRequest(new InetSocketAddress(grpc.address(), grpc.port()),
-            "127.0.0.1:" + internal[1], ModelLoads.DEFAULT_LIMITS));
+            "127.0.0.1:" + internal[1], loads));
       }
       TritonCommandLine.Endpoint http = line.http();
       if (http.allowed()) {
-        proxies.add(TritonHttpProxy.start(new InetSocketAddress(http.address(), http.port()),
-            new InetSocketAddress(InetAddress.getLoopbackAddress(), internal[0])));
+        proxies.add(TritonHttpProxy.startLoadingOnFirstRequest(new InetSocketAddress(http.address(), http.port()),
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), internal[0]), loads));
       }
       TritonCommandLine.Endpoint metrics = line.metrics();
       if (metrics.allowed()) {
@@ -117,7 +120,7 @@ public final class TritonWrapper implements AutoCloseable {
       open = List.copyOf(proxies);
       proxies.clear();
     }
-    for (AutoCloseable p : open) {
+    for (AutoCloseable p : open.reversed()) { // the proxies before the loads they wait on
       try {
         p.close();
       } catch (Exception e) {

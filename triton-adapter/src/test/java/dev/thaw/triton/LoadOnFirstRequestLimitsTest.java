@@ -41,14 +41,16 @@ class LoadOnFirstRequestLimitsTest {
   SlowLoadingTriton triton;
   Server server;
   TritonGrpcProxy proxy;
+  ModelLoads loads;
   ManagedChannel channel;
 
   @BeforeEach
   void start() throws Exception {
     triton = new SlowLoadingTriton();
     server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0)).addService(triton).build().start();
+    loads = ModelLoads.connect("127.0.0.1:" + server.getPort(), new ModelLoads.Limits(3, Duration.ofSeconds(30)));
     proxy = TritonGrpcProxy.startLoadingOnFirstRequest(new InetSocketAddress("127.0.0.1", 0),
-        "127.0.0.1:" + server.getPort(), new ModelLoads.Limits(3, Duration.ofSeconds(30)));
+        "127.0.0.1:" + server.getPort(), loads);
     channel = ProxyTesting.channel(proxy.port());
   }
 
@@ -57,6 +59,7 @@ class LoadOnFirstRequestLimitsTest {
     triton.release.countDown();
     channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     proxy.close();
+    loads.close();
     server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
   }
 
@@ -69,7 +72,7 @@ class LoadOnFirstRequestLimitsTest {
         held.add(clients.submit(() -> stub(60).modelInfer(request(id))));
       }
       await().atMost(Duration.ofSeconds(30)).until(() -> triton.loadsStarted.get() == 1);
-      await().atMost(Duration.ofSeconds(30)).until(() -> proxy.loads().held("slow") == 3);
+      await().atMost(Duration.ofSeconds(30)).until(() -> loads.held("slow") == 3);
 
       StatusRuntimeException refused = catchThrowableOfType(StatusRuntimeException.class,
           () -> stub(60).modelInfer(request("one too many")));
@@ -93,7 +96,7 @@ class LoadOnFirstRequestLimitsTest {
 
     assertThat(late.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
     assertThat(triton.infers).as("the late request never reached Triton").hasValue(0);
-    await().atMost(Duration.ofSeconds(10)).until(() -> proxy.loads().held("slow") == 0);
+    await().atMost(Duration.ofSeconds(10)).until(() -> loads.held("slow") == 0);
     triton.release.countDown();
     assertThat(stub(30).modelInfer(request("next")).getId()).isEqualTo("next");
     assertThat(triton.loadsStarted).hasValue(1);

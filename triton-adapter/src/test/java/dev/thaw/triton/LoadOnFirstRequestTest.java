@@ -18,6 +18,10 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -42,6 +46,8 @@ class LoadOnFirstRequestTest {
   static MlpSpec spec;
   static OrtServer server;
   static TritonGrpcProxy proxy;
+  static ModelLoads loads;
+  static TritonHttpProxy httpProxy;
   static ManagedChannel directChannel;
   static ManagedChannel proxyChannel;
 
@@ -50,14 +56,18 @@ class LoadOnFirstRequestTest {
     spec = MlpSpec.forSize(1L << 20, 31);
     MlpGenerator.generate(repository, "mlp", spec);
     MlpGenerator.generate(repository, "other", spec);
+    MlpGenerator.generate(repository, "over-http", spec);
     Path broken = Files.createDirectories(repository.resolve("broken")); // a configuration and no version
     Files.writeString(broken.resolve("config.pbtxt"), "name: \"broken\"\nplatform: \"onnxruntime_onnx\"\n");
     server = OrtServer.start(ServerOptions.parse("--model-repository=" + repository, "--grpc-port=0",
         "--http-port=0", "--allow-metrics=false", "--model-control-mode=explicit",
         "--ort-native-dir=" + Path.of("target", "ort-natives").toAbsolutePath()));
     assertThat(server.awaitStartup(Duration.ofSeconds(60))).isTrue();
+    loads = ModelLoads.connect("127.0.0.1:" + server.grpcPort(), ModelLoads.DEFAULT_LIMITS);
     proxy = TritonGrpcProxy.startLoadingOnFirstRequest(new InetSocketAddress("127.0.0.1", 0),
-        "127.0.0.1:" + server.grpcPort(), ModelLoads.DEFAULT_LIMITS);
+        "127.0.0.1:" + server.grpcPort(), loads);
+    httpProxy = TritonHttpProxy.startLoadingOnFirstRequest(new InetSocketAddress("127.0.0.1", 0),
+        new InetSocketAddress("127.0.0.1", server.httpPort()), loads);
     directChannel = ProxyTesting.channel(server.grpcPort());
     proxyChannel = ProxyTesting.channel(proxy.port());
   }
@@ -67,13 +77,15 @@ class LoadOnFirstRequestTest {
     proxyChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     directChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     proxy.close();
+    httpProxy.close();
+    loads.close();
     server.close();
   }
 
   @Test
   void aHundredRequestsForAnUnloadedModelWaitForOneLoadAndAreAllAnswered() throws Exception {
     assertThat(ready(direct(), "mlp")).isFalse();
-    int loadsBefore = proxy.loads().loadsStarted();
+    int loadsBefore = loads.loadsStarted();
     List<Future<ModelInferResponse>> answers = new ArrayList<>();
     try (ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
       for (int i = 0; i < 100; i++) {
@@ -83,7 +95,7 @@ class LoadOnFirstRequestTest {
       }
     }
 
-    assertThat(proxy.loads().loadsStarted() - loadsBefore).as("loads asked of Triton").isEqualTo(1);
+    assertThat(loads.loadsStarted() - loadsBefore).as("loads asked of Triton").isEqualTo(1);
     for (int i = 0; i < 100; i++) {
       ModelInferResponse answer = answers.get(i).get();
       assertThat(answer.getId()).isEqualTo("r" + i);
@@ -98,14 +110,14 @@ class LoadOnFirstRequestTest {
     viaProxy().modelInfer(ProxyTesting.request(spec, "other", 1, "first"));
     viaProxy().repositoryModelUnload(RepositoryModelUnloadRequest.newBuilder().setModelName("other").build());
     assertThat(ready(direct(), "other")).isFalse();
-    int loadsBefore = proxy.loads().loadsStarted();
+    int loadsBefore = loads.loadsStarted();
 
     assertThat(viaProxy().modelInfer(ProxyTesting.request(spec, "other", 2, "again")).getId()).isEqualTo("again");
-    assertThat(proxy.loads().loadsStarted() - loadsBefore).isEqualTo(1);
+    assertThat(loads.loadsStarted() - loadsBefore).isEqualTo(1);
     // a client's own load is noted too: nothing more to load
     viaProxy().repositoryModelLoad(RepositoryModelLoadRequest.newBuilder().setModelName("other").build());
     viaProxy().modelInfer(ProxyTesting.request(spec, "other", 1, "loaded"));
-    assertThat(proxy.loads().loadsStarted() - loadsBefore).isEqualTo(1);
+    assertThat(loads.loadsStarted() - loadsBefore).isEqualTo(1);
   }
 
   @Test
@@ -127,6 +139,46 @@ class LoadOnFirstRequestTest {
     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
     assertThat(e.getStatus().getDescription()).startsWith("failed to load model 'broken': ")
         .contains("version");
+  }
+
+  @Test
+  void overHttpARequestForAnUnloadedModelWaitsForItsLoadAndAFailedLoadIs503() throws Exception {
+    assertThat(ready(direct(), "over-http")).isFalse();
+    HttpClient http = HttpClient.newHttpClient();
+    StringBuilder data = new StringBuilder();
+    for (float v : spec.sampleInput(1)) {
+      data.append(data.isEmpty() ? "" : ",").append(v);
+    }
+    String body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1," + spec.inputDim()
+        + "],\"data\":[" + data + "]}]}";
+
+    HttpResponse<String> answer = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpProxy.port()
+        + "/v2/models/over-http/versions/1/infer")).POST(HttpRequest.BodyPublishers.ofString(body))
+        .timeout(Duration.ofSeconds(60)).build(), HttpResponse.BodyHandlers.ofString());
+
+    assertThat(answer.statusCode()).isEqualTo(200);
+    assertThat(answer.body()).contains("\"model_name\":\"over-http\"");
+    HttpResponse<String> failed = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpProxy.port()
+        + "/v2/models/broken/ready")).timeout(Duration.ofSeconds(60)).build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(failed.statusCode()).isEqualTo(503);
+    assertThat(failed.body()).startsWith("{\"error\":\"failed to load model 'broken': ");
+    // the connection's next request is served as usual
+    assertThat(http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpProxy.port()
+        + "/v2/health/live")).timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString())
+        .statusCode()).isEqualTo(200);
+  }
+
+  @Test
+  void theModelARequestIsAboutIsReadFromItsPath() {
+    assertThat(TritonHttpProxy.modelOf("/v2/models/resnet")).isEqualTo("resnet");
+    assertThat(TritonHttpProxy.modelOf("/v2/models/resnet/versions/3/infer?x=1")).isEqualTo("resnet");
+    assertThat(TritonHttpProxy.modelOf("/v2/models/my%20model/ready")).isEqualTo("my model");
+    assertThat(TritonHttpProxy.modelOf("/v2/models/resnet/config")).isEqualTo("resnet");
+    assertThat(TritonHttpProxy.modelOf("/v2/models/stats")).as("every model's statistics").isNull();
+    assertThat(TritonHttpProxy.modelOf("/v2/models/stats/stats")).isEqualTo("stats");
+    assertThat(TritonHttpProxy.modelOf("/v2/repository/index")).isNull();
+    assertThat(TritonHttpProxy.modelOf("/v2/health/ready")).isNull();
+    assertThat(TritonHttpProxy.modelOf("/v2/models/resnet/trace/setting")).isNull();
   }
 
   private static boolean ready(GRPCInferenceServiceBlockingStub stub, String model) {

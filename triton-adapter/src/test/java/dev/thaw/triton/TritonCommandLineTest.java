@@ -84,8 +84,8 @@ class TritonCommandLineTest {
     assertThat(c.tritonCommand(List.of(Path.of("/mnt/thaw/m1"), Path.of("/local")), 18000, 18001, 18002))
         .containsExactly("/opt/tritonserver/bin/tritonserver", "--model-repository=/mnt/thaw/m1",
             "--model-repository=/local", "--model-control-mode=explicit", "--load-model=warm",
-            "--strict-readiness=true", "--http-address=127.0.0.1", "--http-port=18000", "--allow-grpc=false",
-            "--metrics-address=127.0.0.1", "--metrics-port=18002", "--log-verbose=1", "--backend-config",
+            "--strict-readiness=true", "--http-address=127.0.0.1", "--http-port=18000", "--grpc-address=127.0.0.1",
+            "--grpc-port=18001", "--metrics-address=127.0.0.1", "--metrics-port=18002", "--log-verbose=1", "--backend-config",
             "onnxruntime,default-max-batch-size=4");
   }
 
