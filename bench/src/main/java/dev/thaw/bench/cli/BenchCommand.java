@@ -4,6 +4,7 @@ import dev.thaw.bench.CheckpointBench;
 import dev.thaw.bench.ClusterBench;
 import dev.thaw.bench.MountBench;
 import dev.thaw.bench.StoreBench;
+import dev.thaw.bench.TritonBench;
 import dev.thaw.cli.JsonOut;
 import dev.thaw.cli.Units;
 import java.nio.file.Path;
@@ -22,7 +23,7 @@ import picocli.CommandLine;
           + "drives (nginx, curl, rclone, s3fs) when missing."
     },
     subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class, BenchCommand.Checkpoint.class,
-        BenchCommand.ClusterRun.class})
+        BenchCommand.ClusterRun.class, BenchCommand.Triton.class})
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -223,6 +224,45 @@ final class BenchCommand implements Runnable {
       System.err.print(ClusterBench.table(r));
       if (json) {
         JsonOut.print(System.out, (com.fasterxml.jackson.databind.node.ObjectNode) JsonOut.MAPPER.valueToTree(r));
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "triton", mixinStandardHelpOptions = true,
+      description = {
+        "Benchmark what Thaw's Triton gRPC proxy adds in front of a Triton-protocol server.",
+        "The example server (ONNX Runtime, Triton's protocol) runs as its own process on loopback; a small ModelInfer "
+            + "(one row of a 1 MiB MLP) is sent directly and through the proxy in alternating rounds, by one client "
+            + "and by 16 at once. Progress goes to stderr; with --json stdout gets exactly one JSON object: "
+            + "p50_added_ms_1, p99_added_ms_1, p50_added_ms_16, throughput_ratio_16 and the raw figures."
+      })
+  static final class Triton implements Callable<Integer> {
+    @Option(names = "--requests", paramLabel = "N", defaultValue = "2000",
+        description = "Requests per measurement. Default: ${DEFAULT-VALUE}.")
+    int requests;
+
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "3",
+        description = "Alternating rounds of direct and proxied measurements. Default: ${DEFAULT-VALUE}.")
+    int rounds;
+
+    @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "target/bench-triton",
+        description = "The model and the server's log. Default: ${DEFAULT-VALUE}.")
+    Path workDir;
+
+    @Option(names = "--json", description = "Print exactly one JSON object with every figure on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      if (requests < 16 || rounds < 1) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--requests must be at least 16 and --rounds "
+            + "at least 1");
+      }
+      TritonBench.Result r = TritonBench.run(new TritonBench.Options(requests, rounds, workDir), System.err);
+      if (json) {
+        System.out.println(r.toJson());
+        System.out.flush();
       }
       return 0;
     }

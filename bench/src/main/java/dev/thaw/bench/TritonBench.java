@@ -1,0 +1,190 @@
+package dev.thaw.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.protobuf.ByteString;
+import dev.thaw.examples.ortserver.MlpGenerator;
+import dev.thaw.examples.ortserver.MlpSpec;
+import dev.thaw.testkit.FreePorts;
+import dev.thaw.triton.TritonGrpcProxy;
+import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
+import dev.thaw.triton.protocol.ModelInferRequest;
+import dev.thaw.triton.protocol.ServerReadyRequest;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code thaw bench triton}: what Thaw's gRPC proxy adds in front of a Triton-protocol server (the example server,
+ * a separate process, on loopback): the latency of a small ModelInfer direct and through the proxy, one client and
+ * 16 at once, measured in alternating rounds in the same run, and the throughput at 16 clients as a ratio.
+ */
+public final class TritonBench {
+  private TritonBench() {}
+
+  /** What to run: requests per round, rounds, and where the model and logs go. */
+  public record Options(int requests, int rounds, Path workDir) {}
+
+  /** The figures, as the JSON keys say. */
+  public record Result(double p50DirectMs1, double p50ProxyMs1, double p99DirectMs1, double p99ProxyMs1,
+      double p50DirectMs16, double p50ProxyMs16, double throughputDirect16, double throughputProxy16,
+      int requestBytes) {
+    public String toJson() {
+      ObjectNode o = new ObjectMapper().createObjectNode();
+      o.put("p50_added_ms_1", round(p50ProxyMs1 - p50DirectMs1));
+      o.put("p99_added_ms_1", round(p99ProxyMs1 - p99DirectMs1));
+      o.put("p50_added_ms_16", round(p50ProxyMs16 - p50DirectMs16));
+      o.put("throughput_ratio_16", round(throughputProxy16 / throughputDirect16));
+      o.put("p50_direct_ms_1", round(p50DirectMs1));
+      o.put("p50_proxy_ms_1", round(p50ProxyMs1));
+      o.put("p99_direct_ms_1", round(p99DirectMs1));
+      o.put("p99_proxy_ms_1", round(p99ProxyMs1));
+      o.put("p50_direct_ms_16", round(p50DirectMs16));
+      o.put("p50_proxy_ms_16", round(p50ProxyMs16));
+      o.put("throughput_direct_16_per_s", round(throughputDirect16));
+      o.put("throughput_proxy_16_per_s", round(throughputProxy16));
+      o.put("request_bytes", requestBytes);
+      o.set("machine", new ObjectMapper().valueToTree(Machine.description()));
+      return o.toString();
+    }
+  }
+
+  public static Result run(Options o, PrintStream log) throws Exception {
+    Path repo = o.workDir().resolve("repository");
+    MlpSpec spec = MlpSpec.forSize(1L << 20, 7);
+    if (!Files.isDirectory(repo.resolve("mlp"))) {
+      MlpGenerator.generate(repo, "mlp", spec);
+    }
+    int[] ports = FreePorts.pick(2);
+    List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC", "-cp", System.getProperty("java.class.path"),
+        "dev.thaw.examples.ortserver.OrtServer", "--model-repository=" + repo, "--http-port=" + ports[0],
+        "--grpc-port=" + ports[1], "--allow-metrics=false", "--warmup");
+    try (ServerProcess server = ServerProcess.start(cmd, o.workDir().resolve("ort-server.log"));
+         TritonGrpcProxy proxy = TritonGrpcProxy.start(new InetSocketAddress("127.0.0.1", 0),
+             "127.0.0.1:" + ports[1])) {
+      ManagedChannel direct = channel(ports[1]);
+      ManagedChannel viaProxy = channel(proxy.port());
+      try {
+        awaitReady(direct);
+        ModelInferRequest request = request(spec);
+        log.printf(Locale.ROOT, "bench triton: ModelInfer of %d bytes, %d requests x %d rounds, direct and through "
+            + "the proxy in turn%n", request.getSerializedSize(), o.requests(), o.rounds());
+        for (ManagedChannel c : List.of(direct, viaProxy)) { // JIT warm-up of both paths
+          latencies(c, request, 2_000, 1);
+        }
+        List<Double> d1 = new ArrayList<>();
+        List<Double> p1 = new ArrayList<>();
+        List<Double> d16 = new ArrayList<>();
+        List<Double> p16 = new ArrayList<>();
+        double dThroughput = 0;
+        double pThroughput = 0;
+        for (int round = 0; round < o.rounds(); round++) {
+          d1.addAll(latencies(direct, request, o.requests(), 1).millis());
+          p1.addAll(latencies(viaProxy, request, o.requests(), 1).millis());
+          Run d = latencies(direct, request, o.requests(), 16);
+          Run p = latencies(viaProxy, request, o.requests(), 16);
+          d16.addAll(d.millis());
+          p16.addAll(p.millis());
+          dThroughput += d.perSecond() / o.rounds();
+          pThroughput += p.perSecond() / o.rounds();
+        }
+        Result r = new Result(percentile(d1, 50), percentile(p1, 50), percentile(d1, 99), percentile(p1, 99),
+            percentile(d16, 50), percentile(p16, 50), dThroughput, pThroughput, request.getSerializedSize());
+        log.printf(Locale.ROOT, "bench triton: 1 client p50 %.3f -> %.3f ms, p99 %.3f -> %.3f ms; 16 clients p50 "
+            + "%.3f -> %.3f ms, %.0f -> %.0f requests/s (%.2f x)%n", r.p50DirectMs1(), r.p50ProxyMs1(),
+            r.p99DirectMs1(), r.p99ProxyMs1(), r.p50DirectMs16(), r.p50ProxyMs16(), r.throughputDirect16(),
+            r.throughputProxy16(), r.throughputProxy16() / r.throughputDirect16());
+        return r;
+      } finally {
+        direct.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        viaProxy.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  private record Run(List<Double> millis, double perSecond) {}
+
+  /** {@code n} requests from {@code clients} blocking clients at once: each one's latency, and requests per second. */
+  private static Run latencies(ManagedChannel channel, ModelInferRequest request, int n, int clients)
+      throws Exception {
+    GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub stub = GRPCInferenceServiceGrpc.newBlockingStub(channel);
+    List<Double> millis = java.util.Collections.synchronizedList(new ArrayList<>(n));
+    long start = System.nanoTime();
+    try (ExecutorService pool = Executors.newFixedThreadPool(clients)) {
+      List<Future<?>> done = new ArrayList<>();
+      for (int c = 0; c < clients; c++) {
+        int share = n / clients;
+        done.add(pool.submit(() -> {
+          for (int i = 0; i < share; i++) {
+            long t0 = System.nanoTime();
+            stub.withDeadlineAfter(Duration.ofSeconds(30)).modelInfer(request);
+            millis.add((System.nanoTime() - t0) / 1e6);
+          }
+          return null;
+        }));
+      }
+      for (Future<?> f : done) {
+        f.get();
+      }
+    }
+    double seconds = (System.nanoTime() - start) / 1e9;
+    return new Run(millis, millis.size() / seconds);
+  }
+
+  private static double percentile(List<Double> values, int p) {
+    double[] sorted = values.stream().mapToDouble(Double::doubleValue).toArray();
+    Arrays.sort(sorted);
+    return sorted[Math.min(sorted.length - 1, (int) Math.ceil(p / 100.0 * sorted.length) - 1)];
+  }
+
+  private static ModelInferRequest request(MlpSpec spec) {
+    ByteBuffer input = ByteBuffer.allocate(4 * spec.inputDim()).order(ByteOrder.LITTLE_ENDIAN);
+    input.asFloatBuffer().put(spec.sampleInput(1));
+    return ModelInferRequest.newBuilder().setModelName("mlp")
+        .addInputs(ModelInferRequest.InferInputTensor.newBuilder().setName(MlpGenerator.INPUT).setDatatype("FP32")
+            .addShape(1).addShape(spec.inputDim()))
+        .addRawInputContents(ByteString.copyFrom(input.array()))
+        .build();
+  }
+
+  private static ManagedChannel channel(int port) {
+    return Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create()).build();
+  }
+
+  private static void awaitReady(ManagedChannel channel) throws IOException, InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    while (System.nanoTime() < deadline) {
+      try {
+        if (GRPCInferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(Duration.ofSeconds(5))
+            .serverReady(ServerReadyRequest.getDefaultInstance()).getReady()) {
+          return;
+        }
+      } catch (RuntimeException notYet) {
+        // still starting
+      }
+      Thread.sleep(100);
+    }
+    throw new IOException("the example server was not ready within 120 s");
+  }
+
+  private static double round(double v) {
+    return Math.round(v * 1000) / 1000.0;
+  }
+}
