@@ -30,8 +30,8 @@ import picocli.CommandLine.Parameters;
           + "s3://[http://|https://]host:port/bucket/path (Triton's forms, with its AWS_* variables; the objects are "
           + "read where they are, no upload) or thaw://NAME[:TAG] (pushed to --origin) is mounted read-only and "
           + "Triton reads the mount; local directories are passed on as they are. Triton starts with "
-          + "--model-control-mode=explicit on loopback ports (in Triton's default mode, none, with --load-model=*: "
-          + "every model still loads at start), and Thaw serves the HTTP, gRPC and metrics ports Triton "
+          + "--model-control-mode=explicit on loopback ports: --load-model models (* for all) load at start, every "
+          + "other model on its first request, which waits while Thaw has Triton load it. Thaw serves the HTTP, gRPC and metrics ports Triton "
           + "was asked for. The first run records which chunks Triton reads; later runs prefetch them.",
       "Triton's output passes through; its exit status is thaw's. SIGTERM or Ctrl-C is passed on to Triton, then the "
           + "mounts end.",

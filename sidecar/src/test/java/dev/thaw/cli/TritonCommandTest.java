@@ -77,7 +77,7 @@ class TritonCommandTest {
     Path log = tmp.resolve("thaw-triton.log");
     Process thaw = thaw(log, "--cache", tmp.resolve("cache").toString(), "--mount-root", mountRoot.toString(), "--",
         tritonserver.toString(), "--model-repository=s3://127.0.0.1:" + s3.port() + "/" + S3ProxyServer.BUCKET
-            + "/triton/models", "--model-control-mode=explicit", "--http-port=" + ports[0], "--grpc-port=" + ports[1], "--metrics-port=" + ports[2],
+            + "/triton/models", "--http-port=" + ports[0], "--grpc-port=" + ports[1], "--metrics-port=" + ports[2],
         "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1");
     try {
       await().atMost(Duration.ofSeconds(90)).ignoreExceptions()
@@ -87,7 +87,7 @@ class TritonCommandTest {
       assertThat(Files.readString(log)).contains("thaw triton: s3://127.0.0.1:" + s3.port()
           + "/thaw-bench/triton/models mounted at " + mounted, "recording its access profile");
 
-      // explicit control, nothing loaded: the first request waits while Triton loads the model from the mount
+      // Triton's default mode, and nothing loaded at start: the first request waits while Triton loads the model
       HttpResponse<String> answer = post(ports[0], "/v2/models/mlp/infer", jsonInferRequest(2));
       assertThat(answer.statusCode()).isEqualTo(200);
       assertThat(answer.body()).contains("\"name\":\"output\"");

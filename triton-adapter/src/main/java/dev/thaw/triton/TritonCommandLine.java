@@ -170,10 +170,10 @@ public final class TritonCommandLine {
 
   /**
    * The command Triton is started with behind Thaw: each repository Thaw mounts replaced by its mount (in order;
-   * {@code mounts} holds one path per repository, local ones included as they are), explicit model control (so that
-   * loads and unloads go through Thaw; in none and poll mode every model is still loaded at start, as Triton would,
-   * and in explicit mode the {@code --load-model} ones), and each allowed endpoint on the loopback address at the
-   * internal port given, which Thaw's proxies forward to.
+   * {@code mounts} holds one path per repository, local ones included as they are), explicit model control whatever
+   * the mode asked for (the {@code --load-model} models load at start, {@code *} for all; every other model loads
+   * on its first request, through Thaw's proxies), and each allowed endpoint on the loopback address at the internal
+   * port given, which Thaw's proxies forward to.
    */
   public List<String> tritonCommand(List<Path> mounts, int httpPort, int grpcPort, int metricsPort) {
     if (mounts.size() != repositories.size()) {
@@ -184,13 +184,9 @@ public final class TritonCommandLine {
     for (Path mount : mounts) {
       out.add("--model-repository=" + Objects.requireNonNull(mount));
     }
-    out.add("--model-control-mode=explicit");
-    if (controlMode == ControlMode.EXPLICIT) {
-      for (String model : loadModels) {
-        out.add("--load-model=" + model);
-      }
-    } else {
-      out.add("--load-model=*"); // none and poll load every model at start: so does Triton behind Thaw
+    out.add("--model-control-mode=explicit"); // every other model loads on its first request, through Thaw
+    for (String model : loadModels) {
+      out.add("--load-model=" + model);
     }
     out.add("--strict-readiness=" + strictReadiness);
     addEndpoint(out, "http", http(), httpPort);

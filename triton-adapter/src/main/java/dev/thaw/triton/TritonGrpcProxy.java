@@ -1,5 +1,7 @@
 package dev.thaw.triton;
 
+import dev.thaw.triton.protocol.ModelInferResponse;
+import dev.thaw.triton.protocol.ModelStreamInferResponse;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
@@ -49,6 +51,8 @@ public final class TritonGrpcProxy implements AutoCloseable {
   /** Triton's unary methods about one model; each request's field 1 is the model's name. */
   private static final Set<String> MODEL_METHODS = Set.of(SERVICE + "ModelInfer", SERVICE + "ModelReady",
       SERVICE + "ModelMetadata", SERVICE + "ModelConfig", SERVICE + "ModelStatistics");
+  /** Triton's stream of inferences: each message is a ModelInferRequest, its field 1 the model, field 3 its id. */
+  private static final String STREAM = SERVICE + "ModelStreamInfer";
   /** Triton's model control methods; each request's field 2 is the model's name. */
   private static final String LOAD = SERVICE + "RepositoryModelLoad", UNLOAD = SERVICE + "RepositoryModelUnload";
 
@@ -164,7 +168,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
       String method = serverCall.getMethodDescriptor().getFullMethodName();
       ClientCall<byte[], byte[]> clientCall = channel.newCall(serverCall.getMethodDescriptor(), options);
       CallPair pair = new CallPair(serverCall, clientCall, headers,
-          loads == null ? 0 : MODEL_METHODS.contains(method) ? 1 : 0,
+          loads == null ? 0 : MODEL_METHODS.contains(method) ? 1 : 0, loads != null && method.equals(STREAM),
           loads == null ? null : method.equals(LOAD) ? Boolean.TRUE : method.equals(UNLOAD) ? Boolean.FALSE : null);
       if (pair.gated()) {
         serverCall.request(1); // the upstream call starts once the request's model can be served
@@ -185,6 +189,13 @@ public final class TritonGrpcProxy implements AutoCloseable {
     private final ClientCall<byte[], byte[]> clientCall;
     private final Metadata headers;
     private final int modelField; // 0: no gate; else the request's field naming the model to wait for
+    private final boolean streamOfModels; // each message of the stream waits for its model, in order
+    private boolean holding; // a stream message waits for its model: the client's half-close waits behind it
+    // A stream's answers come in request order: an answer made here waits for those of the messages sent before it
+    // (one answer per message, as Triton gives for models that are not decoupled).
+    private int unanswered;
+    private byte[] answerAfterThem;
+    private boolean headersSent;
     private final Boolean control; // a load (TRUE) or unload (FALSE) whose success Thaw notes; null otherwise
     private String controlledModel;
     final FromClient fromClient = new FromClient();
@@ -196,7 +207,8 @@ public final class TritonGrpcProxy implements AutoCloseable {
     private String heldFor; // the model this request waits for, until it stops waiting
 
     CallPair(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Metadata headers,
-        int modelField, Boolean control) {
+        int modelField, boolean streamOfModels, Boolean control) {
+      this.streamOfModels = streamOfModels;
       this.serverCall = serverCall;
       this.clientCall = clientCall;
       this.headers = headers;
@@ -240,6 +252,16 @@ public final class TritonGrpcProxy implements AutoCloseable {
       });
     }
 
+    /** Sends an answer made here in the stream, then reads the client's next message. Called holding the lock. */
+    private void sendOwnAnswer(byte[] answer) {
+      if (!headersSent) {
+        headersSent = true;
+        serverCall.sendHeaders(new Metadata());
+      }
+      serverCall.sendMessage(answer);
+      serverCall.request(1);
+    }
+
     /** The request no longer waits for its model (served, failed, or given up): counted once. */
     private synchronized void releaseHold() {
       if (heldFor != null) {
@@ -275,8 +297,47 @@ public final class TritonGrpcProxy implements AutoCloseable {
         if (control != null && controlledModel == null) {
           controlledModel = ModelNames.field(message, 2);
         }
-        clientCall.sendMessage(message);
-        synchronized (this) {
+        if (streamOfModels) {
+          String model = ModelNames.field(message, 1);
+          if (model != null && !model.isEmpty()) {
+            java.util.concurrent.CompletableFuture<Void> servable = loads.whenServable(model);
+            if (!servable.isDone() || servable.isCompletedExceptionally()) {
+              synchronized (CallPair.this) {
+                holding = true; // no more is read from the client until this message goes on
+                heldFor = model;
+              }
+              servable.whenComplete((ok, failure) -> {
+                releaseHold();
+                if (failure == null) {
+                  forward(message);
+                } else {
+                  answerInBand(message, model, failure);
+                }
+                boolean endNow;
+                synchronized (CallPair.this) {
+                  holding = false;
+                  endNow = halfClosed;
+                }
+                if (endNow) {
+                  synchronized (CallPair.this) {
+                    clientCall.halfClose();
+                  }
+                }
+              });
+              return;
+            }
+            loads.release(model);
+          }
+        }
+        forward(message);
+      }
+
+      private void forward(byte[] message) {
+        synchronized (CallPair.this) {
+          if (streamOfModels) {
+            unanswered++;
+          }
+          clientCall.sendMessage(message);
           if (clientCall.isReady()) {
             serverCall.request(1);
           } else {
@@ -288,12 +349,31 @@ public final class TritonGrpcProxy implements AutoCloseable {
       @Override
       public void onHalfClose() {
         synchronized (CallPair.this) {
-          if (!started) {
+          if (!started || holding) {
             halfClosed = true;
             return;
           }
         }
         clientCall.halfClose();
+      }
+
+      /** A stream message whose model failed to load: answered in the stream, as Triton answers its errors. */
+      private void answerInBand(byte[] message, String model, Throwable failure) {
+        ModelInferResponse.Builder failed = ModelInferResponse.newBuilder().setModelName(model);
+        String id = ModelNames.field(message, 3);
+        if (id != null) {
+          failed.setId(id);
+        }
+        byte[] answer = ModelStreamInferResponse.newBuilder()
+            .setErrorMessage(String.valueOf(Status.fromThrowable(failure).getDescription()))
+            .setInferResponse(failed).build().toByteArray();
+        synchronized (CallPair.this) {
+          if (unanswered > 0) {
+            answerAfterThem = answer; // sent, and the client read on, once the earlier answers are out
+            return;
+          }
+          sendOwnAnswer(answer);
+        }
       }
 
       @Override
@@ -313,10 +393,12 @@ public final class TritonGrpcProxy implements AutoCloseable {
         fromUpstream.sinkReady();
       }
 
-      synchronized void sinkReady() {
-        if (owed) {
-          owed = false;
-          serverCall.request(1);
+      void sinkReady() {
+        synchronized (CallPair.this) {
+          if (owed) {
+            owed = false;
+            serverCall.request(1);
+          }
         }
       }
     }
@@ -327,13 +409,23 @@ public final class TritonGrpcProxy implements AutoCloseable {
 
       @Override
       public void onHeaders(Metadata headers) {
-        serverCall.sendHeaders(headers);
+        synchronized (CallPair.this) {
+          if (!headersSent) { // unless an answer made here went first
+            headersSent = true;
+            serverCall.sendHeaders(headers);
+          }
+        }
       }
 
       @Override
       public void onMessage(byte[] message) {
-        serverCall.sendMessage(message);
-        synchronized (this) {
+        synchronized (CallPair.this) {
+          serverCall.sendMessage(message);
+          if (streamOfModels && --unanswered <= 0 && answerAfterThem != null) {
+            unanswered = 0;
+            sendOwnAnswer(answerAfterThem);
+            answerAfterThem = null;
+          }
           if (serverCall.isReady()) {
             clientCall.request(1);
           } else {
@@ -351,7 +443,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
             loads.unloadedBy(controlledModel);
           }
         }
-        serverCall.close(upstreamStatus(status), trailers);
+        synchronized (CallPair.this) {
+          serverCall.close(upstreamStatus(status), trailers);
+        }
       }
 
       @Override
@@ -359,10 +453,12 @@ public final class TritonGrpcProxy implements AutoCloseable {
         fromClient.sinkReady();
       }
 
-      synchronized void sinkReady() {
-        if (owed) {
-          owed = false;
-          clientCall.request(1);
+      void sinkReady() {
+        synchronized (CallPair.this) {
+          if (owed) {
+            owed = false;
+            clientCall.request(1);
+          }
         }
       }
     }

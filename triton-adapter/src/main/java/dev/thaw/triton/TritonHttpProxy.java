@@ -109,7 +109,7 @@ public final class TritonHttpProxy implements AutoCloseable {
 
   /**
    * As {@link #start}, and a request about a model of Triton's repositories that is not loaded
-   * ({@code /v2/models/NAME[/versions/V][/infer|/ready|/config|/stats]}) waits while {@code loads} has Triton load it;
+   * ({@code /v2/models/NAME[/versions/V][/infer|/ready|/config|/stats|/generate|/generate_stream]}) waits while {@code loads} has Triton load it;
    * a failed load is answered 503, too many waiting 429, each with Triton's error body. The caller closes
    * {@code loads}.
    */
@@ -131,7 +131,7 @@ public final class TritonHttpProxy implements AutoCloseable {
   }
 
   private static final Pattern MODEL_PATH =
-      Pattern.compile("/v2/models/([^/]+)(?:/versions/[^/]+)?(?:/(?:infer|ready|config|stats))?/?");
+      Pattern.compile("/v2/models/([^/]+)(?:/versions/[^/]+)?(?:/(?:infer|ready|config|stats|generate|generate_stream))?/?");
 
   /** The port the proxy listens on. */
   public int port() {

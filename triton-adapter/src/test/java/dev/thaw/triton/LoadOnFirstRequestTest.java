@@ -14,7 +14,10 @@ import dev.thaw.triton.protocol.ModelInferResponse;
 import dev.thaw.triton.protocol.ModelReadyRequest;
 import dev.thaw.triton.protocol.RepositoryModelLoadRequest;
 import dev.thaw.triton.protocol.RepositoryModelUnloadRequest;
+import dev.thaw.triton.protocol.ModelInferRequest;
+import dev.thaw.triton.protocol.ModelStreamInferResponse;
 import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.net.InetSocketAddress;
@@ -27,6 +30,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -57,6 +62,7 @@ class LoadOnFirstRequestTest {
     MlpGenerator.generate(repository, "mlp", spec);
     MlpGenerator.generate(repository, "other", spec);
     MlpGenerator.generate(repository, "over-http", spec);
+    MlpGenerator.generate(repository, "streamed", spec);
     Path broken = Files.createDirectories(repository.resolve("broken")); // a configuration and no version
     Files.writeString(broken.resolve("config.pbtxt"), "name: \"broken\"\nplatform: \"onnxruntime_onnx\"\n");
     server = OrtServer.start(ServerOptions.parse("--model-repository=" + repository, "--grpc-port=0",
@@ -169,11 +175,48 @@ class LoadOnFirstRequestTest {
   }
 
   @Test
+  void aStreamWaitsForEachMessagesModelInOrderAndAFailedLoadIsAnsweredInTheStream() throws Exception {
+    assertThat(ready(direct(), "streamed")).isFalse();
+    List<ModelStreamInferResponse> answers = new CopyOnWriteArrayList<>();
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    StreamObserver<ModelInferRequest> stream = GRPCInferenceServiceGrpc.newStub(proxyChannel)
+        .withDeadlineAfter(Duration.ofSeconds(60)).modelStreamInfer(new StreamObserver<>() {
+          @Override
+          public void onNext(ModelStreamInferResponse value) {
+            answers.add(value);
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            done.completeExceptionally(t);
+          }
+
+          @Override
+          public void onCompleted() {
+            done.complete(null);
+          }
+        });
+    stream.onNext(ProxyTesting.request(spec, "streamed", 1, "s1"));
+    stream.onNext(ProxyTesting.request(spec, "broken", 1, "s2"));
+    stream.onNext(ProxyTesting.request(spec, "streamed", 2, "s3"));
+    stream.onCompleted(); // while the first still waits for its model: the stream ends after all three
+
+    done.get(60, TimeUnit.SECONDS);
+    assertThat(answers).extracting(a -> a.getInferResponse().getId()).containsExactly("s1", "s2", "s3");
+    assertThat(answers.get(0).getErrorMessage()).isEmpty();
+    assertThat(answers.get(1).getErrorMessage()).startsWith("failed to load model 'broken': ");
+    assertThat(answers.get(1).getInferResponse().getModelName()).isEqualTo("broken");
+    assertThat(answers.get(2).getInferResponse().getRawOutputContents(0))
+        .isEqualTo(direct().modelInfer(ProxyTesting.request(spec, "streamed", 2, "d")).getRawOutputContents(0));
+  }
+
+  @Test
   void theModelARequestIsAboutIsReadFromItsPath() {
     assertThat(TritonHttpProxy.modelOf("/v2/models/resnet")).isEqualTo("resnet");
     assertThat(TritonHttpProxy.modelOf("/v2/models/resnet/versions/3/infer?x=1")).isEqualTo("resnet");
     assertThat(TritonHttpProxy.modelOf("/v2/models/my%20model/ready")).isEqualTo("my model");
     assertThat(TritonHttpProxy.modelOf("/v2/models/resnet/config")).isEqualTo("resnet");
+    assertThat(TritonHttpProxy.modelOf("/v2/models/llm/generate_stream")).isEqualTo("llm");
     assertThat(TritonHttpProxy.modelOf("/v2/models/stats")).as("every model's statistics").isNull();
     assertThat(TritonHttpProxy.modelOf("/v2/models/stats/stats")).isEqualTo("stats");
     assertThat(TritonHttpProxy.modelOf("/v2/repository/index")).isNull();

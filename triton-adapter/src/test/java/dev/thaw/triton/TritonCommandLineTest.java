@@ -90,14 +90,12 @@ class TritonCommandLineTest {
   }
 
   @Test
-  void inTritonsDefaultModeEveryModelStillLoadsAtStart() {
+  void inEveryModeModelsLoadOnTheirFirstRequestAndTheLoadModelOnesAtStart() {
     assertThat(parse("tritonserver", "--model-repository=/m").tritonCommand(List.of(Path.of("/m")), 1, 2, 3))
-        .containsSubsequence("--model-control-mode=explicit", "--load-model=*");
-    assertThat(parse("tritonserver", "--model-repository=/m", "--model-control-mode=poll")
+        .contains("--model-control-mode=explicit").noneMatch(a -> a.startsWith("--load-model"));
+    assertThat(parse("tritonserver", "--model-repository=/m", "--model-control-mode=poll", "--load-model=*")
         .tritonCommand(List.of(Path.of("/m")), 1, 2, 3)).containsSubsequence("--model-control-mode=explicit",
         "--load-model=*");
-    assertThat(parse("tritonserver", "--model-repository=/m", "--model-control-mode=explicit")
-        .tritonCommand(List.of(Path.of("/m")), 1, 2, 3)).noneMatch(a -> a.startsWith("--load-model"));
   }
 
   @Test
