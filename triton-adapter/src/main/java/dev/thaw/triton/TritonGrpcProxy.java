@@ -478,7 +478,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
   }
 
   /** Messages as the bytes on the wire: nothing is parsed or copied beyond reading the frame. */
-  private enum Bytes implements MethodDescriptor.Marshaller<byte[]> {
+  enum Bytes implements MethodDescriptor.Marshaller<byte[]> {
     INSTANCE;
 
     @Override

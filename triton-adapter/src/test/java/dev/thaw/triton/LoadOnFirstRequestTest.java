@@ -30,8 +30,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -177,31 +175,15 @@ class LoadOnFirstRequestTest {
   @Test
   void aStreamWaitsForEachMessagesModelInOrderAndAFailedLoadIsAnsweredInTheStream() throws Exception {
     assertThat(ready(direct(), "streamed")).isFalse();
-    List<ModelStreamInferResponse> answers = new CopyOnWriteArrayList<>();
-    CompletableFuture<Void> done = new CompletableFuture<>();
-    StreamObserver<ModelInferRequest> stream = GRPCInferenceServiceGrpc.newStub(proxyChannel)
-        .withDeadlineAfter(Duration.ofSeconds(60)).modelStreamInfer(new StreamObserver<>() {
-          @Override
-          public void onNext(ModelStreamInferResponse value) {
-            answers.add(value);
-          }
-
-          @Override
-          public void onError(Throwable t) {
-            done.completeExceptionally(t);
-          }
-
-          @Override
-          public void onCompleted() {
-            done.complete(null);
-          }
-        });
+    ProxyTesting.StreamAnswers into = new ProxyTesting.StreamAnswers();
+    StreamObserver<ModelInferRequest> stream = ProxyTesting.StreamAnswers.open(proxyChannel, into);
+    List<ModelStreamInferResponse> answers = into.answers;
     stream.onNext(ProxyTesting.request(spec, "streamed", 1, "s1"));
     stream.onNext(ProxyTesting.request(spec, "broken", 1, "s2"));
     stream.onNext(ProxyTesting.request(spec, "streamed", 2, "s3"));
     stream.onCompleted(); // while the first still waits for its model: the stream ends after all three
 
-    done.get(60, TimeUnit.SECONDS);
+    into.done.get(60, TimeUnit.SECONDS);
     assertThat(answers).extracting(a -> a.getInferResponse().getId()).containsExactly("s1", "s2", "s3");
     assertThat(answers.get(0).getErrorMessage()).isEmpty();
     assertThat(answers.get(1).getErrorMessage()).startsWith("failed to load model 'broken': ");

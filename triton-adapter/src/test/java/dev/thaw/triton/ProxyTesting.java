@@ -8,10 +8,13 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
+import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
+import dev.thaw.triton.protocol.ModelStreamInferResponse;
+import io.grpc.stub.StreamObserver;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -36,27 +39,36 @@ final class ProxyTesting {
         .build();
   }
 
-  /** A method no generated stub has, its messages as bytes. */
+  /** A method no generated stub has, its messages as bytes (the proxy's own marshaller). */
   static MethodDescriptor<byte[], byte[]> method(String name, MethodDescriptor.MethodType type) {
-    return MethodDescriptor.newBuilder(RawBytes.INSTANCE, RawBytes.INSTANCE).setFullMethodName(name).setType(type)
-        .build();
+    return MethodDescriptor.newBuilder(TritonGrpcProxy.Bytes.INSTANCE, TritonGrpcProxy.Bytes.INSTANCE)
+        .setFullMethodName(name).setType(type).build();
   }
 
-  private enum RawBytes implements MethodDescriptor.Marshaller<byte[]> {
-    INSTANCE;
+  /** A ModelStreamInfer call's answers as they come, and its end. */
+  static final class StreamAnswers implements StreamObserver<ModelStreamInferResponse> {
+    final List<ModelStreamInferResponse> answers = new CopyOnWriteArrayList<>();
+    final CompletableFuture<Void> done = new CompletableFuture<>();
 
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
+    /** Opens a stream on {@code channel}; what it returns takes the requests. */
+    static StreamObserver<ModelInferRequest> open(ManagedChannel channel, StreamAnswers into) {
+      return GRPCInferenceServiceGrpc.newStub(channel).withDeadlineAfter(Duration.ofSeconds(120))
+          .modelStreamInfer(into);
     }
 
     @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
+    public void onNext(ModelStreamInferResponse value) {
+      answers.add(value);
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      done.completeExceptionally(t);
+    }
+
+    @Override
+    public void onCompleted() {
+      done.complete(null);
     }
   }
 }

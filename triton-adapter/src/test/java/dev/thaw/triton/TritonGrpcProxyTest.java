@@ -36,8 +36,6 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterAll;
@@ -147,31 +145,14 @@ class TritonGrpcProxyTest {
   @Test
   void aStreamOfAThousandRequestsIsAnsweredInOrderWithTheServersAnswers() throws Exception {
     int n = 1000;
-    List<ModelStreamInferResponse> answers = new CopyOnWriteArrayList<>();
-    CompletableFuture<Void> done = new CompletableFuture<>();
-    StreamObserver<ModelInferRequest> requests = GRPCInferenceServiceGrpc.newStub(proxyChannel)
-        .withDeadlineAfter(Duration.ofSeconds(120))
-        .modelStreamInfer(new StreamObserver<>() {
-          @Override
-          public void onNext(ModelStreamInferResponse value) {
-            answers.add(value);
-          }
-
-          @Override
-          public void onError(Throwable t) {
-            done.completeExceptionally(t);
-          }
-
-          @Override
-          public void onCompleted() {
-            done.complete(null);
-          }
-        });
+    ProxyTesting.StreamAnswers into = new ProxyTesting.StreamAnswers();
+    StreamObserver<ModelInferRequest> requests = ProxyTesting.StreamAnswers.open(proxyChannel, into);
+    List<ModelStreamInferResponse> answers = into.answers;
     for (int i = 0; i < n; i++) {
       requests.onNext(request("mlp", 1 + i % 4, "s-" + i));
     }
     requests.onCompleted();
-    done.get(120, TimeUnit.SECONDS);
+    into.done.get(120, TimeUnit.SECONDS);
 
     assertThat(answers).hasSize(n);
     for (int batch = 1; batch <= 4; batch++) {
