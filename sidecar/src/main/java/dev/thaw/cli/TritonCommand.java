@@ -6,6 +6,7 @@ import dev.thaw.store.AccessProfile;
 import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ModelReader;
 import dev.thaw.store.ReaderOptions;
+import dev.thaw.triton.ModelLoads;
 import dev.thaw.triton.TritonCommandLine;
 import dev.thaw.triton.TritonWrapper;
 import java.io.IOException;
@@ -56,6 +57,12 @@ final class TritonCommand implements Callable<Integer> {
           + "Default: ${DEFAULT-VALUE}.")
   Duration readTimeout;
 
+  @Option(names = "--idle-unload", paramLabel = "DURATION", defaultValue = "0s",
+      converter = Units.DurationConverter.class,
+      description = "Unload a model nobody has asked for this long (it loads again on its next request); 0s: never. "
+          + "Default: ${DEFAULT-VALUE}.")
+  Duration idleUnload;
+
   @Parameters(paramLabel = "TRITONSERVER", arity = "1..*",
       description = "The tritonserver command and its arguments, after --.")
   List<String> command;
@@ -69,7 +76,8 @@ final class TritonCommand implements Callable<Integer> {
     Mounts mounts = new Mounts();
     try {
       List<Path> repositories = mounts.open(line);
-      TritonWrapper triton = TritonWrapper.start(line, repositories);
+      TritonWrapper triton = TritonWrapper.start(line, repositories,
+          ModelLoads.DEFAULT_LIMITS.withIdleUnload(idleUnload));
       AtomicBoolean ending = new AtomicBoolean();
       Thread hook = new Thread(() -> {
         // SIGTERM or Ctrl-C: Triton first, then the mounts it read; thaw then exits with Triton's status

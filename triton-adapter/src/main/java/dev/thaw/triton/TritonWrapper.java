@@ -38,10 +38,16 @@ public final class TritonWrapper implements AutoCloseable {
    *     running)
    */
   public static TritonWrapper start(TritonCommandLine line, List<Path> repositories) throws IOException {
+    return start(line, repositories, ModelLoads.DEFAULT_LIMITS);
+  }
+
+  /** As {@link #start(TritonCommandLine, List)}, with these limits on loads on first request. */
+  public static TritonWrapper start(TritonCommandLine line, List<Path> repositories, ModelLoads.Limits limits)
+      throws IOException {
     int[] internal = loopbackPorts(3);
     List<AutoCloseable> proxies = new ArrayList<>();
     // Triton's own gRPC endpoint always runs (on loopback): loads on first request go through it
-    ModelLoads loads = ModelLoads.connect("127.0.0.1:" + internal[1], ModelLoads.DEFAULT_LIMITS);
+    ModelLoads loads = ModelLoads.connect("127.0.0.1:" + internal[1], limits);
     proxies.add(loads);
     try {
       TritonCommandLine.Endpoint grpc = line.grpc();
