@@ -111,8 +111,7 @@ public final class ModelLoads implements AutoCloseable {
   CompletableFuture<Void> whenServable(String model) {
     lastAsked.put(model, System.nanoTime());
     AtomicInteger waiting = held.computeIfAbsent(model, m -> new AtomicInteger());
-    if (waiting.incrementAndGet() > limits.maxHeldPerModel()) {
-      waiting.decrementAndGet();
+    if (waiting.incrementAndGet() > limits.maxHeldPerModel()) { // the caller's release takes this one back too
       return CompletableFuture.failedFuture(Status.RESOURCE_EXHAUSTED.withDescription("model '" + model
           + "' is loading and " + limits.maxHeldPerModel() + " requests already wait for it").asException());
     }

@@ -80,12 +80,14 @@ class LoadOnFirstRequestLimitsTest {
       assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
       assertThat(refused.getStatus().getDescription())
           .isEqualTo("model 'slow' is loading and 3 requests already wait for it");
+      assertThat(loads.held("slow")).as("the refused request holds no place").isEqualTo(3);
       triton.release.countDown();
       for (int i = 0; i < 3; i++) {
         assertThat(held.get(i).get(30, TimeUnit.SECONDS).getId()).isEqualTo("held-" + i);
       }
     }
     assertThat(triton.loadsStarted).hasValue(1);
+    assertThat(loads.held("slow")).isZero();
   }
 
   @Test
