@@ -33,9 +33,12 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code thaw bench triton}: what Thaw's gRPC proxy adds in front of a Triton-protocol server (the example server,
  * a separate process, on loopback): the latency of a small ModelInfer direct and through the proxy, one client and
- * 16 at once, measured in alternating rounds in the same run, and the throughput at 16 clients as a ratio.
+ * 16 at once, measured in alternating rounds in the same run, the throughput at 16 clients as a ratio, and the
+ * bandwidth of a ModelInfer with 16 MiB in and 16 MiB out.
  */
 public final class TritonBench {
+  private static final int LARGE_REQUESTS = 20;
+
   private TritonBench() {}
 
   /** What to run: requests per round, rounds, and where the model and logs go. */
@@ -44,7 +47,7 @@ public final class TritonBench {
   /** The figures, as the JSON keys say. */
   public record Result(double p50DirectMs1, double p50ProxyMs1, double p99DirectMs1, double p99ProxyMs1,
       double p50DirectMs16, double p50ProxyMs16, double throughputDirect16, double throughputProxy16,
-      int requestBytes) {
+      int requestBytes, double largeDirectGbps, double largeProxyGbps, long largeBytesPerRequest) {
     public String toJson() {
       ObjectNode o = new ObjectMapper().createObjectNode();
       o.put("p50_added_ms_1", round(p50ProxyMs1 - p50DirectMs1));
@@ -60,6 +63,10 @@ public final class TritonBench {
       o.put("throughput_direct_16_per_s", round(throughputDirect16));
       o.put("throughput_proxy_16_per_s", round(throughputProxy16));
       o.put("request_bytes", requestBytes);
+      o.put("large_bandwidth_ratio", round(largeProxyGbps / largeDirectGbps));
+      o.put("large_direct_gbps", round(largeDirectGbps));
+      o.put("large_proxy_gbps", round(largeProxyGbps));
+      o.put("large_bytes_per_request", largeBytesPerRequest);
       o.set("machine", new ObjectMapper().valueToTree(Machine.description()));
       return o.toString();
     }
@@ -70,6 +77,11 @@ public final class TritonBench {
     MlpSpec spec = MlpSpec.forSize(1L << 20, 7);
     if (!Files.isDirectory(repo.resolve("mlp"))) {
       MlpGenerator.generate(repo, "mlp", spec);
+    }
+    // large tensors: 8 rows of 2^19 floats in and out, 16 MiB each way, through a narrow hidden layer
+    MlpSpec wide = new MlpSpec(8, 1 << 19, 8, 1, 1 << 19, 256L << 20);
+    if (!Files.isDirectory(repo.resolve("wide"))) {
+      MlpGenerator.generate(repo, "wide", wide);
     }
     int[] ports = FreePorts.pick(2);
     List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -83,7 +95,7 @@ public final class TritonBench {
       ManagedChannel viaProxy = channel(proxy.port());
       try {
         awaitReady(direct);
-        ModelInferRequest request = request(spec);
+        ModelInferRequest request = request(spec, "mlp", 1);
         log.printf(Locale.ROOT, "bench triton: ModelInfer of %d bytes, %d requests x %d rounds, direct and through "
             + "the proxy in turn%n", request.getSerializedSize(), o.requests(), o.rounds());
         for (ManagedChannel c : List.of(direct, viaProxy)) { // JIT warm-up of both paths
@@ -105,12 +117,24 @@ public final class TritonBench {
           dThroughput += d.perSecond() / o.rounds();
           pThroughput += p.perSecond() / o.rounds();
         }
+        ModelInferRequest large = request(wide, "wide", MlpGenerator.MAX_BATCH_SIZE);
+        long largeBytes = large.getSerializedSize() + 4L * MlpGenerator.MAX_BATCH_SIZE * wide.outputDim();
+        latencies(direct, large, 4, 1); // warm-up of both paths
+        latencies(viaProxy, large, 4, 1);
+        double dLarge = 0;
+        double pLarge = 0;
+        for (int round = 0; round < o.rounds(); round++) {
+          dLarge += latencies(direct, large, LARGE_REQUESTS, 1).perSecond() * largeBytes / 1e9 / o.rounds();
+          pLarge += latencies(viaProxy, large, LARGE_REQUESTS, 1).perSecond() * largeBytes / 1e9 / o.rounds();
+        }
         Result r = new Result(percentile(d1, 50), percentile(p1, 50), percentile(d1, 99), percentile(p1, 99),
-            percentile(d16, 50), percentile(p16, 50), dThroughput, pThroughput, request.getSerializedSize());
+            percentile(d16, 50), percentile(p16, 50), dThroughput, pThroughput, request.getSerializedSize(),
+            dLarge, pLarge, largeBytes);
         log.printf(Locale.ROOT, "bench triton: 1 client p50 %.3f -> %.3f ms, p99 %.3f -> %.3f ms; 16 clients p50 "
-            + "%.3f -> %.3f ms, %.0f -> %.0f requests/s (%.2f x)%n", r.p50DirectMs1(), r.p50ProxyMs1(),
-            r.p99DirectMs1(), r.p99ProxyMs1(), r.p50DirectMs16(), r.p50ProxyMs16(), r.throughputDirect16(),
-            r.throughputProxy16(), r.throughputProxy16() / r.throughputDirect16());
+            + "%.3f -> %.3f ms, %.0f -> %.0f requests/s (%.2f x); 16 MiB in and out: %.3f -> %.3f GB/s (%.2f x)%n",
+            r.p50DirectMs1(), r.p50ProxyMs1(), r.p99DirectMs1(), r.p99ProxyMs1(), r.p50DirectMs16(),
+            r.p50ProxyMs16(), r.throughputDirect16(), r.throughputProxy16(),
+            r.throughputProxy16() / r.throughputDirect16(), dLarge, pLarge, pLarge / dLarge);
         return r;
       } finally {
         direct.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
@@ -154,18 +178,19 @@ public final class TritonBench {
     return sorted[Math.min(sorted.length - 1, (int) Math.ceil(p / 100.0 * sorted.length) - 1)];
   }
 
-  private static ModelInferRequest request(MlpSpec spec) {
-    ByteBuffer input = ByteBuffer.allocate(4 * spec.inputDim()).order(ByteOrder.LITTLE_ENDIAN);
-    input.asFloatBuffer().put(spec.sampleInput(1));
-    return ModelInferRequest.newBuilder().setModelName("mlp")
+  private static ModelInferRequest request(MlpSpec spec, String model, int batch) {
+    ByteBuffer input = ByteBuffer.allocate(4 * batch * spec.inputDim()).order(ByteOrder.LITTLE_ENDIAN);
+    input.asFloatBuffer().put(spec.sampleInput(batch));
+    return ModelInferRequest.newBuilder().setModelName(model)
         .addInputs(ModelInferRequest.InferInputTensor.newBuilder().setName(MlpGenerator.INPUT).setDatatype("FP32")
-            .addShape(1).addShape(spec.inputDim()))
+            .addShape(batch).addShape(spec.inputDim()))
         .addRawInputContents(ByteString.copyFrom(input.array()))
         .build();
   }
 
   private static ManagedChannel channel(int port) {
-    return Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create()).build();
+    return Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create())
+        .maxInboundMessageSize(64 << 20).build();
   }
 
   private static void awaitReady(ManagedChannel channel) throws IOException, InterruptedException {

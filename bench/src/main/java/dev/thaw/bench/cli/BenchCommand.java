@@ -234,8 +234,9 @@ final class BenchCommand implements Runnable {
         "Benchmark what Thaw's Triton gRPC proxy adds in front of a Triton-protocol server.",
         "The example server (ONNX Runtime, Triton's protocol) runs as its own process on loopback; a small ModelInfer "
             + "(one row of a 1 MiB MLP) is sent directly and through the proxy in alternating rounds, by one client "
-            + "and by 16 at once. Progress goes to stderr; with --json stdout gets exactly one JSON object: "
-            + "p50_added_ms_1, p99_added_ms_1, p50_added_ms_16, throughput_ratio_16 and the raw figures."
+            + "and by 16 at once, and one with 16 MiB in and out (8 rows through a wide MLP with a narrow hidden "
+            + "layer). Progress goes to stderr; with --json stdout gets exactly one JSON object: p50_added_ms_1, "
+            + "p99_added_ms_1, p50_added_ms_16, throughput_ratio_16, large_bandwidth_ratio and the raw figures."
       })
   static final class Triton implements Callable<Integer> {
     @Option(names = "--requests", paramLabel = "N", defaultValue = "2000",
