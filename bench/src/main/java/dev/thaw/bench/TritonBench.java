@@ -148,7 +148,7 @@ public final class TritonBench {
   /** {@code n} requests from {@code clients} blocking clients at once: each one's latency, and requests per second. */
   private static Run latencies(ManagedChannel channel, ModelInferRequest request, int n, int clients)
       throws Exception {
-    GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub stub = GRPCInferenceServiceGrpc.newBlockingStub(channel);
+    var client = GRPCInferenceServiceGrpc.newBlockingStub(channel); // gRPC's generated client, over a real channel
     List<Double> millis = java.util.Collections.synchronizedList(new ArrayList<>(n));
     long start = System.nanoTime();
     try (ExecutorService pool = Executors.newFixedThreadPool(clients)) {
@@ -158,7 +158,7 @@ public final class TritonBench {
         done.add(pool.submit(() -> {
           for (int i = 0; i < share; i++) {
             long t0 = System.nanoTime();
-            stub.withDeadlineAfter(Duration.ofSeconds(30)).modelInfer(request);
+            client.withDeadlineAfter(Duration.ofSeconds(30)).modelInfer(request);
             millis.add((System.nanoTime() - t0) / 1e6);
           }
           return null;

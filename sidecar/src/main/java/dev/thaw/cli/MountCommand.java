@@ -180,9 +180,7 @@ final class MountCommand implements Callable<Integer> {
       }
       try {
         AccessProfile profile = reader.recordedProfile();
-        String where = resolved.manifest().isDirect()
-            ? resolved.store().saveProfile(profile, cache.directory(), false)
-            : resolved.store().saveProfile(profile, cache.directory());
+        String where = resolved.store().saveProfile(profile, cache.directory(), !resolved.manifest().isDirect());
         properties.setProperty("profileSaves", Integer.toString(Integer.parseInt(properties.getProperty("profileSaves")) + 1));
         properties.setProperty("profile", where);
         registry.write(mnt, properties);

@@ -187,9 +187,9 @@ final class TritonCommand implements Callable<Integer> {
         if (m.recording()) {
           try {
             AccessProfile profile = m.reader().recordedProfile();
-            String where = m.resolved().manifest().isDirect()
-                ? m.resolved().store().saveProfile(profile, cache.directory(), false)
-                : m.resolved().store().saveProfile(profile, cache.directory());
+            // a direct-mode origin is the user's bucket: the profile stays in the cache
+            String where = m.resolved().store().saveProfile(profile, cache.directory(),
+                !m.resolved().manifest().isDirect());
             System.err.printf(Locale.ROOT, "thaw triton: saved the access profile of %s (%d chunks) to %s%n",
                 m.at(), profile.chunkCount(), where);
           } catch (IOException | RuntimeException e) {

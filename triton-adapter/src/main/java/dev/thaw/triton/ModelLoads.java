@@ -66,6 +66,7 @@ public final class ModelLoads implements AutoCloseable {
    */
   public static final Limits DEFAULT_LIMITS = new Limits(1_000, Duration.ofMinutes(10));
 
+  /** Triton's gRPC endpoint (gRPC's generated blocking client). */
   private final GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub triton;
   private final Limits limits;
   private final Set<String> loaded = ConcurrentHashMap.newKeySet();
@@ -109,7 +110,9 @@ public final class ModelLoads implements AutoCloseable {
    * stops waiting.
    */
   CompletableFuture<Void> whenServable(String model) {
-    lastAsked.put(model, System.nanoTime());
+    if (idleCheck != null) { // the time of each request is kept only where idle models are unloaded
+      lastAsked.put(model, System.nanoTime());
+    }
     AtomicInteger waiting = held.computeIfAbsent(model, m -> new AtomicInteger());
     if (waiting.incrementAndGet() > limits.maxHeldPerModel()) { // the caller's release takes this one back too
       return CompletableFuture.failedFuture(Status.RESOURCE_EXHAUSTED.withDescription("model '" + model

@@ -57,7 +57,11 @@ public final class TritonCommandLine {
   private final List<String> loadModels = new ArrayList<>();
   private ControlMode controlMode = ControlMode.NONE;
   private boolean strictReadiness = true;
-  private final Map<String, String> endpoints = new HashMap<>(); // ports, addresses, allow switches by flag
+  /** The endpoints by name (http, grpc, metrics), Triton's defaults until a flag says otherwise. */
+  private final Map<String, Endpoint> endpoints = new HashMap<>(Map.of(
+      "http", new Endpoint(true, "0.0.0.0", HTTP_PORT),
+      "grpc", new Endpoint(true, "0.0.0.0", GRPC_PORT),
+      "metrics", new Endpoint(true, "0.0.0.0", METRICS_PORT)));
 
   private TritonCommandLine(String executable) {
     this.executable = executable;
@@ -115,10 +119,11 @@ public final class TritonCommandLine {
       };
       case "--load-model" -> loadModels.add(value);
       case "--strict-readiness" -> strictReadiness = bool(flag, value);
-      case "--http-port", "--grpc-port", "--metrics-port" -> endpoints.put(flag, Integer.toString(port(flag, value)));
-      case "--allow-http", "--allow-grpc", "--allow-metrics" -> endpoints.put(flag, Boolean.toString(bool(flag,
-          value)));
-      default -> endpoints.put(flag, value); // the addresses
+      case "--http-port", "--grpc-port", "--metrics-port" -> endpoints.compute(endpointOf(flag),
+          (name, e) -> new Endpoint(e.allowed(), e.address(), port(flag, value)));
+      case "--allow-http", "--allow-grpc", "--allow-metrics" -> endpoints.compute(endpointOf(flag),
+          (name, e) -> new Endpoint(bool(flag, value), e.address(), e.port()));
+      default -> endpoints.compute(endpointOf(flag), (name, e) -> new Endpoint(e.allowed(), value, e.port()));
     }
   }
 
@@ -147,25 +152,23 @@ public final class TritonCommandLine {
 
   /** The HTTP/REST endpoint the user asked for (Triton's defaults: allowed, all addresses, port 8000). */
   public Endpoint http() {
-    return endpoint("http", HTTP_PORT);
+    return endpoints.get("http");
   }
 
   /** The gRPC endpoint the user asked for (allowed, all addresses, port 8001). */
   public Endpoint grpc() {
-    return endpoint("grpc", GRPC_PORT);
+    return endpoints.get("grpc");
   }
 
   /** The metrics endpoint the user asked for (allowed, all addresses, port 8002). */
   public Endpoint metrics() {
-    return endpoint("metrics", METRICS_PORT);
+    return endpoints.get("metrics");
   }
 
-  private Endpoint endpoint(String name, int defaultPort) {
-    String allowed = endpoints.get("--allow-" + name);
-    String port = endpoints.get("--" + name + "-port");
-    return new Endpoint(allowed == null || Boolean.parseBoolean(allowed),
-        endpoints.getOrDefault("--" + name + "-address", "0.0.0.0"),
-        port == null ? defaultPort : Integer.parseInt(port));
+  /** {@code --allow-grpc}, {@code --grpc-port}, {@code --grpc-address}: grpc. */
+  private static String endpointOf(String flag) {
+    String f = flag.substring(2);
+    return f.startsWith("allow-") ? f.substring("allow-".length()) : f.substring(0, f.indexOf('-'));
   }
 
   /**

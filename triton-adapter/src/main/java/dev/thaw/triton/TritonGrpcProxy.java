@@ -25,6 +25,7 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -300,7 +301,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
         if (streamOfModels) {
           String model = ModelNames.field(message, 1);
           if (model != null && !model.isEmpty()) {
-            java.util.concurrent.CompletableFuture<Void> servable = loads.whenServable(model);
+            CompletableFuture<Void> servable = loads.whenServable(model);
             if (!servable.isDone() || servable.isCompletedExceptionally()) {
               synchronized (CallPair.this) {
                 holding = true; // no more is read from the client until this message goes on
