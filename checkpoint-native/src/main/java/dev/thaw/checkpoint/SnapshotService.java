@@ -242,9 +242,12 @@ public final class SnapshotService {
     }
   }
 
-  /** When process {@code pid} ended because it was checkpointed: the snapshot's name; the word is taken, once. */
-  public static Optional<String> checkpointedAs(long pid) {
-    return Snapshots.checkpointedAs(pid);
+  /**
+   * When process {@code pid}, started at {@code started} or later, ended because it was checkpointed: the snapshot's
+   * name; the word is taken, once. Marks left by earlier processes with the same PID are not believed.
+   */
+  public static Optional<String> checkpointedAs(long pid, java.time.Instant started) {
+    return Snapshots.checkpointedAs(pid, started);
   }
 
   // --- restore ---

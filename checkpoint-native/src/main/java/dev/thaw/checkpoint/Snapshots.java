@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -115,13 +116,18 @@ final class Snapshots {
     }
   }
 
-  /** When process {@code pid} ended because it was checkpointed: the snapshot's name; the word is taken, once. */
-  static Optional<String> checkpointedAs(long pid) {
+  /**
+   * When process {@code pid}, started at {@code started} or later, ended because it was checkpointed: the snapshot's
+   * name; the word is taken, once. A mark older than the process is another process's that had the same PID (marks
+   * of servers never run by {@code thaw run} stay behind): it is dropped, not believed.
+   */
+  static Optional<String> checkpointedAs(long pid, Instant started) {
     Path mark = MARKS.resolve(Long.toString(pid));
     try {
+      boolean ours = !Files.getLastModifiedTime(mark).toInstant().isBefore(started);
       String v = Files.readString(mark).strip();
       Files.deleteIfExists(mark);
-      return Optional.of(v);
+      return ours ? Optional.of(v) : Optional.empty();
     } catch (IOException e) {
       return Optional.empty();
     }

@@ -49,6 +49,8 @@ final class RunCommand implements Callable<Integer> {
       stdout = stdout != null ? stdout : dir.resolve(base + ".out");
       stderr = stderr != null ? stderr : dir.resolve(base + ".err");
     }
+    // marks have file-system time, which may trail the clock by a tick: a second's margin, far below PID reuse
+    java.time.Instant started = java.time.Instant.now().minusSeconds(1);
     PidNamespaceProcess p = PidNamespaceProcess.start(command, stdout, stderr);
     Thread hook = new Thread(() -> {
       try {
@@ -75,7 +77,7 @@ final class RunCommand implements Callable<Integer> {
     } catch (IllegalStateException shuttingDown) {
       // the hook is stopping the server
     }
-    var checkpointed = dev.thaw.checkpoint.SnapshotService.checkpointedAs(p.pid());
+    var checkpointed = dev.thaw.checkpoint.SnapshotService.checkpointedAs(p.pid(), started);
     if (checkpointed.isPresent()) {
       System.err.printf("thaw run: %s was checkpointed as %s and stopped by the dump; thaw restore %s brings it"
           + " back%n", command.getFirst(), checkpointed.get(), checkpointed.get());
