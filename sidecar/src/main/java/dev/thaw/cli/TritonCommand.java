@@ -6,6 +6,7 @@ import dev.thaw.store.AccessProfile;
 import dev.thaw.store.ChunkCache;
 import dev.thaw.store.ModelReader;
 import dev.thaw.store.ReaderOptions;
+import dev.thaw.sidecar.TritonRepositories;
 import dev.thaw.triton.ModelLoads;
 import dev.thaw.triton.TritonCommandLine;
 import dev.thaw.triton.TritonWrapper;
@@ -57,11 +58,11 @@ final class TritonCommand implements Callable<Integer> {
           + "Default: ${DEFAULT-VALUE}.")
   Duration readTimeout;
 
-  @Option(names = "--idle-unload", paramLabel = "DURATION", defaultValue = "0s",
-      converter = Units.DurationConverter.class,
-      description = "Unload a model nobody has asked for this long (it loads again on its next request); 0s: never. "
-          + "Default: ${DEFAULT-VALUE}.")
-  Duration idleUnload;
+  @Option(names = "--idle-unload", paramLabel = "[MODEL=]DURATION",
+      description = "Unload a model nobody has asked for this long (it loads again on its next request; its chunks "
+          + "are the first the cache evicts); 0s: never. MODEL=DURATION sets one model's time; repeatable. "
+          + "Default: never.")
+  List<String> idleUnload = new ArrayList<>();
 
   @Parameters(paramLabel = "TRITONSERVER", arity = "1..*",
       description = "The tritonserver command and its arguments, after --.")
@@ -76,8 +77,9 @@ final class TritonCommand implements Callable<Integer> {
     Mounts mounts = new Mounts();
     try {
       List<Path> repositories = mounts.open(line);
-      TritonWrapper triton = TritonWrapper.start(line, repositories,
-          ModelLoads.DEFAULT_LIMITS.withIdleUnload(idleUnload));
+      TritonRepositories served = new TritonRepositories(mounts.served());
+      served.prefetchAtStart(line.loadModels());
+      TritonWrapper triton = TritonWrapper.start(line, repositories, limits(), new Said(served));
       AtomicBoolean ending = new AtomicBoolean();
       Thread hook = new Thread(() -> {
         // SIGTERM or Ctrl-C: Triton first, then the mounts it read; thaw then exits with Triton's status
@@ -113,6 +115,51 @@ final class TritonCommand implements Callable<Integer> {
     }
   }
 
+  /** What happens to models, done (prefetches, evictions) and said on stderr, one line each. */
+  private record Said(TritonRepositories served) implements ModelLoads.Listener {
+    @Override
+    public void loading(String model) {
+      int chunks = served.prefetch(model);
+      System.err.printf(Locale.ROOT, "thaw triton: loading model '%s'%s%n", model,
+          chunks > 0 ? "; prefetching its " + chunks + " recorded chunks" : "");
+    }
+
+    @Override
+    public void loadFailed(String model, String reason) {
+      System.err.printf(Locale.ROOT, "thaw triton: loading model '%s' failed: %s%n", model, reason);
+    }
+
+    @Override
+    public void unloaded(String model) {
+      int chunks = served.release(model);
+      System.err.printf(Locale.ROOT, "thaw triton: model '%s' unloaded; its %d cached chunks are the first to "
+          + "evict%n", model, chunks);
+    }
+
+    @Override
+    public void servedFromZero(ModelLoads.ColdStart c) {
+      System.err.printf(Locale.ROOT, "thaw triton: model '%s' served from zero in %d ms (Triton's load and first "
+          + "inference %d ms, Thaw's share %d ms)%n", c.model(), c.total().toMillis(), c.inTriton().toMillis(),
+          c.inThaw().toMillis());
+    }
+  }
+
+  /** The limits on loads, with --idle-unload's times. */
+  ModelLoads.Limits limits() {
+    ModelLoads.Limits limits = ModelLoads.DEFAULT_LIMITS;
+    for (String v : idleUnload) {
+      int eq = v.indexOf('=');
+      if (eq < 0) {
+        limits = limits.withIdleUnload(Units.parseDuration(v));
+      } else if (eq == 0) {
+        throw new IllegalArgumentException("--idle-unload " + v + " names no model before '='");
+      } else {
+        limits = limits.withIdleUnload(v.substring(0, eq), Units.parseDuration(v.substring(eq + 1)));
+      }
+    }
+    return limits;
+  }
+
   /** The repositories Thaw serves: one cache, one reader and mount each; ended once, saving recorded profiles. */
   private final class Mounts {
     private final List<Mounted> mounted = new ArrayList<>();
@@ -121,8 +168,11 @@ final class TritonCommand implements Callable<Integer> {
     private Path root;
     private boolean rootMade;
 
-    private record Mounted(StoreOptions.Resolved resolved, ModelReader reader, LazyMount mount, boolean recording,
-        Path at) {}
+    private record Mounted(StoreOptions.Resolved resolved, TritonRepositories.Repository served, LazyMount mount) {}
+
+    List<TritonRepositories.Repository> served() {
+      return mounted.stream().map(Mounted::served).toList();
+    }
 
     /** Mounts each repository Thaw serves; returns the directory Triton reads for each, in order. */
     List<Path> open(TritonCommandLine line) throws IOException {
@@ -157,17 +207,18 @@ final class TritonCommand implements Callable<Integer> {
       try {
         Optional<AccessProfile> profile = prefetch.equals("auto")
             ? r.store().profile(r.manifest(), cache.directory()) : Optional.empty();
-        boolean recording = prefetch.equals("auto") && profile.isEmpty();
+        // every run records: a model loaded for the first time adds itself to the profile
         reader = ModelReader.open(r.manifest(), r.origin(), cache, ReaderOptions.DEFAULT
-            .withParallelism(store.parallelism).withRecordProfile(recording).withReadTimeout(readTimeout));
+            .withParallelism(store.parallelism).withRecordProfile(prefetch.equals("auto"))
+            .withReadTimeout(readTimeout));
         LazyMount mount = LazyMount.mount(reader, at, MountOptions.DEFAULT
             .withName(MountOptions.thawName(repository.source(), r.manifest().digest())));
-        profile.ifPresent(reader::prefetch);
-        mounted.add(new Mounted(r, reader, mount, recording, at));
+        mounted.add(new Mounted(r, new TritonRepositories.Repository(repository.given(), at, reader, profile), mount));
         System.err.printf(Locale.ROOT, "thaw triton: %s mounted at %s in %d ms (%d entries, %s)%s%n",
             repository.given(), at, (System.nanoTime() - start) / 1_000_000, r.manifest().entries().size(),
-            Units.bytes(r.manifest().totalBytes()), profile.map(p -> "; prefetching its profile of "
-                + p.chunkCount() + " chunks").orElse(recording ? "; recording its access profile" : ""));
+            Units.bytes(r.manifest().totalBytes()), profile.map(p -> "; each model's part of its profile of "
+                + p.chunkCount() + " chunks is prefetched as the model loads")
+                .orElse(prefetch.equals("auto") ? "; recording its access profile" : ""));
         return at;
       } catch (IOException | RuntimeException e) {
         if (reader != null) {
@@ -184,16 +235,19 @@ final class TritonCommand implements Callable<Integer> {
         return;
       }
       for (Mounted m : mounted) {
-        if (m.recording()) {
+        TritonRepositories.Repository served = m.served();
+        if (prefetch.equals("auto")) {
           try {
-            AccessProfile profile = m.reader().recordedProfile();
-            // a direct-mode origin is the user's bucket: the profile stays in the cache
-            String where = m.resolved().store().saveProfile(profile, cache.directory(),
-                !m.resolved().manifest().isDirect());
-            System.err.printf(Locale.ROOT, "thaw triton: saved the access profile of %s (%d chunks) to %s%n",
-                m.at(), profile.chunkCount(), where);
+            Optional<AccessProfile> grown = TritonRepositories.profileToSave(served);
+            if (grown.isPresent()) {
+              // a direct-mode origin is the user's bucket: the profile stays in the cache
+              String where = m.resolved().store().saveProfile(grown.get(), cache.directory(),
+                  !m.resolved().manifest().isDirect());
+              System.err.printf(Locale.ROOT, "thaw triton: saved the access profile of %s (%d chunks) to %s%n",
+                  served.at(), grown.get().chunkCount(), where);
+            }
           } catch (IOException | RuntimeException e) {
-            System.err.println("thaw triton: error: could not save the access profile of " + m.at() + ": "
+            System.err.println("thaw triton: error: could not save the access profile of " + served.at() + ": "
                 + e.getMessage());
           }
         }
@@ -202,11 +256,11 @@ final class TritonCommand implements Callable<Integer> {
         } catch (IOException e) {
           System.err.println("thaw triton: error: " + e.getMessage());
         }
-        m.reader().close();
+        served.reader().close();
         m.resolved().close();
         if (rootMade) {
           try {
-            Files.deleteIfExists(m.at());
+            Files.deleteIfExists(served.at());
           } catch (IOException e) {
             // a mount point left behind says what happened
           }

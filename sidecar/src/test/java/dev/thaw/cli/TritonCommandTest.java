@@ -50,6 +50,7 @@ class TritonCommandTest {
     Path repository = Files.createDirectories(tmp.resolve("repository"));
     spec = MlpSpec.forSize(512L << 10, 21);
     MlpGenerator.generate(repository, "mlp", spec);
+    MlpGenerator.generate(repository, "small", MlpSpec.forSize(128L << 10, 22));
     BlobStore bs = s3.blobStore();
     try (Stream<Path> files = Files.walk(repository)) {
       for (Path f : files.filter(Files::isRegularFile).toList()) {
@@ -108,6 +109,50 @@ class TritonCommandTest {
   }
 
   @Test
+  void eachModelsPartOfTheProfileIsPrefetchedAsItLoadsAndAModelLoadedForTheFirstTimeJoinsTheProfile()
+      throws Exception {
+    Path cache = tmp.resolve("cache-profile");
+    Path first = tmp.resolve("thaw-triton-profile-1.log");
+    int recorded = runAndInfer(first, cache, "mlp");
+    assertThat(Files.readString(first)).contains("recording its access profile",
+        "thaw triton: model 'mlp' served from zero in ");
+
+    Path second = tmp.resolve("thaw-triton-profile-2.log");
+    int grown = runAndInfer(second, cache, "mlp", "small");
+    String log = Files.readString(second);
+    assertThat(log).contains("is prefetched as the model loads", "thaw triton: loading model 'mlp'; prefetching its "
+        + recorded + " recorded chunks");
+    assertThat(log).as("small has no part in the profile yet").contains("thaw triton: loading model 'small'\n");
+    assertThat(grown).as("small's chunks joined mlp's").isGreaterThan(recorded);
+  }
+
+  /** Runs thaw triton, infers each model over HTTP, stops it; returns the chunk count of the profile it saved. */
+  private static int runAndInfer(Path log, Path cache, String... models) throws Exception {
+    int[] ports = FreePorts.pick(3);
+    Process thaw = thaw(log, "--cache", cache.toString(), "--", tritonserver.toString(),
+        "--model-repository=s3://127.0.0.1:" + s3.port() + "/" + S3ProxyServer.BUCKET + "/triton/models",
+        "--http-port=" + ports[0], "--grpc-port=" + ports[1], "--metrics-port=" + ports[2],
+        "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1");
+    try {
+      await().atMost(Duration.ofSeconds(90)).ignoreExceptions()
+          .until(() -> get(ports[0], "/v2/health/ready").statusCode() == 200);
+      for (String model : models) {
+        MlpSpec s = model.equals("mlp") ? spec : MlpSpec.forSize(128L << 10, 22);
+        HttpResponse<String> answer = post(ports[0], "/v2/models/" + model + "/infer", jsonInferRequest(s, 1));
+        assertThat(answer.statusCode()).as(answer.body()).isEqualTo(200);
+      }
+      thaw.destroy();
+      assertThat(thaw.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    } finally {
+      thaw.destroyForcibly();
+    }
+    java.util.regex.Matcher saved = java.util.regex.Pattern.compile("saved the access profile of \\S+ \\((\\d+) chunks\\)")
+        .matcher(Files.readString(log));
+    assertThat(saved.find()).as("a profile saved in %s", log).isTrue();
+    return Integer.parseInt(saved.group(1));
+  }
+
+  @Test
   void tritonExitingOnItsOwnEndsThawWithItsStatus() throws Exception {
     Path log = tmp.resolve("thaw-triton-exit.log");
     Process thaw = thaw(log, "--cache", tmp.resolve("cache-exit").toString(), "--", tritonserver.toString(),
@@ -162,6 +207,10 @@ class TritonCommandTest {
   }
 
   private static String jsonInferRequest(int batch) {
+    return jsonInferRequest(spec, batch);
+  }
+
+  private static String jsonInferRequest(MlpSpec spec, int batch) {
     StringBuilder data = new StringBuilder();
     for (float v : spec.sampleInput(batch)) {
       data.append(data.isEmpty() ? "" : ",").append(v);

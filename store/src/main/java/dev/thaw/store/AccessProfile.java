@@ -32,6 +32,42 @@ public record AccessProfile(String manifestDigest, List<Run> runs) {
     return n;
   }
 
+  /**
+   * The part of this profile under {@code directory} (a path of the manifest, such as one model of a Triton
+   * repository): its files' runs, in order.
+   */
+  public AccessProfile under(String directory) {
+    String prefix = directory.endsWith("/") ? directory : directory + "/";
+    return new AccessProfile(manifestDigest, runs.stream().filter(r -> r.path().startsWith(prefix)).toList());
+  }
+
+  /**
+   * This profile, then the chunks of {@code later} it lacks, in {@code later}'s order: what a run that read more than
+   * the recorded profile (a model loaded for the first time) adds to it.
+   *
+   * @throws IllegalArgumentException when {@code later} was recorded on another manifest
+   */
+  public AccessProfile plus(AccessProfile later) {
+    if (!later.manifestDigest.equals(manifestDigest)) {
+      throw new IllegalArgumentException("profiles of different manifests: " + manifestDigest + " and "
+          + later.manifestDigest);
+    }
+    java.util.Set<String> have = new java.util.HashSet<>();
+    List<String> paths = new ArrayList<>();
+    List<Integer> indexes = new ArrayList<>();
+    for (AccessProfile p : List.of(this, later)) {
+      for (Run r : p.runs) {
+        for (int i = r.start(); i < r.start() + r.count(); i++) {
+          if (have.add(r.path() + '\0' + i)) {
+            paths.add(r.path());
+            indexes.add(i);
+          }
+        }
+      }
+    }
+    return of(manifestDigest, paths, indexes);
+  }
+
   /** Builds a profile from (path, chunk index) touches in order, merging consecutive chunks. */
   static AccessProfile of(String manifestDigest, List<String> paths, List<Integer> indexes) {
     List<Run> runs = new ArrayList<>();

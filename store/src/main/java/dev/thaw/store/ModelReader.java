@@ -140,6 +140,41 @@ public final class ModelReader implements AutoCloseable {
     return firstRead.copy();
   }
 
+  /**
+   * Completes, with {@link System#nanoTime()} then, at the next read of a file under {@code directory}: the first byte
+   * of one model of a repository, once its load has begun.
+   */
+  public CompletableFuture<Long> firstReadUnder(String directory) {
+    String prefix = directory.endsWith("/") ? directory : directory + "/";
+    CompletableFuture<Long> first = new CompletableFuture<>();
+    firstReadWatches.add(new FirstReadWatch(prefix, first));
+    first.whenComplete((at, e) -> firstReadWatches.removeIf(w -> w.first() == first));
+    return first;
+  }
+
+  private record FirstReadWatch(String prefix, CompletableFuture<Long> first) {}
+
+  private final java.util.concurrent.CopyOnWriteArrayList<FirstReadWatch> firstReadWatches =
+      new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  /**
+   * Puts the cached chunks of the files under {@code directory} first in line for eviction, except those a file
+   * elsewhere in the model shares: what a node does when a server lets go of one model of a repository. Nothing is
+   * deleted now. Returns how many chunks the cache held.
+   */
+  public int evictFirstUnder(String directory) {
+    String prefix = directory.endsWith("/") ? directory : directory + "/";
+    java.util.Set<String> under = new java.util.LinkedHashSet<>();
+    java.util.Set<String> elsewhere = new java.util.HashSet<>();
+    for (FileEntry f : manifest.files()) {
+      for (ChunkRef c : f.chunks()) {
+        (f.path().startsWith(prefix) ? under : elsewhere).add(c.key());
+      }
+    }
+    under.removeAll(elsewhere);
+    return cache.evictFirst(under);
+  }
+
   /** Opens a regular file of the manifest for reading. */
   public ModelFile open(String path) throws FileNotFoundException {
     Entry e = manifest.entry(path);
@@ -170,6 +205,13 @@ public final class ModelReader implements AutoCloseable {
     lastRead = System.nanoTime();
     if (!firstRead.isDone()) {
       firstRead.complete(lastRead);
+    }
+    if (!firstReadWatches.isEmpty()) {
+      for (FirstReadWatch w : firstReadWatches) {
+        if (file.path().startsWith(w.prefix())) {
+          w.first().complete(lastRead);
+        }
+      }
     }
     if (offset >= file.size()) {
       return dst.hasRemaining() ? -1 : 0;

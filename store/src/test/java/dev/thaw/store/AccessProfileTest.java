@@ -52,6 +52,58 @@ class AccessProfileTest {
   }
 
   @Test
+  void thePartUnderADirectoryIsOneModelsAndALaterRunAddsOnlyWhatItReadBeyondTheProfile() {
+    AccessProfile recorded = new AccessProfile("sha256:m", List.of(
+        new AccessProfile.Run("mlp/1/model.onnx", 0, 3),
+        new AccessProfile.Run("mlp2/1/model.onnx", 0, 2),
+        new AccessProfile.Run("mlp/config.pbtxt", 0, 1)));
+
+    assertThat(recorded.under("mlp").runs()).as("not mlp2, whose name only begins like it").containsExactly(
+        new AccessProfile.Run("mlp/1/model.onnx", 0, 3), new AccessProfile.Run("mlp/config.pbtxt", 0, 1));
+    assertThat(recorded.under("none").chunkCount()).isZero();
+
+    AccessProfile later = new AccessProfile("sha256:m", List.of(
+        new AccessProfile.Run("mlp/1/model.onnx", 1, 4), // chunks 1 and 2 known, 3 and 4 new
+        new AccessProfile.Run("small/1/model.onnx", 0, 1)));
+    AccessProfile merged = recorded.plus(later);
+    assertThat(merged.runs()).containsExactly(
+        new AccessProfile.Run("mlp/1/model.onnx", 0, 3),
+        new AccessProfile.Run("mlp2/1/model.onnx", 0, 2),
+        new AccessProfile.Run("mlp/config.pbtxt", 0, 1),
+        new AccessProfile.Run("mlp/1/model.onnx", 3, 2),
+        new AccessProfile.Run("small/1/model.onnx", 0, 1));
+    assertThat(recorded.plus(recorded)).isEqualTo(recorded);
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> recorded.plus(new AccessProfile("sha256:other",
+        List.of()))).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("sha256:other");
+  }
+
+  @Test
+  void aDirectorysFirstReadAndItsChunksFirstToEvictLeaveTheRestOfTheModelAlone() throws Exception {
+    Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 6);
+    java.nio.file.Files.write(dir.resolve("copy.bin"), java.nio.file.Files.readAllBytes(
+        dir.resolve("weights/shard-00002.bin"))); // the same bytes outside weights/: its chunks are shared
+    Origin origin = Origins.open(tmp.resolve("origin").toString());
+    new Pusher(origin, CHUNK, 4, PushProgress.NONE).push(dir, ModelName.parse("p"));
+    Manifest m = new ModelStore(origin).resolve(ModelName.parse("p"));
+    try (ChunkCache cache = ChunkCache.open(tmp.resolve("cache"), 1 << 30);
+        ModelReader reader = ModelReader.open(m, origin, cache, ReaderOptions.DEFAULT)) {
+      var weightsRead = reader.firstReadUnder("weights");
+      reader.read((FileEntry) m.entry("config.json"), 0, ByteBuffer.allocate(10));
+      assertThat(weightsRead).as("config.json is not under weights/").isNotDone();
+      long before = System.nanoTime();
+      reader.read((FileEntry) m.entry("weights/shard-00001.bin"), 0, ByteBuffer.allocate(10));
+      assertThat(weightsRead).isDone();
+      assertThat(weightsRead.get()).isGreaterThanOrEqualTo(before);
+
+      reader.fillAll().get(30, TimeUnit.SECONDS); // every chunk cached
+      assertThat(reader.evictFirstUnder("weights")).as("shard 1's five chunks; shard 2's are copy.bin's too")
+          .isEqualTo(5);
+      assertThat(cache.contains(((FileEntry) m.entry("weights/shard-00001.bin")).chunks().getFirst().key()))
+          .as("nothing deleted until room is needed").isTrue();
+    }
+  }
+
+  @Test
   void aProfileIsKeptLocallyWhenTheOriginIsReadOnly() throws Exception {
     Path dir = OriginTestSupport.generateModel(tmp.resolve("model"), 4);
     Origin writable = Origins.open(tmp.resolve("origin").toString());

@@ -12,7 +12,9 @@ import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -39,32 +41,126 @@ public final class ModelLoads implements AutoCloseable {
    * How many requests may wait for one model's load, how long a load may take, and after how long without a request
    * a model Thaw has seen loaded is unloaded ({@link Duration#ZERO}: never).
    */
-  public record Limits(int maxHeldPerModel, Duration loadTimeout, Duration idleUnload) {
+  public record Limits(int maxHeldPerModel, Duration loadTimeout, Duration idleUnload,
+      Map<String, Duration> idleUnloadByModel) {
     public Limits {
       if (maxHeldPerModel < 1) {
         throw new IllegalArgumentException("maxHeldPerModel must be at least 1, not " + maxHeldPerModel);
       }
       Objects.requireNonNull(loadTimeout, "loadTimeout");
-      if (idleUnload.isNegative()) {
-        throw new IllegalArgumentException("idleUnload must not be negative, not " + idleUnload);
-      }
+      checkIdle("idleUnload", idleUnload);
+      idleUnloadByModel = Map.copyOf(idleUnloadByModel);
+      idleUnloadByModel.forEach((model, idle) -> checkIdle("idleUnload of model '" + model + "'", idle));
     }
 
     public Limits(int maxHeldPerModel, Duration loadTimeout) {
-      this(maxHeldPerModel, loadTimeout, Duration.ZERO);
+      this(maxHeldPerModel, loadTimeout, Duration.ZERO, Map.of());
     }
 
     /** These limits, with idle models unloaded after {@code idle} ({@link Duration#ZERO}: never). */
     public Limits withIdleUnload(Duration idle) {
-      return new Limits(maxHeldPerModel, loadTimeout, idle);
+      return new Limits(maxHeldPerModel, loadTimeout, idle, idleUnloadByModel);
+    }
+
+    /** These limits, with {@code model} unloaded after {@code idle} without requests, whatever the others' time. */
+    public Limits withIdleUnload(String model, Duration idle) {
+      Map<String, Duration> byModel = new HashMap<>(idleUnloadByModel);
+      byModel.put(Objects.requireNonNull(model, "model"), idle);
+      return new Limits(maxHeldPerModel, loadTimeout, idleUnload, byModel);
+    }
+
+    /** How long {@code model} may go without a request before it is unloaded; {@link Duration#ZERO}: never. */
+    public Duration idleUnloadOf(String model) {
+      return idleUnloadByModel.getOrDefault(model, idleUnload);
+    }
+
+    /** Whether any model is ever unloaded for being idle. */
+    boolean unloadsIdleModels() {
+      return !idleUnload.isZero() || idleUnloadByModel.values().stream().anyMatch(d -> !d.isZero());
+    }
+
+    /** The shortest idle time of any model that has one. */
+    Duration shortestIdleUnload() {
+      return java.util.stream.Stream.concat(java.util.stream.Stream.of(idleUnload),
+          idleUnloadByModel.values().stream()).filter(d -> !d.isZero()).min(Duration::compareTo).orElse(Duration.ZERO);
+    }
+
+    private static void checkIdle(String what, Duration idle) {
+      if (idle.isNegative()) {
+        throw new IllegalArgumentException(what + " must not be negative, not " + idle);
+      }
     }
   }
+
+  /**
+   * What happens to models as they load and unload through Thaw, for whoever serves their bytes and records their
+   * cold starts. Called on Thaw's threads, never while a lock is held; a method must return quickly (start work, do
+   * not wait for it): requests wait on {@link #loading}.
+   */
+  public interface Listener {
+    /**
+     * Triton is about to be asked to load {@code model}, for a request that found it unloaded or for a client's own
+     * load: the moment to start fetching its bytes.
+     */
+    default void loading(String model) {}
+
+    /** Triton loaded {@code model}; {@code coldStart} has its times so far. */
+    default void loaded(String model, ColdStart coldStart) {}
+
+    /** Triton failed to load {@code model}, for {@code reason}. */
+    default void loadFailed(String model, String reason) {}
+
+    /** {@code model} was unloaded: it was idle, or a client unloaded it. Its bytes are no longer being read. */
+    default void unloaded(String model) {}
+
+    /** The first inference after {@code model}'s load was answered: the cold start is complete. */
+    default void servedFromZero(ColdStart coldStart) {}
+  }
+
+  /**
+   * The times of one model's cold start, each {@link System#nanoTime()} ({@code 0}: not yet): the request (or
+   * client's load) that started it, Triton's load call and its answer, and the first inference after it, sent to
+   * Triton and answered.
+   */
+  public record ColdStart(String model, long askedNanos, long loadCalledNanos, long loadedNanos,
+      long inferenceSentNanos, long inferenceAnsweredNanos) {
+    /** From the request to the first inference's answer. */
+    public Duration total() {
+      return Duration.ofNanos(inferenceAnsweredNanos - askedNanos);
+    }
+
+    /** The time Triton spent: its load, and the first inference. */
+    public Duration inTriton() {
+      return Duration.ofNanos((loadedNanos - loadCalledNanos) + (inferenceAnsweredNanos - inferenceSentNanos));
+    }
+
+    /** Thaw's own share: everything but Triton's (the checks, the hold, forwarding). */
+    public Duration inThaw() {
+      return total().minus(inTriton());
+    }
+
+    ColdStart withLoaded(long nanos) {
+      return new ColdStart(model, askedNanos, loadCalledNanos, nanos, 0, 0);
+    }
+
+    ColdStart withInference(long sent, long answered) {
+      return new ColdStart(model, askedNanos, loadCalledNanos, loadedNanos, sent, answered);
+    }
+  }
+
+  /** Listens to nothing. */
+  public static final Listener NO_LISTENER = new Listener() {};
 
   /**
    * Up to 1 000 requests held per model, a load may take 10 minutes (large models from a cold origin), and idle
    * models stay loaded.
    */
   public static final Limits DEFAULT_LIMITS = new Limits(1_000, Duration.ofMinutes(10));
+
+  /** The limits in force. */
+  public Limits limits() {
+    return limits;
+  }
 
   /** Triton's gRPC endpoint (gRPC's generated blocking client). */
   private final GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub triton;
@@ -78,19 +174,23 @@ public final class ModelLoads implements AutoCloseable {
       Thread.ofVirtual().name("thaw-triton-load-", 0).factory());
 
   private final ManagedChannel channel;
+  private final Listener listener;
   private final ConcurrentHashMap<String, Long> lastAsked = new ConcurrentHashMap<>(); // System.nanoTime()
   private final ScheduledExecutorService idleCheck; // null when idle models stay loaded
+  // cold starts: loads under way (by request or client), then loaded models whose first inference is still to come
+  private final ConcurrentHashMap<String, ColdStart> coldStarts = new ConcurrentHashMap<>();
 
-  private ModelLoads(ManagedChannel channel, Limits limits) {
+  private ModelLoads(ManagedChannel channel, Limits limits, Listener listener) {
     this.channel = channel;
     this.triton = GRPCInferenceServiceGrpc.newBlockingStub(channel);
     this.limits = limits;
-    if (limits.idleUnload().isZero()) {
+    this.listener = listener;
+    if (!limits.unloadsIdleModels()) {
       this.idleCheck = null;
     } else {
       this.idleCheck = Executors.newSingleThreadScheduledExecutor(
           Thread.ofPlatform().daemon().name("thaw-triton-idle").factory());
-      long every = Math.clamp(limits.idleUnload().toMillis() / 4, 50, 30_000);
+      long every = Math.clamp(limits.shortestIdleUnload().toMillis() / 4, 50, 30_000);
       idleCheck.scheduleWithFixedDelay(this::unloadIdle, every, every, TimeUnit.MILLISECONDS);
     }
   }
@@ -99,8 +199,13 @@ public final class ModelLoads implements AutoCloseable {
    * Loads through Triton's gRPC endpoint at {@code target} ({@code host:port}), which both proxies' requests wait on.
    */
   public static ModelLoads connect(String target, Limits limits) {
+    return connect(target, limits, NO_LISTENER);
+  }
+
+  /** As {@link #connect(String, Limits)}, telling {@code listener} what happens to models. */
+  public static ModelLoads connect(String target, Limits limits, Listener listener) {
     return new ModelLoads(NettyChannelBuilder.forTarget(Objects.requireNonNull(target, "target")).usePlaintext()
-        .build(), Objects.requireNonNull(limits, "limits"));
+        .build(), Objects.requireNonNull(limits, "limits"), Objects.requireNonNull(listener, "listener"));
   }
 
   /**
@@ -133,17 +238,70 @@ public final class ModelLoads implements AutoCloseable {
     }
   }
 
+  /** A client asks Triton to load {@code model}: its bytes are asked for first, and its cold start timed. */
+  void loadingBy(String model) {
+    long now = System.nanoTime();
+    coldStarts.put(model, new ColdStart(model, now, now, 0, 0, 0));
+    tell(() -> listener.loading(model));
+  }
+
   /** A client's load went through: the model is loaded. */
   void loadedBy(String model) {
     loaded.add(model);
+    ColdStart c = coldStarts.computeIfPresent(model, (m, started) -> started.loadedNanos() == 0
+        ? started.withLoaded(System.nanoTime()) : started);
+    if (c != null) {
+      tell(() -> listener.loaded(model, c));
+    }
+  }
+
+  /** A client's load failed with {@code reason}. */
+  void loadFailedBy(String model, String reason) {
+    if (coldStarts.remove(model) != null) {
+      tell(() -> listener.loadFailed(model, reason));
+    }
   }
 
   /** A client's unload went through: the next request loads the model again. */
   void unloadedBy(String model) {
     loaded.remove(model);
+    coldStarts.remove(model);
+    tell(() -> listener.unloaded(model));
+  }
+
+  /**
+   * Whether an inference for {@code model} now would be its first since its load: the proxy then times it and
+   * reports its answer to {@link #inferenceAnswered}. Cheap when no cold start is under way.
+   */
+  boolean awaitsFirstInference(String model) {
+    if (coldStarts.isEmpty()) {
+      return false;
+    }
+    ColdStart c = coldStarts.get(model);
+    return c != null && c.loadedNanos() != 0;
+  }
+
+  /** An inference for {@code model} sent to Triton at {@code sentNanos} was answered successfully now. */
+  void inferenceAnswered(String model, long sentNanos) {
+    long now = System.nanoTime();
+    ColdStart[] done = new ColdStart[1];
+    coldStarts.computeIfPresent(model, (m, c) -> {
+      if (c.loadedNanos() == 0) {
+        return c; // loading again (unloaded meanwhile): this answer is not that load's
+      }
+      done[0] = c.withInference(Math.max(sentNanos, c.loadedNanos()), now);
+      return null;
+    });
+    if (done[0] != null) {
+      ColdStart c = done[0];
+      log.info("model '{}' served from zero in {} ms: Triton's load and first inference {} ms, Thaw's share {} ms",
+          model, c.total().toMillis(), c.inTriton().toMillis(), c.inThaw().toMillis());
+      tell(() -> listener.servedFromZero(c));
+    }
   }
 
   private void load(String model) {
+    long asked = System.nanoTime();
     try {
       if (triton.withDeadlineAfter(Duration.ofSeconds(30))
           .modelReady(ModelReadyRequest.newBuilder().setName(model).build()).getReady()) {
@@ -153,18 +311,38 @@ public final class ModelLoads implements AutoCloseable {
       if (!inRepositories(model)) {
         return; // Triton answers for a model it does not have
       }
-      long start = System.nanoTime();
       loadsStarted.incrementAndGet();
       log.info("loading model '{}' for its first request", model);
+      tell(() -> listener.loading(model));
+      long called = System.nanoTime();
+      coldStarts.put(model, new ColdStart(model, asked, called, 0, 0, 0));
       triton.withDeadlineAfter(limits.loadTimeout())
           .repositoryModelLoad(RepositoryModelLoadRequest.newBuilder().setModelName(model).build());
+      long done = System.nanoTime();
+      ColdStart c = coldStarts.computeIfPresent(model, (m, started) -> started.withLoaded(done));
       loaded.add(model);
-      log.info("model '{}' loaded in {} ms", model, (System.nanoTime() - start) / 1_000_000);
+      log.info("model '{}' loaded in {} ms", model, (done - called) / 1_000_000);
+      if (c != null) {
+        tell(() -> listener.loaded(model, c));
+      }
     } catch (StatusRuntimeException e) {
       log.warn("loading model '{}' failed: {}", model, e.getStatus());
+      String reason = e.getStatus().getDescription() != null ? e.getStatus().getDescription()
+          : e.getStatus().getCode().toString();
+      if (coldStarts.remove(model) != null) {
+        tell(() -> listener.loadFailed(model, reason));
+      }
       throw new java.util.concurrent.CompletionException(Status.UNAVAILABLE.withDescription("failed to load model '"
-          + model + "': " + (e.getStatus().getDescription() != null ? e.getStatus().getDescription()
-          : e.getStatus().getCode())).withCause(e).asException());
+          + model + "': " + reason).withCause(e).asException());
+    }
+  }
+
+  /** Tells the listener; a listener that throws is logged, never lets a load fail. */
+  private void tell(Runnable call) {
+    try {
+      call.run();
+    } catch (RuntimeException e) {
+      log.warn("a model listener failed", e);
     }
   }
 
@@ -173,15 +351,18 @@ public final class ModelLoads implements AutoCloseable {
     long now = System.nanoTime();
     for (String model : List.copyOf(loaded)) {
       Long asked = lastAsked.get(model);
-      if (asked == null || now - asked < limits.idleUnload().toNanos() || held(model) > 0) {
+      Duration idle = limits.idleUnloadOf(model);
+      if (idle.isZero() || asked == null || now - asked < idle.toNanos() || held(model) > 0) {
         continue;
       }
       loaded.remove(model); // a request from now on loads it again
-      log.info("unloading model '{}': no request for {} s", model, limits.idleUnload().toSeconds());
+      coldStarts.remove(model);
+      log.info("unloading model '{}': no request for {} ms", model, idle.toMillis());
       try {
         triton.withDeadlineAfter(Duration.ofMinutes(1))
             .repositoryModelUnload(RepositoryModelUnloadRequest.newBuilder().setModelName(model).build());
         unloads.incrementAndGet();
+        tell(() -> listener.unloaded(model));
       } catch (StatusRuntimeException e) {
         log.warn("unloading idle model '{}' failed: {}", model, e.getStatus());
       }

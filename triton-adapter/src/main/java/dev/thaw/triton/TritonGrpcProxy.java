@@ -54,6 +54,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
       SERVICE + "ModelMetadata", SERVICE + "ModelConfig", SERVICE + "ModelStatistics");
   /** Triton's stream of inferences: each message is a ModelInferRequest, its field 1 the model, field 3 its id. */
   private static final String STREAM = SERVICE + "ModelStreamInfer";
+  private static final String INFER = SERVICE + "ModelInfer";
   /** Triton's model control methods; each request's field 2 is the model's name. */
   private static final String LOAD = SERVICE + "RepositoryModelLoad", UNLOAD = SERVICE + "RepositoryModelUnload";
 
@@ -170,7 +171,8 @@ public final class TritonGrpcProxy implements AutoCloseable {
       ClientCall<byte[], byte[]> clientCall = channel.newCall(serverCall.getMethodDescriptor(), options);
       CallPair pair = new CallPair(serverCall, clientCall, headers,
           loads == null ? 0 : MODEL_METHODS.contains(method) ? 1 : 0, loads != null && method.equals(STREAM),
-          loads == null ? null : method.equals(LOAD) ? Boolean.TRUE : method.equals(UNLOAD) ? Boolean.FALSE : null);
+          loads == null ? null : method.equals(LOAD) ? Boolean.TRUE : method.equals(UNLOAD) ? Boolean.FALSE : null,
+          loads != null && method.equals(INFER));
       if (pair.gated()) {
         serverCall.request(1); // the upstream call starts once the request's model can be served
       } else {
@@ -199,6 +201,13 @@ public final class TritonGrpcProxy implements AutoCloseable {
     private boolean headersSent;
     private final Boolean control; // a load (TRUE) or unload (FALSE) whose success Thaw notes; null otherwise
     private String controlledModel;
+    private final boolean infer; // a ModelInfer: the first after its model's load ends a cold start
+    // the first inference after a load, timed for the cold start: its model, when it was sent, and (in a stream)
+    // which answer is its own
+    private String firstInference;
+    private long firstInferenceSent;
+    private long firstInferenceAnswer;
+    private long streamSent, streamAnswered;
     final FromClient fromClient = new FromClient();
     final FromUpstream fromUpstream = new FromUpstream();
     // the gate, guarded by this: until the upstream call starts, the client's half-close and cancel are noted here
@@ -206,9 +215,11 @@ public final class TritonGrpcProxy implements AutoCloseable {
     private boolean halfClosed;
     private boolean cancelled;
     private String heldFor; // the model this request waits for, until it stops waiting
+    private String heldModel; // the model a gated call is about
 
     CallPair(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Metadata headers,
-        int modelField, boolean streamOfModels, Boolean control) {
+        int modelField, boolean streamOfModels, Boolean control, boolean infer) {
+      this.infer = infer;
       this.streamOfModels = streamOfModels;
       this.serverCall = serverCall;
       this.clientCall = clientCall;
@@ -236,6 +247,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
       }
       synchronized (this) {
         heldFor = model;
+        heldModel = model;
       }
       loads.whenServable(model).whenComplete((ok, failure) -> {
         releaseHold();
@@ -276,6 +288,13 @@ public final class TritonGrpcProxy implements AutoCloseable {
         return; // the client gave up while it waited (its deadline passed, or it cancelled)
       }
       startUpstream();
+      if (infer) {
+        String model = heldModel;
+        if (model != null && loads.awaitsFirstInference(model)) {
+          firstInference = model;
+          firstInferenceSent = System.nanoTime();
+        }
+      }
       clientCall.sendMessage(message);
       if (halfClosed) {
         clientCall.halfClose();
@@ -297,6 +316,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
         }
         if (control != null && controlledModel == null) {
           controlledModel = ModelNames.field(message, 2);
+          if (control && controlledModel != null && !controlledModel.isEmpty()) {
+            loads.loadingBy(controlledModel); // its bytes are asked for before Triton reads them
+          }
         }
         if (streamOfModels) {
           String model = ModelNames.field(message, 1);
@@ -337,6 +359,15 @@ public final class TritonGrpcProxy implements AutoCloseable {
         synchronized (CallPair.this) {
           if (streamOfModels) {
             unanswered++;
+            if (firstInference == null) {
+              String model = ModelNames.field(message, 1);
+              if (model != null && loads.awaitsFirstInference(model)) {
+                firstInference = model;
+                firstInferenceSent = System.nanoTime();
+                firstInferenceAnswer = streamSent;
+              }
+            }
+            streamSent++;
           }
           clientCall.sendMessage(message);
           if (clientCall.isReady()) {
@@ -422,6 +453,10 @@ public final class TritonGrpcProxy implements AutoCloseable {
       public void onMessage(byte[] message) {
         synchronized (CallPair.this) {
           serverCall.sendMessage(message);
+          if (firstInference != null && streamOfModels && streamAnswered++ == firstInferenceAnswer) {
+            loads.inferenceAnswered(firstInference, firstInferenceSent);
+            firstInference = null;
+          }
           if (streamOfModels && --unanswered <= 0 && answerAfterThem != null) {
             unanswered = 0;
             sendOwnAnswer(answerAfterThem);
@@ -437,14 +472,21 @@ public final class TritonGrpcProxy implements AutoCloseable {
 
       @Override
       public void onClose(Status status, Metadata trailers) {
-        if (status.isOk() && controlledModel != null) {
-          if (control) {
+        if (controlledModel != null && !controlledModel.isEmpty()) {
+          if (!status.isOk()) {
+            if (control) {
+              loads.loadFailedBy(controlledModel, String.valueOf(status.getDescription()));
+            }
+          } else if (control) {
             loads.loadedBy(controlledModel);
           } else {
             loads.unloadedBy(controlledModel);
           }
         }
         synchronized (CallPair.this) {
+          if (infer && status.isOk() && firstInference != null) {
+            loads.inferenceAnswered(firstInference, firstInferenceSent);
+          }
           serverCall.close(upstreamStatus(status), trailers);
         }
       }

@@ -130,6 +130,30 @@ public final class TritonHttpProxy implements AutoCloseable {
     return m.matches() ? URLDecoder.decode(m.group(1), StandardCharsets.UTF_8) : null;
   }
 
+  /** What Thaw notes about a forwarded request when its answer ends: a load, an unload, or a timed inference. */
+  private record Answer(int kind, String model, long sentNanos) {
+    static final int PLAIN = 0, LOAD = 1, UNLOAD = 2, INFERENCE = 3;
+    static final Answer OTHER = new Answer(PLAIN, null, 0);
+  }
+
+  /** A client's load or unload ({@code POST /v2/repository/models/NAME/load|unload}) as an answer to note; else null. */
+  static Answer control(HttpRequest request) {
+    if (!request.method().name().equals("POST")) {
+      return null;
+    }
+    String uri = request.uri();
+    int query = uri.indexOf('?');
+    Matcher m = CONTROL_PATH.matcher(query < 0 ? uri : uri.substring(0, query));
+    if (!m.matches()) {
+      return null;
+    }
+    return new Answer(m.group(2).equals("load") ? Answer.LOAD : Answer.UNLOAD,
+        URLDecoder.decode(m.group(1), StandardCharsets.UTF_8), 0);
+  }
+
+  private static final Pattern CONTROL_PATH = Pattern.compile("/v2/repository/models/([^/]+)/(load|unload)/?");
+  private static final Pattern INFER_PATH = Pattern.compile(".*/(?:infer|generate|generate_stream)/?(?:\\?.*)?");
+
   private static final Pattern MODEL_PATH =
       Pattern.compile("/v2/models/([^/]+)(?:/versions/[^/]+)?(?:/(?:infer|ready|config|stats|generate|generate_stream))?/?");
 
@@ -155,6 +179,8 @@ public final class TritonHttpProxy implements AutoCloseable {
     private boolean discarding; // the rest of a request answered here is dropped
     private int outstanding; // requests forwarded whose answers have not ended
     private boolean upstreamWritable = true;
+    // with loads: what each outstanding request's answer means to Thaw, in order (this connection's answers are)
+    private final ArrayDeque<Answer> answers = new ArrayDeque<>();
 
     /** The waiting request's model can be served, or not: it goes on, or is answered here; then what follows. */
     private void resume(ChannelHandlerContext ctx, String model, Throwable failure) {
@@ -187,8 +213,48 @@ public final class TritonHttpProxy implements AutoCloseable {
       updateAutoRead();
     }
 
-    void answerEnded() {
+    void answerEnded(int status) {
       outstanding--;
+      Answer a = answers.poll();
+      if (a == null || a.kind() == Answer.PLAIN) {
+        return;
+      }
+      boolean ok = status / 100 == 2;
+      switch (a.kind()) {
+        case Answer.LOAD -> {
+          if (ok) {
+            loads.loadedBy(a.model());
+          } else {
+            loads.loadFailedBy(a.model(), "HTTP " + status);
+          }
+        }
+        case Answer.UNLOAD -> {
+          if (ok) {
+            loads.unloadedBy(a.model());
+          }
+        }
+        default -> {
+          if (ok) {
+            loads.inferenceAnswered(a.model(), a.sentNanos());
+          }
+        }
+      }
+    }
+
+    /** What the answer to this forwarded request will mean to Thaw; a client's load asks for the bytes first. */
+    private Answer noted(HttpRequest request) {
+      Answer control = control(request);
+      if (control != null) {
+        if (control.kind() == Answer.LOAD) {
+          loads.loadingBy(control.model());
+        }
+        return control;
+      }
+      String model = modelOf(request.uri());
+      if (model != null && loads.awaitsFirstInference(model) && INFER_PATH.matcher(request.uri()).matches()) {
+        return new Answer(Answer.INFERENCE, model, System.nanoTime());
+      }
+      return Answer.OTHER;
     }
 
     void upstreamWritable(boolean writable) {
@@ -263,8 +329,11 @@ public final class TritonHttpProxy implements AutoCloseable {
         }
       }
       if (toUpstream != null) {
-        if (msg instanceof HttpRequest) {
+        if (msg instanceof HttpRequest request) {
           outstanding++;
+          if (loads != null) {
+            answers.add(noted(request));
+          }
         }
         toUpstream.write(msg, toUpstream.voidPromise());
         return;
@@ -313,6 +382,8 @@ public final class TritonHttpProxy implements AutoCloseable {
   private final class FromUpstream extends ChannelInboundHandlerAdapter {
     private final Channel client;
     private final FromClient fromClient;
+    private boolean informational; // a 100 Continue is passing: the answer is still to come
+    private int status;
 
     FromUpstream(Channel client, FromClient fromClient) {
       this.client = client;
@@ -321,10 +392,15 @@ public final class TritonHttpProxy implements AutoCloseable {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-      boolean informational = msg instanceof HttpResponse r
-          && r.status().codeClass() == HttpStatusClass.INFORMATIONAL; // 100 Continue: the answer is still to come
-      if (msg instanceof LastHttpContent && !informational) {
-        fromClient.answerEnded();
+      if (msg instanceof HttpResponse r) {
+        informational = r.status().codeClass() == HttpStatusClass.INFORMATIONAL;
+        status = r.status().code();
+      }
+      if (msg instanceof LastHttpContent) {
+        if (!informational) {
+          fromClient.answerEnded(status);
+        }
+        informational = false;
       }
       client.write(msg, client.voidPromise());
     }

@@ -44,10 +44,19 @@ public final class TritonWrapper implements AutoCloseable {
   /** As {@link #start(TritonCommandLine, List)}, with these limits on loads on first request. */
   public static TritonWrapper start(TritonCommandLine line, List<Path> repositories, ModelLoads.Limits limits)
       throws IOException {
+    return start(line, repositories, limits, ModelLoads.NO_LISTENER);
+  }
+
+  /**
+   * As {@link #start(TritonCommandLine, List, ModelLoads.Limits)}, telling {@code listener} as models load and unload
+   * (a model's bytes are fetched as Triton is about to load it).
+   */
+  public static TritonWrapper start(TritonCommandLine line, List<Path> repositories, ModelLoads.Limits limits,
+      ModelLoads.Listener listener) throws IOException {
     int[] internal = loopbackPorts(3);
     List<AutoCloseable> proxies = new ArrayList<>();
     // Triton's own gRPC endpoint always runs (on loopback): loads on first request go through it
-    ModelLoads loads = ModelLoads.connect("127.0.0.1:" + internal[1], limits);
+    ModelLoads loads = ModelLoads.connect("127.0.0.1:" + internal[1], limits, listener);
     proxies.add(loads);
     try {
       TritonCommandLine.Endpoint grpc = line.grpc();
