@@ -118,7 +118,8 @@ final class TritonCommand implements Callable<Integer> {
   /** What happens to models, done (prefetches, evictions) and said on stderr, one line each. */
   private record Said(TritonRepositories served) implements ModelLoads.Listener {
     @Override
-    public void loading(String model) {
+    public void loading(ModelLoads.ColdStart coldStart) {
+      String model = coldStart.model();
       int chunks = served.prefetch(model);
       System.err.printf(Locale.ROOT, "thaw triton: loading model '%s'%s%n", model,
           chunks > 0 ? "; prefetching its " + chunks + " recorded chunks" : "");

@@ -39,12 +39,14 @@ public final class ColdStartLog {
     private final String id;
     private final String model;
     private final String mountId;
-    private final Instant requestedAt = Instant.now();
-    private final long requestedNanos = System.nanoTime();
+    private final Instant requestedAt;
+    private final long requestedNanos;
     private final Map<String, Long> events = new LinkedHashMap<>(); // event -> nanos since the request
     private final Supplier<Map<String, Long>> bytes;
 
-    private ColdStart(String id, String model, String mountId, Supplier<Map<String, Long>> bytes) {
+    private ColdStart(String id, String model, String mountId, Supplier<Map<String, Long>> bytes, long requestedNanos) {
+      this.requestedNanos = requestedNanos;
+      this.requestedAt = Instant.now().minusNanos(Math.max(0, System.nanoTime() - requestedNanos));
       this.id = id;
       this.model = model;
       this.mountId = mountId;
@@ -118,7 +120,12 @@ public final class ColdStartLog {
 
   /** Starts the timeline of a cold start of {@code model}; {@code bytes} says what it has read, per tier. */
   public ColdStart begin(String model, String mountId, Supplier<Map<String, Long>> bytes) {
-    ColdStart c = new ColdStart("cs" + ids.incrementAndGet(), model, mountId, bytes);
+    return begin(model, mountId, bytes, System.nanoTime());
+  }
+
+  /** As {@link #begin(String, String, Supplier)}, requested at {@code requestedNanos} ({@link System#nanoTime()}). */
+  ColdStart begin(String model, String mountId, Supplier<Map<String, Long>> bytes, long requestedNanos) {
+    ColdStart c = new ColdStart("cs" + ids.incrementAndGet(), model, mountId, bytes, requestedNanos);
     synchronized (recent) {
       recent.addFirst(c);
       while (recent.size() > kept) {

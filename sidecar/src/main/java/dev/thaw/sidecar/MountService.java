@@ -176,6 +176,19 @@ public final class MountService implements OwnerFetch, AutoCloseable {
 
   /** Mounts a model; the request's fields are checked first, each refusal naming its field. */
   public MountInfo mount(MountRequest req) {
+    return mount(req, false);
+  }
+
+  /**
+   * Mounts a source the operator configured (a Triton repository of {@code thaw.triton}): a direct-mode source need
+   * not be under {@code thaw.direct-roots}, which bound what API requests may name; its reads are recorded, so that
+   * models loaded for the first time join its profile ({@link #served}).
+   */
+  MountInfo mountConfigured(String source, String path) {
+    return mount(new MountRequest(source, null, path, "off"), true);
+  }
+
+  private MountInfo mount(MountRequest req, boolean configured) {
     if (req == null || req.source() == null || req.source().isBlank()) {
       throw MountException.invalid("source", "source is required: NAME[:TAG], sha256:DIGEST, or a direct-mode URI"
           + " (s3://bucket/prefix/, file:///dir)");
@@ -200,9 +213,9 @@ public final class MountService implements OwnerFetch, AutoCloseable {
     if (direct && req.origin() != null) {
       throw MountException.invalid("origin", "a direct-mode source (" + source + ") is its own origin; leave origin out");
     }
-    if (direct) {
+    if (direct && !configured) {
       allowDirect(source);
-    } else if (req.origin() != null) {
+    } else if (!direct && req.origin() != null) {
       allowOrigin(req.origin());
     }
     Path mnt = mountPoint(req.path() != null ? req.path() : defaultPath(source));
@@ -228,7 +241,7 @@ public final class MountService implements OwnerFetch, AutoCloseable {
         Manifest manifest = resolved.manifest();
         String display = resolved.display();
         reader = ModelReader.open(manifest, origin, cache, ReaderOptions.DEFAULT
-            .withParallelism(config.getParallelism()).withRecordProfile(false));
+            .withParallelism(config.getParallelism()).withRecordProfile(configured));
         reader.onChunkFetched((ChunkRef c, long nanos) -> metrics.chunkFetched(nanos));
         peers.forModel(manifest.digest()).ifPresent(reader::usePeers);
         ModelReader r = reader;
@@ -387,6 +400,22 @@ public final class MountService implements OwnerFetch, AutoCloseable {
   Optional<String> mountHolding(Path path) {
     Path p = path.toAbsolutePath().normalize();
     return mounts.values().stream().filter(m -> p.startsWith(m.mount.mountPoint())).map(m -> m.id).findFirst();
+  }
+
+  /** Mount {@code id} as a Triton repository named {@code given}: its reader, mount point and recorded profile. */
+  TritonRepositories.Repository served(String id, String given) {
+    Mounted m = find(id);
+    return new TritonRepositories.Repository(given, m.mount.mountPoint(), m.reader,
+        m.store.profile(m.manifest, cache.directory()));
+  }
+
+  /**
+   * Saves {@code profile} for mount {@code id}'s model: at the origin for a pushed model, in the cache's directory for
+   * a direct-mode one (its origin is the user's bucket). Returns where.
+   */
+  String saveProfile(String id, AccessProfile profile) throws IOException {
+    Mounted m = find(id);
+    return m.store.saveProfile(profile, cache.directory(), !m.manifest.isDirect());
   }
 
   Optional<ColdStartLog.ColdStart> coldStartOf(String mountId) {

@@ -73,8 +73,8 @@ public final class TritonRepositories implements ModelLoads.Listener {
 
   /** Starts fetching the recorded part of {@code model}'s files, which Triton is about to read. */
   @Override
-  public void loading(String model) {
-    prefetch(model);
+  public void loading(ModelLoads.ColdStart coldStart) {
+    prefetch(coldStart.model());
   }
 
   /** An unloaded model's chunks go first when the cache needs room; shared ones stay. */

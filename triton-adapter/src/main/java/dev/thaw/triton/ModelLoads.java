@@ -99,10 +99,10 @@ public final class ModelLoads implements AutoCloseable {
    */
   public interface Listener {
     /**
-     * Triton is about to be asked to load {@code model}, for a request that found it unloaded or for a client's own
-     * load: the moment to start fetching its bytes.
+     * Triton is about to be asked to load a model, for a request that found it unloaded or for a client's own load:
+     * the moment to start fetching its bytes. {@code coldStart} has the model and when it was asked for.
      */
-    default void loading(String model) {}
+    default void loading(ColdStart coldStart) {}
 
     /** Triton loaded {@code model}; {@code coldStart} has its times so far. */
     default void loaded(String model, ColdStart coldStart) {}
@@ -241,8 +241,9 @@ public final class ModelLoads implements AutoCloseable {
   /** A client asks Triton to load {@code model}: its bytes are asked for first, and its cold start timed. */
   void loadingBy(String model) {
     long now = System.nanoTime();
-    coldStarts.put(model, new ColdStart(model, now, now, 0, 0, 0));
-    tell(() -> listener.loading(model));
+    ColdStart started = new ColdStart(model, now, now, 0, 0, 0);
+    coldStarts.put(model, started);
+    tell(() -> listener.loading(started));
   }
 
   /** A client's load went through: the model is loaded. */
@@ -313,7 +314,8 @@ public final class ModelLoads implements AutoCloseable {
       }
       loadsStarted.incrementAndGet();
       log.info("loading model '{}' for its first request", model);
-      tell(() -> listener.loading(model));
+      ColdStart starting = new ColdStart(model, asked, 0, 0, 0, 0);
+      tell(() -> listener.loading(starting));
       long called = System.nanoTime();
       coldStarts.put(model, new ColdStart(model, asked, called, 0, 0, 0));
       triton.withDeadlineAfter(limits.loadTimeout())

@@ -46,6 +46,16 @@ public final class TritonCommandLine {
     public boolean mounted() {
       return source != null;
     }
+
+    /**
+     * A repository as Triton's {@code --model-repository} takes it, with Triton's AWS variables from {@code env}.
+     *
+     * @throws IllegalArgumentException for a form Thaw cannot serve (gs://, as://, an unknown scheme), saying which
+     *     forms it can
+     */
+    public static Repository parse(String given, Map<String, String> env) {
+      return repository("--model-repository", given, env);
+    }
   }
 
   /** A public endpoint: whether Triton serves it, on which address and port. */

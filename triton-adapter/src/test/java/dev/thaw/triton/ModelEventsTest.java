@@ -54,7 +54,8 @@ class ModelEventsTest {
     final List<ModelLoads.ColdStart> servedFromZero = new CopyOnWriteArrayList<>();
 
     @Override
-    public void loading(String model) {
+    public void loading(ModelLoads.ColdStart coldStart) {
+      String model = coldStart.model();
       said.add("loading " + model + " (ready: " + ready(model) + ")"); // Triton has not been asked yet
     }
 
@@ -190,7 +191,7 @@ class ModelEventsTest {
     try (ModelLoads failing = ModelLoads.connect("127.0.0.1:" + server.grpcPort(), ModelLoads.DEFAULT_LIMITS,
              new ModelLoads.Listener() {
                @Override
-               public void loading(String model) {
+               public void loading(ModelLoads.ColdStart coldStart) {
                  throw new IllegalStateException("the listener's own trouble");
                }
              });
