@@ -34,20 +34,29 @@ import java.util.concurrent.TimeUnit;
  * {@code thaw bench triton}: what Thaw's gRPC proxy adds in front of a Triton-protocol server (the example server,
  * a separate process, on loopback): the latency of a small ModelInfer direct and through the proxy, one client and
  * 16 at once, measured in alternating rounds in the same run, the throughput at 16 clients as a ratio, and the
- * bandwidth of a ModelInfer with 16 MiB in and 16 MiB out.
+ * bandwidth of a ModelInfer with 16 MiB in and 16 MiB out; then a model served from zero ({@link TritonScaleFromZero}).
  */
 public final class TritonBench {
   private static final int LARGE_REQUESTS = 20;
 
   private TritonBench() {}
 
-  /** What to run: requests per round, rounds, and where the model and logs go. */
-  public record Options(int requests, int rounds, Path workDir) {}
+  /**
+   * What to run: requests per round, rounds, the size of the model served from zero, and where the models and logs
+   * go.
+   */
+  public record Options(int requests, int rounds, long scaleModelBytes, Path workDir) {}
 
   /** The figures, as the JSON keys say. */
   public record Result(double p50DirectMs1, double p50ProxyMs1, double p99DirectMs1, double p99ProxyMs1,
       double p50DirectMs16, double p50ProxyMs16, double throughputDirect16, double throughputProxy16,
-      int requestBytes, double largeDirectGbps, double largeProxyGbps, long largeBytesPerRequest) {
+      int requestBytes, double largeDirectGbps, double largeProxyGbps, long largeBytesPerRequest,
+      TritonScaleFromZero.Result scale) {
+    Result withScale(TritonScaleFromZero.Result s) {
+      return new Result(p50DirectMs1, p50ProxyMs1, p99DirectMs1, p99ProxyMs1, p50DirectMs16, p50ProxyMs16,
+          throughputDirect16, throughputProxy16, requestBytes, largeDirectGbps, largeProxyGbps, largeBytesPerRequest, s);
+    }
+
     public String toJson() {
       ObjectNode o = new ObjectMapper().createObjectNode();
       o.put("p50_added_ms_1", round(p50ProxyMs1 - p50DirectMs1));
@@ -67,12 +76,33 @@ public final class TritonBench {
       o.put("large_direct_gbps", round(largeDirectGbps));
       o.put("large_proxy_gbps", round(largeProxyGbps));
       o.put("large_bytes_per_request", largeBytesPerRequest);
+      o.put("scale_from_zero_s", round(scale.lazy().seconds()));
+      o.put("scale_from_zero_profile_s", round(scale.lazyProfile().seconds()));
+      o.put("download_then_load_s", round(scale.downloadThenLoad().seconds()));
+      o.put("proxy_share", round(scale.lazyProfile().thawShareS() / scale.lazyProfile().seconds()));
+      o.put("proxy_share_no_profile", round(scale.lazy().thawShareS() / scale.lazy().seconds()));
+      o.put("scale_from_zero_profile_vs_download_then_load", round(scale.lazyProfile().seconds()
+          / scale.downloadThenLoad().seconds()));
+      o.put("scale_from_zero_vs_download_then_load", round(scale.lazy().seconds() / scale.downloadThenLoad().seconds()));
+      o.put("download_s", round(scale.downloadS()));
+      double gb = scale.modelBytes() / 1e9;
+      ObjectNode cpu = o.putObject("scale_cpu_s_per_gb");
+      cpu.put("download_then_load", round(scale.downloadThenLoad().cpuS() / gb));
+      cpu.put("scale_from_zero", round(scale.lazy().cpuS() / gb));
+      cpu.put("scale_from_zero_profile", round(scale.lazyProfile().cpuS() / gb));
+      o.put("scale_model_bytes", scale.modelBytes());
       o.set("machine", new ObjectMapper().valueToTree(Machine.description()));
       return o.toString();
     }
   }
 
   public static Result run(Options o, PrintStream log) throws Exception {
+    Result r = throughTheProxy(o, log);
+    return r.withScale(TritonScaleFromZero.run(o.scaleModelBytes(), o.workDir(), log));
+  }
+
+  /** The added latency, throughput and bandwidth of the proxy in front of a running server. */
+  private static Result throughTheProxy(Options o, PrintStream log) throws Exception {
     Path repo = o.workDir().resolve("repository");
     MlpSpec spec = MlpSpec.forSize(1L << 20, 7);
     if (!Files.isDirectory(repo.resolve("mlp"))) {
@@ -129,7 +159,7 @@ public final class TritonBench {
         }
         Result r = new Result(percentile(d1, 50), percentile(p1, 50), percentile(d1, 99), percentile(p1, 99),
             percentile(d16, 50), percentile(p16, 50), dThroughput, pThroughput, request.getSerializedSize(),
-            dLarge, pLarge, largeBytes);
+            dLarge, pLarge, largeBytes, null);
         log.printf(Locale.ROOT, "bench triton: 1 client p50 %.3f -> %.3f ms, p99 %.3f -> %.3f ms; 16 clients p50 "
             + "%.3f -> %.3f ms, %.0f -> %.0f requests/s (%.2f x); 16 MiB in and out: %.3f -> %.3f GB/s (%.2f x)%n",
             r.p50DirectMs1(), r.p50ProxyMs1(), r.p99DirectMs1(), r.p99ProxyMs1(), r.p50DirectMs16(),
@@ -178,7 +208,7 @@ public final class TritonBench {
     return sorted[Math.min(sorted.length - 1, (int) Math.ceil(p / 100.0 * sorted.length) - 1)];
   }
 
-  private static ModelInferRequest request(MlpSpec spec, String model, int batch) {
+  static ModelInferRequest request(MlpSpec spec, String model, int batch) {
     ByteBuffer input = ByteBuffer.allocate(4 * batch * spec.inputDim()).order(ByteOrder.LITTLE_ENDIAN);
     input.asFloatBuffer().put(spec.sampleInput(batch));
     return ModelInferRequest.newBuilder().setModelName(model)
@@ -188,12 +218,12 @@ public final class TritonBench {
         .build();
   }
 
-  private static ManagedChannel channel(int port) {
+  static ManagedChannel channel(int port) {
     return Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create())
         .maxInboundMessageSize(64 << 20).build();
   }
 
-  private static void awaitReady(ManagedChannel channel) throws IOException, InterruptedException {
+  static void awaitReady(ManagedChannel channel) throws IOException, InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
     while (System.nanoTime() < deadline) {
       try {

@@ -118,6 +118,11 @@ final class TritonCommand implements Callable<Integer> {
   /** What happens to models, done (prefetches, evictions) and said on stderr, one line each. */
   private record Said(TritonRepositories served) implements ModelLoads.Listener {
     @Override
+    public boolean serves(String model) {
+      return served.serves(model);
+    }
+
+    @Override
     public void loading(ModelLoads.ColdStart coldStart) {
       String model = coldStart.model();
       int chunks = served.prefetch(model);
@@ -140,8 +145,9 @@ final class TritonCommand implements Callable<Integer> {
     @Override
     public void servedFromZero(ModelLoads.ColdStart c) {
       System.err.printf(Locale.ROOT, "thaw triton: model '%s' served from zero in %d ms (Triton's load and first "
-          + "inference %d ms, Thaw's share %d ms)%n", c.model(), c.total().toMillis(), c.inTriton().toMillis(),
-          c.inThaw().toMillis());
+          + "inference %d ms, Thaw's share %d ms: %d ms before the load, %d ms handing the request on)%n", c.model(),
+          c.total().toMillis(), c.inTriton().toMillis(), c.inThaw().toMillis(), c.beforeLoad().toMillis(),
+          c.handOff().toMillis());
     }
   }
 

@@ -124,6 +124,11 @@ final class TritonFront implements ModelLoads.Listener, AutoCloseable {
   }
 
   @Override
+  public boolean serves(String model) {
+    return repositories.serves(model);
+  }
+
+  @Override
   public void loading(ModelLoads.ColdStart start) {
     String model = start.model();
     int chunks = repositories.prefetch(model);

@@ -71,6 +71,11 @@ public final class TritonRepositories implements ModelLoads.Listener {
     }
   }
 
+  @Override
+  public boolean serves(String model) {
+    return of(model).isPresent();
+  }
+
   /** Starts fetching the recorded part of {@code model}'s files, which Triton is about to read. */
   @Override
   public void loading(ModelLoads.ColdStart coldStart) {

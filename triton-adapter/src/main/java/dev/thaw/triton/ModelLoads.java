@@ -2,10 +2,12 @@ package dev.thaw.triton;
 
 import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
 import dev.thaw.triton.protocol.ModelReadyRequest;
+import dev.thaw.triton.protocol.ServerLiveRequest;
 import dev.thaw.triton.protocol.RepositoryIndexRequest;
 import dev.thaw.triton.protocol.RepositoryIndexResponse;
 import dev.thaw.triton.protocol.RepositoryModelLoadRequest;
 import dev.thaw.triton.protocol.RepositoryModelUnloadRequest;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusException;
@@ -104,6 +106,14 @@ public final class ModelLoads implements AutoCloseable {
      */
     default void loading(ColdStart coldStart) {}
 
+    /**
+     * Whether {@code model} is in a repository Thaw serves (then Triton's index need not be read to know it is
+     * Triton's to load); false when the listener does not know.
+     */
+    default boolean serves(String model) {
+      return false;
+    }
+
     /** Triton loaded {@code model}; {@code coldStart} has its times so far. */
     default void loaded(String model, ColdStart coldStart) {}
 
@@ -137,6 +147,16 @@ public final class ModelLoads implements AutoCloseable {
     /** Thaw's own share: everything but Triton's (the checks, the hold, forwarding). */
     public Duration inThaw() {
       return total().minus(inTriton());
+    }
+
+    /** Thaw's share before Triton's load call: the checks (is it loaded, is it in the repositories), the listener. */
+    public Duration beforeLoad() {
+      return Duration.ofNanos(loadCalledNanos - askedNanos);
+    }
+
+    /** Thaw's share between Triton's answer to the load and the held request reaching Triton. */
+    public Duration handOff() {
+      return Duration.ofNanos(inferenceSentNanos - loadedNanos);
     }
 
     ColdStart withLoaded(long nanos) {
@@ -301,15 +321,40 @@ public final class ModelLoads implements AutoCloseable {
     }
   }
 
+  /**
+   * Opens the connection to Triton ahead of the first load, so that load does not pay for it: called as clients'
+   * calls arrive (a readiness probe comes before the first inference). Cheap after the first time.
+   */
+  void warm() {
+    if (!warm) {
+      warm = true;
+      // a first call sets up the connection, the stub and the protocol's classes (tens of milliseconds in a new
+      // JVM); whether Triton answers it does not matter
+      calls.execute(() -> {
+        try {
+          triton.withDeadlineAfter(Duration.ofSeconds(5)).serverLive(ServerLiveRequest.getDefaultInstance());
+        } catch (StatusRuntimeException notYet) {
+          // Triton is still starting: the first load resets the connection's back-off
+        }
+      });
+    }
+  }
+
+  private volatile boolean warm;
+
   private void load(String model) {
     long asked = System.nanoTime();
     try {
+      if (channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE) {
+        channel.resetConnectBackoff(); // Triton was away: try it now, not after a back-off grown meanwhile
+      }
       if (triton.withDeadlineAfter(Duration.ofSeconds(30))
           .modelReady(ModelReadyRequest.newBuilder().setName(model).build()).getReady()) {
         loaded.add(model);
         return;
       }
-      if (!inRepositories(model)) {
+      // a model of the repositories Thaw serves needs no look at Triton's index (which reads every repository)
+      if (!listener.serves(model) && !inRepositories(model)) {
         return; // Triton answers for a model it does not have
       }
       loadsStarted.incrementAndGet();
@@ -348,6 +393,12 @@ public final class ModelLoads implements AutoCloseable {
     }
   }
 
+  private boolean inRepositories(String model) {
+    return triton.withDeadlineAfter(Duration.ofSeconds(30))
+        .repositoryIndex(RepositoryIndexRequest.getDefaultInstance()).getModelsList().stream()
+        .anyMatch(m -> m.getName().equals(model));
+  }
+
   /** Unloads each model Thaw has seen loaded that nobody has asked for within the idle time. */
   private void unloadIdle() {
     long now = System.nanoTime();
@@ -374,12 +425,6 @@ public final class ModelLoads implements AutoCloseable {
   /** How many idle models Thaw has unloaded. */
   int idleUnloads() {
     return unloads.get();
-  }
-
-  private boolean inRepositories(String model) {
-    RepositoryIndexResponse index = triton.withDeadlineAfter(Duration.ofSeconds(30))
-        .repositoryIndex(RepositoryIndexRequest.getDefaultInstance());
-    return index.getModelsList().stream().anyMatch(m -> m.getName().equals(model));
   }
 
   /** How many requests wait for {@code model} now. */

@@ -168,6 +168,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
         channel.resetConnectBackoff();
       }
       String method = serverCall.getMethodDescriptor().getFullMethodName();
+      if (loads != null) {
+        loads.warm();
+      }
       ClientCall<byte[], byte[]> clientCall = channel.newCall(serverCall.getMethodDescriptor(), options);
       CallPair pair = new CallPair(serverCall, clientCall, headers,
           loads == null ? 0 : MODEL_METHODS.contains(method) ? 1 : 0, loads != null && method.equals(STREAM),

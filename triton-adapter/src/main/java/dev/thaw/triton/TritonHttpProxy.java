@@ -313,6 +313,7 @@ public final class TritonHttpProxy implements AutoCloseable {
         return;
       }
       if (toUpstream != null && loads != null && msg instanceof HttpRequest request) {
+        loads.warm();
         String model = modelOf(request.uri());
         if (model != null) {
           CompletableFuture<Void> servable = loads.whenServable(model);

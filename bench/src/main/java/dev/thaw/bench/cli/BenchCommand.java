@@ -235,8 +235,12 @@ final class BenchCommand implements Runnable {
         "The example server (ONNX Runtime, Triton's protocol) runs as its own process on loopback; a small ModelInfer "
             + "(one row of a 1 MiB MLP) is sent directly and through the proxy in alternating rounds, by one client "
             + "and by 16 at once, and one with 16 MiB in and out (8 rows through a wide MLP with a narrow hidden "
-            + "layer). Progress goes to stderr; with --json stdout gets exactly one JSON object: p50_added_ms_1, "
-            + "p99_added_ms_1, p50_added_ms_16, throughput_ratio_16, large_bandwidth_ratio and the raw figures."
+            + "layer). Then scale from zero: a running server asked for a model it has not loaded (--model-size, in "
+            + "S3Proxy behind a 100 MB/s per connection throttle), downloaded with rclone then loaded, against "
+            + "thaw triton on a lazy mount of the bucket without and with the recorded profile. Progress goes to "
+            + "stderr; with --json stdout gets exactly one JSON object: p50_added_ms_1, p99_added_ms_1, "
+            + "p50_added_ms_16, throughput_ratio_16, large_bandwidth_ratio, scale_from_zero_s, "
+            + "scale_from_zero_profile_s, download_then_load_s, proxy_share and the raw figures."
       })
   static final class Triton implements Callable<Integer> {
     @Option(names = "--requests", paramLabel = "N", defaultValue = "2000",
@@ -246,6 +250,10 @@ final class BenchCommand implements Runnable {
     @Option(names = "--rounds", paramLabel = "N", defaultValue = "3",
         description = "Alternating rounds of direct and proxied measurements. Default: ${DEFAULT-VALUE}.")
     int rounds;
+
+    @Option(names = "--model-size", paramLabel = "SIZE", defaultValue = "1g", converter = Units.SizeConverter.class,
+        description = "Weights of the model served from zero (512m, 1g). Default: ${DEFAULT-VALUE}.")
+    long modelSize;
 
     @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "target/bench-triton",
         description = "The model and the server's log. Default: ${DEFAULT-VALUE}.")
@@ -260,7 +268,8 @@ final class BenchCommand implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--requests must be at least 16 and --rounds "
             + "at least 1");
       }
-      TritonBench.Result r = TritonBench.run(new TritonBench.Options(requests, rounds, workDir), System.err);
+      TritonBench.Result r = TritonBench.run(new TritonBench.Options(requests, rounds, modelSize,
+          workDir), System.err);
       if (json) {
         System.out.println(r.toJson());
         System.out.flush();
