@@ -274,11 +274,19 @@ final class TritonSnapshot {
     return digest == null ? "none (a local directory)" : digest.length() > 19 ? digest.substring(0, 19) + "…" : digest;
   }
 
+  /** A message in one line: its first, and when that ends with ':' (CRIU's log follows), the log's first error. */
   private static String firstLine(String message) {
     if (message == null) {
       return "no reason given";
     }
-    int nl = message.indexOf('\n');
-    return (nl < 0 ? message : message.substring(0, nl)).strip();
+    String[] lines = message.split("\n");
+    String first = lines[0].strip();
+    if (first.endsWith(":")) {
+      first = first.substring(0, first.length() - 1);
+      if (lines.length > 1 && !lines[1].isBlank() && !lines[1].strip().equals("...")) {
+        first += ": " + lines[1].strip();
+      }
+    }
+    return first;
   }
 }

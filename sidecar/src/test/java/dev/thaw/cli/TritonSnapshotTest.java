@@ -51,6 +51,8 @@ class TritonSnapshotTest {
   static Path snapshots;
   /** What the warm server answered to the first inference. */
   static String warmAnswer;
+  /** Where the first run's snapshot keeps its images. */
+  static Path images;
 
   @BeforeAll
   static void start() throws Exception {
@@ -100,7 +102,8 @@ class TritonSnapshotTest {
           + "the probe POST http://127.0.0.1:");
       Matcher images = Pattern.compile("of images in (\\S+)\\)").matcher(said);
       assertThat(images.find()).isTrue();
-      assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(Path.of(images.group(1)))))
+      TritonSnapshotTest.images = Path.of(images.group(1));
+      assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(TritonSnapshotTest.images)))
           .isEqualTo("rwx------");
       assertThat(said).as("Triton's own output reaches thaw's").contains("ort-server: ready in ");
       assertThat(post(ports[0], "/v2/models/mlp/infer", jsonInferRequest(2)).body())
@@ -146,6 +149,35 @@ class TritonSnapshotTest {
 
   @Test
   @Order(3)
+  void aSnapshotThatFailsToRestoreIsReplacedByABootSayingWhyInOneLineAndAFreshSnapshot() throws Exception {
+    try (Stream<Path> files = Files.list(images)) {
+      for (Path p : files.filter(f -> f.getFileName().toString().startsWith("pages-")).toList()) {
+        Files.delete(p); // the memory of the process is gone
+      }
+    }
+    Path log = tmp.resolve("damaged.log");
+    Process thaw = thaw(log, tritonCommand());
+    try {
+      awaitReady();
+      assertThat(Files.readString(log)).containsPattern("thaw triton: not restored from snapshot mlp-server: the "
+          + "restore failed: criu restore from " + Pattern.quote(images.toString()) + " failed [^\\n]*; booting "
+          + "Triton, which is snapshotted once warm\n").contains("ort-server: ready in ");
+
+      HttpResponse<String> answer = post(ports[0], "/v2/models/mlp/infer", jsonInferRequest(2));
+      assertThat(answer.body()).isEqualTo(warmAnswer);
+      await().atMost(Duration.ofSeconds(120)).until(() -> Files.readString(log).contains("thaw triton: snapshot "
+          + "mlp-server taken in "));
+
+      thaw.destroy();
+      assertThat(thaw.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(thaw.exitValue()).isEqualTo(143);
+    } finally {
+      end(thaw);
+    }
+  }
+
+  @Test
+  @Order(4)
   void aRunWithAnotherCommandLineIsNotRestoredButBootsSayingWhyInOneLine() throws Exception {
     Path log = tmp.resolve("other.log");
     List<String> other = new ArrayList<>(tritonCommand());
