@@ -34,9 +34,18 @@ import picocli.CommandLine.Parameters;
           + "Triton reads the mount; local directories are passed on as they are. Triton starts with "
           + "--model-control-mode=explicit on loopback ports: --load-model models (* for all) load at start, every "
           + "other model on its first request, which waits while Thaw has Triton load it. Thaw serves the HTTP, gRPC and metrics ports Triton "
-          + "was asked for. The first run records which chunks Triton reads; later runs prefetch them.",
+          + "was asked for. Every run records which chunks Triton reads; later runs prefetch each model's part of that "
+          + "profile as the model loads, and each model's cold start (its first request to its first answer) is "
+          + "printed with Triton's share and Thaw's.",
       "Triton's output passes through; its exit status is thaw's. SIGTERM or Ctrl-C is passed on to Triton, then the "
           + "mounts end.",
+      "With --snapshot NAME, Triton runs as PID 1 of a PID namespace of its own (needs root and CRIU). Once warm (its "
+          + "--load-model models loaded and the first inference through Thaw answered) it is snapshotted and runs on; "
+          + "the probe kept with the snapshot is that inference's HTTP JSON request and the answer Triton gives it, or, "
+          + "for an inference over gRPC, its model's readiness (GET /v2/models/MODEL/ready). The next start with the "
+          + "same NAME, the same command line and the same repository manifests mounts the repositories where they "
+          + "were and restores Triton (on the loopback ports it had) instead of booting it, checking it answers the "
+          + "probe as when taken; when anything differs or the restore fails, it says why in one line and boots.",
       "Example: thaw triton -- tritonserver --model-repository=s3://models/triton --http-port=8000"
     })
 final class TritonCommand implements Callable<Integer> {
@@ -64,6 +73,16 @@ final class TritonCommand implements Callable<Integer> {
           + "Default: never.")
   List<String> idleUnload = new ArrayList<>();
 
+  @Option(names = "--snapshot", paramLabel = "NAME",
+      description = "Snapshot Triton once warm, as NAME, and restore it from that snapshot on later starts with the "
+          + "same command line and repositories. Kept on this node, owner-only. Needs root and CRIU.")
+  String snapshot;
+
+  @Option(names = "--snapshots", paramLabel = "DIR", defaultValue = "${env:THAW_SNAPSHOTS}",
+      description = "Where this node keeps snapshots; Triton's output and what each --snapshot was taken of go to "
+          + "DIR/.triton/NAME/. Default: $THAW_SNAPSHOTS, else ~/.local/share/thaw/snapshots.")
+  Path snapshots;
+
   @Parameters(paramLabel = "TRITONSERVER", arity = "1..*",
       description = "The tritonserver command and its arguments, after --.")
   List<String> command;
@@ -74,12 +93,37 @@ final class TritonCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--prefetch must be auto or off, not " + prefetch);
     }
     TritonCommandLine line = TritonCommandLine.parse(command, System.getenv());
+    TritonSnapshot snap = null;
+    if (snapshot != null) {
+      if (!line.http().allowed()) {
+        throw new IllegalArgumentException("--snapshot needs Triton's HTTP endpoint (its readiness and the snapshot's "
+            + "probe are HTTP requests on loopback): drop --allow-http=false");
+      }
+      snap = new TritonSnapshot(snapshot, snapshots != null ? snapshots : SnapshotOptions.DEFAULT_ROOT,
+          store.originUri(), command);
+      ChildReaper.become(); // a restored Triton becomes this process's child, and its exit status thaw's
+    }
     Mounts mounts = new Mounts();
     try {
       List<Path> repositories = mounts.open(line);
       TritonRepositories served = new TritonRepositories(mounts.served());
       served.prefetchAtStart(line.loadModels());
-      TritonWrapper triton = TritonWrapper.start(line, repositories, limits(), new Said(served));
+      TritonWrapper triton;
+      if (snap == null) {
+        triton = TritonWrapper.start(line, repositories, limits(), new Said(served));
+      } else {
+        TritonSnapshot.Start start = snap.restoreOrBoot(line, repositories, mounts.manifests());
+        try {
+          triton = TritonWrapper.start(line, repositories, limits(), new Said(served), start.ports(),
+              start.launcher());
+        } catch (IOException | RuntimeException e) {
+          start.abandon();
+          throw e;
+        }
+        if (!start.restored()) {
+          snap.takeWhenWarm(triton, line, repositories, mounts.manifests());
+        }
+      }
       AtomicBoolean ending = new AtomicBoolean();
       Thread hook = new Thread(() -> {
         // SIGTERM or Ctrl-C: Triton first, then the mounts it read; thaw then exits with Triton's status
@@ -170,12 +214,18 @@ final class TritonCommand implements Callable<Integer> {
   /** The repositories Thaw serves: one cache, one reader and mount each; ended once, saving recorded profiles. */
   private final class Mounts {
     private final List<Mounted> mounted = new ArrayList<>();
+    private final List<String> manifests = new ArrayList<>();
     private final AtomicBoolean closed = new AtomicBoolean();
     private ChunkCache cache;
     private Path root;
     private boolean rootMade;
 
     private record Mounted(StoreOptions.Resolved resolved, TritonRepositories.Repository served, LazyMount mount) {}
+
+    /** Each repository's manifest digest, in the command's order; null for a local directory. */
+    List<String> manifests() {
+      return java.util.Collections.unmodifiableList(manifests);
+    }
 
     List<TritonRepositories.Repository> served() {
       return mounted.stream().map(Mounted::served).toList();
@@ -188,16 +238,21 @@ final class TritonCommand implements Callable<Integer> {
       for (TritonCommandLine.Repository repository : line.repositories()) {
         if (!repository.mounted()) {
           paths.add(Path.of(repository.given()));
+          manifests.add(null);
           continue;
         }
         if (cache == null) {
           cache = store.openCache();
           rootMade = mountRoot == null;
+          // a snapshot's Triton reads its repositories where the restored one will: a path its name decides
           root = mountRoot != null ? Files.createDirectories(mountRoot.toAbsolutePath())
+              : snapshot != null ? Files.createDirectories(Path.of(System.getProperty("java.io.tmpdir"),
+                  "thaw-triton-" + snapshot))
               : Files.createTempDirectory("thaw-triton-");
         }
         Path at = root.resolve("repository-" + i++);
         paths.add(mount(repository, at));
+        manifests.add(mounted.getLast().resolved().manifest().digest());
       }
       return paths;
     }

@@ -168,6 +168,21 @@ public final class ModelLoads implements AutoCloseable {
     }
   }
 
+  /**
+   * An inference the proxies saw answered successfully: its model, and for one over HTTP with a JSON body, the
+   * request's path and body (both null for gRPC, and for HTTP with a binary body or one over {@link
+   * #RECORDED_BODY_LIMIT}).
+   */
+  public record Inference(String model, String path, byte[] body) {
+    /** Whether the request itself was recorded (an HTTP JSON request), so it can be asked again as it was. */
+    public boolean recorded() {
+      return path != null && body != null;
+    }
+  }
+
+  /** The largest HTTP request body kept for {@link #firstInferenceAnswered}. */
+  public static final int RECORDED_BODY_LIMIT = 1 << 20;
+
   /** Listens to nothing. */
   public static final Listener NO_LISTENER = new Listener() {};
 
@@ -199,6 +214,8 @@ public final class ModelLoads implements AutoCloseable {
   private final ScheduledExecutorService idleCheck; // null when idle models stay loaded
   // cold starts: loads under way (by request or client), then loaded models whose first inference is still to come
   private final ConcurrentHashMap<String, ColdStart> coldStarts = new ConcurrentHashMap<>();
+  // the first inference answered, for whoever asked (null: nobody asked, and the proxies record nothing)
+  private volatile CompletableFuture<Inference> firstAnswered;
 
   private ModelLoads(ManagedChannel channel, Limits limits, Listener listener) {
     this.channel = channel;
@@ -341,6 +358,37 @@ public final class ModelLoads implements AutoCloseable {
   }
 
   private volatile boolean warm;
+
+  /**
+   * Completes with the first inference answered successfully from now on, through either proxy ({@code ModelInfer}
+   * over gRPC; {@code POST /v2/models/NAME[/versions/V]/infer} over HTTP, with its request when it is JSON): the
+   * moment Triton is warm. Until it completes the HTTP proxy keeps a copy of each inference request's JSON body, up to
+   * {@link #RECORDED_BODY_LIMIT}; nothing is kept when nobody asks.
+   */
+  public synchronized CompletableFuture<Inference> firstInferenceAnswered() {
+    if (firstAnswered == null) {
+      firstAnswered = new CompletableFuture<>();
+    }
+    return firstAnswered;
+  }
+
+  /** Whether an inference answered now is wanted by {@link #firstInferenceAnswered} (cheap: one volatile read). */
+  boolean wantsAnInference() {
+    CompletableFuture<Inference> f = firstAnswered;
+    return f != null && !f.isDone();
+  }
+
+  /** An inference was answered successfully. */
+  void inferenceSucceeded(Inference inference) {
+    CompletableFuture<Inference> f = firstAnswered;
+    if (f != null && !f.isDone()) {
+      try {
+        calls.execute(() -> f.complete(inference)); // whoever waits runs on Thaw's threads, never a proxy's
+      } catch (java.util.concurrent.RejectedExecutionException closed) {
+        // closing: nobody is served any more
+      }
+    }
+  }
 
   private void load(String model) {
     long asked = System.nanoTime();

@@ -490,6 +490,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
           if (infer && status.isOk() && firstInference != null) {
             loads.inferenceAnswered(firstInference, firstInferenceSent);
           }
+          if (infer && status.isOk() && heldModel != null && loads.wantsAnInference()) {
+            loads.inferenceSucceeded(new ModelLoads.Inference(heldModel, null, null)); // its tensors are not kept
+          }
           serverCall.close(upstreamStatus(status), trailers);
         }
       }

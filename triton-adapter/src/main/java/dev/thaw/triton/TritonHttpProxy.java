@@ -130,10 +130,54 @@ public final class TritonHttpProxy implements AutoCloseable {
     return m.matches() ? URLDecoder.decode(m.group(1), StandardCharsets.UTF_8) : null;
   }
 
-  /** What Thaw notes about a forwarded request when its answer ends: a load, an unload, or a timed inference. */
-  private record Answer(int kind, String model, long sentNanos) {
+  /**
+   * What Thaw notes about a forwarded request when its answer ends: a load, an unload, or an inference, timed for a
+   * cold start ({@code sentNanos} not 0) or wanted as the first answered ({@code wanted}; its JSON request in
+   * {@code recording} when kept).
+   */
+  private record Answer(int kind, String model, long sentNanos, boolean wanted, Recording recording) {
     static final int PLAIN = 0, LOAD = 1, UNLOAD = 2, INFERENCE = 3;
-    static final Answer OTHER = new Answer(PLAIN, null, 0);
+    static final Answer OTHER = new Answer(PLAIN, null, 0, false, null);
+
+    Answer(int kind, String model, long sentNanos) {
+      this(kind, model, sentNanos, false, null);
+    }
+  }
+
+  /** A copy of an inference request's JSON body as it passes, up to {@link ModelLoads#RECORDED_BODY_LIMIT}. */
+  private static final class Recording {
+    final String path;
+    final java.io.ByteArrayOutputStream body = new java.io.ByteArrayOutputStream();
+    boolean tooLarge;
+
+    Recording(String path) {
+      this.path = path;
+    }
+
+    void add(io.netty.buffer.ByteBuf content) {
+      int n = content.readableBytes();
+      if (tooLarge || body.size() + n > ModelLoads.RECORDED_BODY_LIMIT) {
+        tooLarge = true;
+        return;
+      }
+      byte[] copy = new byte[n];
+      content.getBytes(content.readerIndex(), copy);
+      body.writeBytes(copy);
+    }
+
+    /** An inference request that can be asked again as it was: a JSON body, whole. */
+    static Recording of(HttpRequest request) {
+      String uri = request.uri();
+      int query = uri.indexOf('?');
+      String path = query < 0 ? uri : uri.substring(0, query);
+      if (!request.method().name().equals("POST") || !(path.endsWith("/infer") || path.endsWith("/infer/"))
+          || request.headers().contains("Inference-Header-Content-Length")
+          || request.headers().contains(HttpHeaderNames.CONTENT_ENCODING)
+          || request.headers().getInt(HttpHeaderNames.CONTENT_LENGTH, 0) > ModelLoads.RECORDED_BODY_LIMIT) {
+        return null;
+      }
+      return new Recording(uri);
+    }
   }
 
   /** A client's load or unload ({@code POST /v2/repository/models/NAME/load|unload}) as an answer to note; else null. */
@@ -181,6 +225,7 @@ public final class TritonHttpProxy implements AutoCloseable {
     private boolean upstreamWritable = true;
     // with loads: what each outstanding request's answer means to Thaw, in order (this connection's answers are)
     private final ArrayDeque<Answer> answers = new ArrayDeque<>();
+    private Recording recording; // the forwarded request whose body is being copied; null: none
 
     /** The waiting request's model can be served, or not: it goes on, or is answered here; then what follows. */
     private void resume(ChannelHandlerContext ctx, String model, Throwable failure) {
@@ -234,8 +279,14 @@ public final class TritonHttpProxy implements AutoCloseable {
           }
         }
         default -> {
-          if (ok) {
+          if (ok && a.sentNanos() != 0) {
             loads.inferenceAnswered(a.model(), a.sentNanos());
+          }
+          if (ok && a.wanted()) {
+            Recording r = a.recording();
+            boolean kept = r != null && !r.tooLarge;
+            loads.inferenceSucceeded(new ModelLoads.Inference(a.model(), kept ? r.path : null,
+                kept ? r.body.toByteArray() : null));
           }
         }
       }
@@ -251,10 +302,16 @@ public final class TritonHttpProxy implements AutoCloseable {
         return control;
       }
       String model = modelOf(request.uri());
-      if (model != null && loads.awaitsFirstInference(model) && INFER_PATH.matcher(request.uri()).matches()) {
-        return new Answer(Answer.INFERENCE, model, System.nanoTime());
+      if (model == null || !INFER_PATH.matcher(request.uri()).matches()) {
+        return Answer.OTHER;
       }
-      return Answer.OTHER;
+      boolean timed = loads.awaitsFirstInference(model);
+      boolean wanted = loads.wantsAnInference();
+      if (!timed && !wanted) {
+        return Answer.OTHER;
+      }
+      recording = wanted ? Recording.of(request) : null;
+      return new Answer(Answer.INFERENCE, model, timed ? System.nanoTime() : 0, wanted, recording);
     }
 
     void upstreamWritable(boolean writable) {
@@ -332,8 +389,15 @@ public final class TritonHttpProxy implements AutoCloseable {
       if (toUpstream != null) {
         if (msg instanceof HttpRequest request) {
           outstanding++;
+          recording = null;
           if (loads != null) {
             answers.add(noted(request));
+          }
+        }
+        if (recording != null && msg instanceof io.netty.handler.codec.http.HttpContent c) {
+          recording.add(c.content());
+          if (msg instanceof LastHttpContent) {
+            recording = null;
           }
         }
         toUpstream.write(msg, toUpstream.voidPromise());

@@ -24,10 +24,38 @@ public final class TritonWrapper implements AutoCloseable {
 
   private final Process triton;
   private final List<AutoCloseable> proxies;
+  private final ModelLoads loads;
+  private final InternalPorts ports;
 
-  private TritonWrapper(Process triton, List<AutoCloseable> proxies) {
+  private TritonWrapper(Process triton, List<AutoCloseable> proxies, ModelLoads loads, InternalPorts ports) {
     this.triton = triton;
     this.proxies = proxies;
+    this.loads = loads;
+    this.ports = ports;
+  }
+
+  /** The loopback ports of Triton's own endpoints, which only Thaw's proxies reach. */
+  public record InternalPorts(int http, int grpc, int metrics) {
+    /** Three free loopback ports. */
+    public static InternalPorts pick() throws IOException {
+      int[] p = loopbackPorts(3);
+      return new InternalPorts(p[0], p[1], p[2]);
+    }
+  }
+
+  /**
+   * How Triton's process comes to be: started as a plain child ({@link #CHILD}, its standard streams the wrapper's),
+   * or otherwise (in a PID namespace of its own so that it can be checkpointed, or restored from a snapshot), as long
+   * as the {@link Process} returned gives Triton's pid, its exit status, and passes {@link Process#destroy} on as
+   * SIGTERM.
+   */
+  @FunctionalInterface
+  public interface Launcher {
+    /** A child process with the wrapper's standard streams. */
+    Launcher CHILD = command -> new ProcessBuilder(command).inheritIO().start();
+
+    /** Starts Triton with {@code command} (the one {@link TritonCommandLine#tritonCommand} wrote). */
+    Process start(List<String> command) throws IOException;
   }
 
   /**
@@ -53,7 +81,16 @@ public final class TritonWrapper implements AutoCloseable {
    */
   public static TritonWrapper start(TritonCommandLine line, List<Path> repositories, ModelLoads.Limits limits,
       ModelLoads.Listener listener) throws IOException {
-    int[] internal = loopbackPorts(3);
+    return start(line, repositories, limits, listener, InternalPorts.pick(), Launcher.CHILD);
+  }
+
+  /**
+   * As {@link #start(TritonCommandLine, List, ModelLoads.Limits, ModelLoads.Listener)}, with Triton's endpoints on
+   * these loopback ports and its process brought about by {@code launcher} once the public ports are taken.
+   */
+  public static TritonWrapper start(TritonCommandLine line, List<Path> repositories, ModelLoads.Limits limits,
+      ModelLoads.Listener listener, InternalPorts ports, Launcher launcher) throws IOException {
+    int[] internal = {ports.http(), ports.grpc(), ports.metrics()};
     List<AutoCloseable> proxies = new ArrayList<>();
     // Triton's own gRPC endpoint always runs (on loopback): loads on first request go through it
     ModelLoads loads = ModelLoads.connect("127.0.0.1:" + internal[1], limits, listener);
@@ -78,15 +115,28 @@ public final class TritonWrapper implements AutoCloseable {
       log.info("starting Triton: {}", String.join(" ", command));
       Process triton;
       try {
-        triton = new ProcessBuilder(command).inheritIO().start();
+        triton = launcher.start(command);
       } catch (IOException e) {
         throw new IOException("cannot start Triton (" + line.executable() + "): " + e.getMessage(), e);
       }
-      return new TritonWrapper(triton, proxies);
+      return new TritonWrapper(triton, proxies, loads, ports);
     } catch (IOException | RuntimeException e) {
       closeAll(proxies);
       throw e;
     }
+  }
+
+  /** The loopback ports Triton serves on. */
+  public InternalPorts internalPorts() {
+    return ports;
+  }
+
+  /**
+   * Completes with the first inference answered successfully through the proxies from now on (with its JSON request
+   * when it came over HTTP): Triton is warm. See {@link ModelLoads#firstInferenceAnswered}.
+   */
+  public java.util.concurrent.CompletableFuture<ModelLoads.Inference> firstInferenceAnswered() {
+    return loads.firstInferenceAnswered();
   }
 
   /** Triton's process id. */
