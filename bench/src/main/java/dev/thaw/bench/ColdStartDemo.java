@@ -292,16 +292,7 @@ public final class ColdStartDemo {
     List<Downloader> downloaders() throws IOException {
       List<Downloader> list = new ArrayList<>();
       Path conf = work.resolve("rclone.conf");
-      Files.writeString(conf, """
-          [demo]
-          type = s3
-          provider = Other
-          endpoint = http://127.0.0.1:%d
-          access_key_id = thaw-demo
-          secret_access_key = thaw-demo-secret
-          region = us-east-1
-          force_path_style = true
-          """.formatted(proxy.port()));
+      Files.writeString(conf, rcloneConfig("demo", proxy.port()));
       // rclone fails here while AWS_CA_BUNDLE is set
       list.add(new Downloader("rclone copy --transfers 8 --multi-thread-streams 8",
           List.of("rclone", "copy", "demo:" + S3ProxyServer.BUCKET + "/" + RAW_PREFIX, "DEST", "--config", conf.toString(),
@@ -549,6 +540,20 @@ public final class ColdStartDemo {
     String cp = Files.exists(jar) ? jar.toString() : System.getProperty("java.class.path");
     return List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC", "-cp", cp, "dev.thaw.examples.ortserver.OrtServer");
+  }
+
+  /** An rclone configuration with one remote, {@code name}, for S3Proxy (or its throttle) on {@code port}. */
+  static String rcloneConfig(String name, int port) {
+    return """
+        [%s]
+        type = s3
+        provider = Other
+        endpoint = http://127.0.0.1:%d
+        access_key_id = thaw-demo
+        secret_access_key = thaw-demo-secret
+        region = us-east-1
+        force_path_style = true
+        """.formatted(name, port);
   }
 
   /** Generates the model once per size and seed under {@code work}; returns the model repository. */

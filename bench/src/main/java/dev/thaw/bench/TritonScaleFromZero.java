@@ -119,16 +119,7 @@ final class TritonScaleFromZero {
       try {
         TritonBench.awaitReady(channel);
         Path conf = runs.resolve("rclone.conf");
-        Files.writeString(conf, """
-            [bench]
-            type = s3
-            provider = Other
-            endpoint = http://127.0.0.1:%d
-            access_key_id = thaw-bench
-            secret_access_key = thaw-bench-secret
-            region = us-east-1
-            force_path_style = true
-            """.formatted(originPort));
+        Files.writeString(conf, ColdStartDemo.rcloneConfig("bench", originPort));
         Machine.dropPageCache(log);
         Machine.Counters c0 = Machine.Counters.now();
         long t0 = System.nanoTime();

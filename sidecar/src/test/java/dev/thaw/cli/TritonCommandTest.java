@@ -11,21 +11,13 @@ import dev.thaw.testkit.S3ProxyServer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.jclouds.blobstore.BlobStore;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -36,8 +28,6 @@ import org.junit.jupiter.api.io.TempDir;
  * and the example server standing in for {@code tritonserver} (Triton's flags and protocols).
  */
 class TritonCommandTest {
-  static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
-
   @TempDir
   static Path tmp;
   static S3ProxyServer s3;
@@ -51,19 +41,8 @@ class TritonCommandTest {
     spec = MlpSpec.forSize(512L << 10, 21);
     MlpGenerator.generate(repository, "mlp", spec);
     MlpGenerator.generate(repository, "small", MlpSpec.forSize(128L << 10, 22));
-    BlobStore bs = s3.blobStore();
-    try (Stream<Path> files = Files.walk(repository)) {
-      for (Path f : files.filter(Files::isRegularFile).toList()) {
-        String key = "triton/models/" + repository.relativize(f);
-        bs.putBlob(S3ProxyServer.BUCKET, bs.blobBuilder(key).payload(f.toFile()).contentLength(Files.size(f)).build());
-      }
-    }
-    tritonserver = tmp.resolve("tritonserver");
-    Files.writeString(tritonserver, "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin", "java")
-        + "' -XX:-UsePerfData -Xmx256m --enable-native-access=ALL-UNNAMED -cp '" + System.getProperty("java.class.path")
-        + "' dev.thaw.examples.ortserver.OrtServer --ort-native-dir='"
-        + Path.of("target", "ort-natives").toAbsolutePath() + "' \"$@\"\n");
-    Files.setPosixFilePermissions(tritonserver, PosixFilePermissions.fromString("rwxr-xr-x"));
+    TritonFixtures.upload(s3, repository, "triton/models");
+    tritonserver = TritonFixtures.tritonserver(tmp);
   }
 
   @AfterAll
@@ -184,38 +163,22 @@ class TritonCommandTest {
   }
 
   private static Process thaw(Path log, String... args) throws IOException {
-    List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
-        "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
-        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "triton"));
-    cmd.addAll(Arrays.asList(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-    pb.environment().put("AWS_ACCESS_KEY_ID", "thaw-test"); // S3Proxy checks none, the AWS SDK wants some
-    pb.environment().put("AWS_SECRET_ACCESS_KEY", "thaw-test-secret");
-    pb.environment().put("AWS_DEFAULT_REGION", "us-east-1");
-    return pb.start();
+    return TritonFixtures.thaw(log, Arrays.asList(args));
   }
 
   private static HttpResponse<String> get(int port, String path) throws Exception {
-    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+    return TritonFixtures.get(port, path);
   }
 
   private static HttpResponse<String> post(int port, String path, String body) throws Exception {
-    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .POST(HttpRequest.BodyPublishers.ofString(body)).timeout(Duration.ofSeconds(30)).build(),
-        HttpResponse.BodyHandlers.ofString());
+    return TritonFixtures.post(port, path, body);
   }
 
   private static String jsonInferRequest(int batch) {
-    return jsonInferRequest(spec, batch);
+    return TritonFixtures.jsonInferRequest(spec, batch);
   }
 
   private static String jsonInferRequest(MlpSpec spec, int batch) {
-    StringBuilder data = new StringBuilder();
-    for (float v : spec.sampleInput(batch)) {
-      data.append(data.isEmpty() ? "" : ",").append(v);
-    }
-    return "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[" + batch + "," + spec.inputDim()
-        + "],\"data\":[" + data + "]}]}";
+    return TritonFixtures.jsonInferRequest(spec, batch);
   }
 }

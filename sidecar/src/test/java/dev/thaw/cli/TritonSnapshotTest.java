@@ -9,9 +9,6 @@ import dev.thaw.fuse.MountTable;
 import dev.thaw.testkit.FreePorts;
 import dev.thaw.testkit.S3ProxyServer;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,7 +20,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
-import org.jclouds.blobstore.BlobStore;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -40,8 +36,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class TritonSnapshotTest {
-  static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
-
   @TempDir
   static Path tmp;
   static S3ProxyServer s3;
@@ -60,19 +54,8 @@ class TritonSnapshotTest {
     Path repository = Files.createDirectories(tmp.resolve("repository"));
     spec = MlpSpec.forSize(512L << 10, 31);
     MlpGenerator.generate(repository, "mlp", spec);
-    BlobStore bs = s3.blobStore();
-    try (Stream<Path> files = Files.walk(repository)) {
-      for (Path f : files.filter(Files::isRegularFile).toList()) {
-        String key = "snap/models/" + repository.relativize(f);
-        bs.putBlob(S3ProxyServer.BUCKET, bs.blobBuilder(key).payload(f.toFile()).contentLength(Files.size(f)).build());
-      }
-    }
-    tritonserver = tmp.resolve("tritonserver");
-    Files.writeString(tritonserver, "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin", "java")
-        + "' -XX:-UsePerfData -Xmx256m --enable-native-access=ALL-UNNAMED -cp '" + System.getProperty("java.class.path")
-        + "' dev.thaw.examples.ortserver.OrtServer --ort-native-dir='"
-        + Path.of("target", "ort-natives").toAbsolutePath() + "' \"$@\"\n");
-    Files.setPosixFilePermissions(tritonserver, PosixFilePermissions.fromString("rwxr-xr-x"));
+    TritonFixtures.upload(s3, repository, "snap/models");
+    tritonserver = TritonFixtures.tritonserver(tmp);
     ports = FreePorts.pick(3);
     snapshots = tmp.resolve("snapshots");
   }
@@ -203,8 +186,8 @@ class TritonSnapshotTest {
   }
 
   private static List<String> tritonCommand() {
-    return List.of(tritonserver.toString(), "--model-repository=s3://127.0.0.1:" + s3.port() + "/"
-        + S3ProxyServer.BUCKET + "/snap/models", "--http-port=" + ports[0], "--grpc-port=" + ports[1],
+    return List.of(tritonserver.toString(), "--model-repository=" + TritonFixtures.repositoryUrl(s3, "snap/models"),
+        "--http-port=" + ports[0], "--grpc-port=" + ports[1],
         "--metrics-port=" + ports[2], "--http-address=127.0.0.1", "--grpc-address=127.0.0.1",
         "--metrics-address=127.0.0.1");
   }
@@ -225,35 +208,21 @@ class TritonSnapshotTest {
   }
 
   private static Process thaw(Path log, List<String> triton) throws IOException {
-    List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
-        "--enable-native-access=ALL-UNNAMED", "-Djava.library.path=/usr/lib/x86_64-linux-gnu",
-        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "triton", "--snapshot", "mlp-server",
-        "--snapshots", snapshots.toString(), "--cache", tmp.resolve("cache").toString(), "--"));
-    cmd.addAll(triton);
-    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-    pb.environment().put("AWS_ACCESS_KEY_ID", "thaw-test"); // S3Proxy checks none, the AWS SDK wants some
-    pb.environment().put("AWS_SECRET_ACCESS_KEY", "thaw-test-secret");
-    pb.environment().put("AWS_DEFAULT_REGION", "us-east-1");
-    return pb.start();
+    List<String> args = new ArrayList<>(List.of("--snapshot", "mlp-server", "--snapshots", snapshots.toString(),
+        "--cache", tmp.resolve("cache").toString(), "--"));
+    args.addAll(triton);
+    return TritonFixtures.thaw(log, args);
   }
 
   private static HttpResponse<String> get(int port, String path) throws Exception {
-    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+    return TritonFixtures.get(port, path);
   }
 
   private static HttpResponse<String> post(int port, String path, String body) throws Exception {
-    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .POST(HttpRequest.BodyPublishers.ofString(body)).timeout(Duration.ofSeconds(30)).build(),
-        HttpResponse.BodyHandlers.ofString());
+    return TritonFixtures.post(port, path, body);
   }
 
   private static String jsonInferRequest(int batch) {
-    StringBuilder data = new StringBuilder();
-    for (float v : spec.sampleInput(batch)) {
-      data.append(data.isEmpty() ? "" : ",").append(v);
-    }
-    return "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[" + batch + "," + spec.inputDim()
-        + "],\"data\":[" + data + "]}]}";
+    return TritonFixtures.jsonInferRequest(spec, batch);
   }
 }

@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.cli.TritonFixtures;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import dev.thaw.examples.ortserver.OrtServer;
@@ -31,7 +32,6 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
-import org.jclouds.blobstore.BlobStore;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -67,18 +67,11 @@ class TritonFrontTest {
     spec = MlpSpec.forSize(256L << 10, 61);
     MlpGenerator.generate(local, "mlp", spec);
     MlpGenerator.generate(local, "brief", spec);
-    BlobStore bs = s3.blobStore();
-    try (Stream<Path> files = Files.walk(local)) {
-      for (Path f : files.filter(Files::isRegularFile).toList()) {
-        String key = "triton/models/" + local.relativize(f);
-        bs.putBlob(S3ProxyServer.BUCKET, bs.blobBuilder(key).payload(f.toFile()).contentLength(Files.size(f)).build());
-      }
-    }
+    TritonFixtures.upload(s3, local, "triton/models");
     int[] upstream = FreePorts.pick(2);
     Map<String, Object> settings = SidecarSettings.standalone(tmp, tmp.resolve("origin").toUri().toString());
     settings.put("thaw.triton.enabled", true);
-    settings.put("thaw.triton.repositories", "s3://127.0.0.1:" + s3.port() + "/" + S3ProxyServer.BUCKET
-        + "/triton/models");
+    settings.put("thaw.triton.repositories", TritonFixtures.repositoryUrl(s3, "triton/models"));
     settings.put("thaw.triton.http-port", 0);
     settings.put("thaw.triton.grpc-port", 0);
     settings.put("thaw.triton.upstream-http", "127.0.0.1:" + upstream[0]);
@@ -138,12 +131,7 @@ class TritonFrontTest {
   @Test
   @Order(2)
   void overHttpAModelWithItsOwnIdleTimeIsUnloadedWhenIdleAndLoadsAgain() throws Exception {
-    StringBuilder data = new StringBuilder();
-    for (float v : spec.sampleInput(1)) {
-      data.append(data.isEmpty() ? "" : ",").append(v);
-    }
-    String body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1," + spec.inputDim()
-        + "],\"data\":[" + data + "]}]}";
+    String body = TritonFixtures.jsonInferRequest(spec, 1);
     URI infer = URI.create("http://127.0.0.1:" + front().httpPort().orElseThrow() + "/v2/models/brief/infer");
     assertThat(HTTP.send(HttpRequest.newBuilder(infer).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
         HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(200);
