@@ -396,7 +396,9 @@ public final class ModelLoads implements AutoCloseable {
       if (channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE) {
         channel.resetConnectBackoff(); // Triton was away: try it now, not after a back-off grown meanwhile
       }
-      if (triton.withDeadlineAfter(Duration.ofSeconds(30))
+      // the calls wait (within their deadlines) for a connection: Triton may still be starting, as a request that
+      // came with the readiness probes finds it
+      if (triton.withWaitForReady().withDeadlineAfter(Duration.ofSeconds(30))
           .modelReady(ModelReadyRequest.newBuilder().setName(model).build()).getReady()) {
         loaded.add(model);
         return;
@@ -411,7 +413,7 @@ public final class ModelLoads implements AutoCloseable {
       tell(() -> listener.loading(starting));
       long called = System.nanoTime();
       coldStarts.put(model, new ColdStart(model, asked, called, 0, 0, 0));
-      triton.withDeadlineAfter(limits.loadTimeout())
+      triton.withWaitForReady().withDeadlineAfter(limits.loadTimeout())
           .repositoryModelLoad(RepositoryModelLoadRequest.newBuilder().setModelName(model).build());
       long done = System.nanoTime();
       ColdStart c = coldStarts.computeIfPresent(model, (m, started) -> started.withLoaded(done));
@@ -442,7 +444,7 @@ public final class ModelLoads implements AutoCloseable {
   }
 
   private boolean inRepositories(String model) {
-    return triton.withDeadlineAfter(Duration.ofSeconds(30))
+    return triton.withWaitForReady().withDeadlineAfter(Duration.ofSeconds(30))
         .repositoryIndex(RepositoryIndexRequest.getDefaultInstance()).getModelsList().stream()
         .anyMatch(m -> m.getName().equals(model));
   }
@@ -460,7 +462,7 @@ public final class ModelLoads implements AutoCloseable {
       coldStarts.remove(model);
       log.info("unloading model '{}': no request for {} ms", model, idle.toMillis());
       try {
-        triton.withDeadlineAfter(Duration.ofMinutes(1))
+        triton.withWaitForReady().withDeadlineAfter(Duration.ofMinutes(1))
             .repositoryModelUnload(RepositoryModelUnloadRequest.newBuilder().setModelName(model).build());
         unloads.incrementAndGet();
         tell(() -> listener.unloaded(model));

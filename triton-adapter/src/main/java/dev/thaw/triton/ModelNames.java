@@ -10,8 +10,16 @@ final class ModelNames {
 
   /** The string in field {@code number} of the protobuf message {@code message}; null when absent or unreadable. */
   static String field(byte[] message, int number) {
+    return field(CodedInputStream.newInstance(message), number);
+  }
+
+  /** As {@link #field(byte[], int)}, reading {@code message} only as far as the field. */
+  static String field(java.io.InputStream message, int number) {
+    return field(CodedInputStream.newInstance(message, 256), number);
+  }
+
+  private static String field(CodedInputStream in, int number) {
     try {
-      CodedInputStream in = CodedInputStream.newInstance(message);
       while (true) {
         int tag = in.readTag();
         if (tag == 0) {

@@ -7,6 +7,7 @@ import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
 import io.grpc.Context;
 import io.grpc.Deadline;
+import io.grpc.Detachable;
 import io.grpc.HandlerRegistry;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
@@ -141,12 +142,12 @@ public final class TritonGrpcProxy implements AutoCloseable {
 
   /** Answers every method name with a byte-forwarding handler; descriptors are made once per name. */
   private final class AnyMethod extends HandlerRegistry {
-    private final ConcurrentHashMap<String, ServerMethodDefinition<byte[], byte[]>> methods = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, ServerMethodDefinition<Frame, Frame>> methods = new ConcurrentHashMap<>();
 
     @Override
     public ServerMethodDefinition<?, ?> lookupMethod(String methodName, String authority) {
       return methods.computeIfAbsent(methodName, name -> ServerMethodDefinition.create(
-          MethodDescriptor.newBuilder(Bytes.INSTANCE, Bytes.INSTANCE)
+          MethodDescriptor.newBuilder(Frame.MARSHALLER, Frame.MARSHALLER)
               .setFullMethodName(name)
               .setType(MethodDescriptor.MethodType.UNKNOWN) // streaming or not, the same forwarding serves it
               .build(),
@@ -155,9 +156,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
   }
 
   /** Starts the upstream call for each client call, with the client's metadata and deadline. */
-  private final class Forward implements ServerCallHandler<byte[], byte[]> {
+  private final class Forward implements ServerCallHandler<Frame, Frame> {
     @Override
-    public ServerCall.Listener<byte[]> startCall(ServerCall<byte[], byte[]> serverCall, Metadata headers) {
+    public ServerCall.Listener<Frame> startCall(ServerCall<Frame, Frame> serverCall, Metadata headers) {
       CallOptions options = CallOptions.DEFAULT;
       Deadline deadline = Context.current().getDeadline(); // the client's grpc-timeout, which is not in headers
       if (deadline != null) {
@@ -171,15 +172,14 @@ public final class TritonGrpcProxy implements AutoCloseable {
       if (loads != null) {
         loads.warm();
       }
-      ClientCall<byte[], byte[]> clientCall = channel.newCall(serverCall.getMethodDescriptor(), options);
-      CallPair pair = new CallPair(serverCall, clientCall, headers,
+      CallPair pair = new CallPair(serverCall, options, headers,
           loads == null ? 0 : MODEL_METHODS.contains(method) ? 1 : 0, loads != null && method.equals(STREAM),
           loads == null ? null : method.equals(LOAD) ? Boolean.TRUE : method.equals(UNLOAD) ? Boolean.FALSE : null,
           loads != null && method.equals(INFER));
       if (pair.gated()) {
         serverCall.request(1); // the upstream call starts once the request's model can be served
       } else {
-        pair.startUpstream();
+        pair.startUpstream(false);
         serverCall.request(1);
       }
       return pair.fromClient;
@@ -191,8 +191,9 @@ public final class TritonGrpcProxy implements AutoCloseable {
    * ready; a sink that was not ready asks once it reports ready again.
    */
   private final class CallPair {
-    private final ServerCall<byte[], byte[]> serverCall;
-    private final ClientCall<byte[], byte[]> clientCall;
+    private final ServerCall<Frame, Frame> serverCall;
+    private final CallOptions options;
+    private ClientCall<Frame, Frame> clientCall; // made as the call goes upstream
     private final Metadata headers;
     private final int modelField; // 0: no gate; else the request's field naming the model to wait for
     private final boolean streamOfModels; // each message of the stream waits for its model, in order
@@ -200,7 +201,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
     // A stream's answers come in request order: an answer made here waits for those of the messages sent before it
     // (one answer per message, as Triton gives for models that are not decoupled).
     private int unanswered;
-    private byte[] answerAfterThem;
+    private Frame answerAfterThem;
     private boolean headersSent;
     private final Boolean control; // a load (TRUE) or unload (FALSE) whose success Thaw notes; null otherwise
     private String controlledModel;
@@ -220,12 +221,12 @@ public final class TritonGrpcProxy implements AutoCloseable {
     private String heldFor; // the model this request waits for, until it stops waiting
     private String heldModel; // the model a gated call is about
 
-    CallPair(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Metadata headers,
+    CallPair(ServerCall<Frame, Frame> serverCall, CallOptions options, Metadata headers,
         int modelField, boolean streamOfModels, Boolean control, boolean infer) {
       this.infer = infer;
       this.streamOfModels = streamOfModels;
       this.serverCall = serverCall;
-      this.clientCall = clientCall;
+      this.options = options;
       this.headers = headers;
       this.modelField = modelField;
       this.control = control;
@@ -235,29 +236,38 @@ public final class TritonGrpcProxy implements AutoCloseable {
       return modelField > 0;
     }
 
-    synchronized void startUpstream() {
+    /**
+     * Starts the upstream call. One that {@code waited} for its model's load waits for a connection too (within the
+     * client's deadline): Triton has just answered the load, and a connection that failed while it was starting may
+     * still be coming back.
+     */
+    synchronized void startUpstream(boolean waited) {
       started = true;
+      clientCall = channel.newCall(serverCall.getMethodDescriptor(), waited ? options.withWaitForReady() : options);
       clientCall.start(fromUpstream, headers);
       clientCall.request(1);
     }
 
     /** The gated call's one request: waits until its model can be served, then goes upstream. */
-    private void gate(byte[] message) {
-      String model = ModelNames.field(message, modelField);
+    private void gate(Frame message) {
+      String model = message.field(modelField);
       if (model == null || model.isEmpty()) {
-        open(message); // Triton answers a request that names no model
+        open(message, false); // Triton answers a request that names no model
         return;
       }
       synchronized (this) {
         heldFor = model;
         heldModel = model;
       }
-      loads.whenServable(model).whenComplete((ok, failure) -> {
+      CompletableFuture<Void> servable = loads.whenServable(model);
+      boolean waits = !servable.isDone();
+      servable.whenComplete((ok, failure) -> {
         releaseHold();
         if (failure == null) {
-          open(message);
+          open(message, waits);
           return;
         }
+        message.release(); // answered here: it never goes upstream
         synchronized (this) {
           if (!cancelled) {
             Status status = Status.fromThrowable(failure);
@@ -269,7 +279,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
     }
 
     /** Sends an answer made here in the stream, then reads the client's next message. Called holding the lock. */
-    private void sendOwnAnswer(byte[] answer) {
+    private void sendOwnAnswer(Frame answer) {
       if (!headersSent) {
         headersSent = true;
         serverCall.sendHeaders(new Metadata());
@@ -286,11 +296,12 @@ public final class TritonGrpcProxy implements AutoCloseable {
       }
     }
 
-    private synchronized void open(byte[] message) {
+    private synchronized void open(Frame message, boolean waited) {
       if (cancelled) {
+        message.release();
         return; // the client gave up while it waited (its deadline passed, or it cancelled)
       }
-      startUpstream();
+      startUpstream(waited);
       if (infer) {
         String model = heldModel;
         if (model != null && loads.awaitsFirstInference(model)) {
@@ -306,11 +317,11 @@ public final class TritonGrpcProxy implements AutoCloseable {
     }
 
     /** Client to upstream. */
-    final class FromClient extends ServerCall.Listener<byte[]> {
+    final class FromClient extends ServerCall.Listener<Frame> {
       private boolean owed; // a message was forwarded while the upstream could take no more: ask when it can
 
       @Override
-      public void onMessage(byte[] message) {
+      public void onMessage(Frame message) {
         synchronized (CallPair.this) {
           if (!started) {
             gate(message);
@@ -318,13 +329,13 @@ public final class TritonGrpcProxy implements AutoCloseable {
           }
         }
         if (control != null && controlledModel == null) {
-          controlledModel = ModelNames.field(message, 2);
+          controlledModel = message.field(2);
           if (control && controlledModel != null && !controlledModel.isEmpty()) {
             loads.loadingBy(controlledModel); // its bytes are asked for before Triton reads them
           }
         }
         if (streamOfModels) {
-          String model = ModelNames.field(message, 1);
+          String model = message.field(1);
           if (model != null && !model.isEmpty()) {
             CompletableFuture<Void> servable = loads.whenServable(model);
             if (!servable.isDone() || servable.isCompletedExceptionally()) {
@@ -358,12 +369,12 @@ public final class TritonGrpcProxy implements AutoCloseable {
         forward(message);
       }
 
-      private void forward(byte[] message) {
+      private void forward(Frame message) {
         synchronized (CallPair.this) {
           if (streamOfModels) {
             unanswered++;
             if (firstInference == null) {
-              String model = ModelNames.field(message, 1);
+              String model = message.field(1);
               if (model != null && loads.awaitsFirstInference(model)) {
                 firstInference = model;
                 firstInferenceSent = System.nanoTime();
@@ -393,15 +404,16 @@ public final class TritonGrpcProxy implements AutoCloseable {
       }
 
       /** A stream message whose model failed to load: answered in the stream, as Triton answers its errors. */
-      private void answerInBand(byte[] message, String model, Throwable failure) {
+      private void answerInBand(Frame message, String model, Throwable failure) {
         ModelInferResponse.Builder failed = ModelInferResponse.newBuilder().setModelName(model);
-        String id = ModelNames.field(message, 3);
+        String id = message.field(3);
+        message.release(); // answered here: it never goes upstream
         if (id != null) {
           failed.setId(id);
         }
-        byte[] answer = ModelStreamInferResponse.newBuilder()
+        Frame answer = Frame.of(ModelStreamInferResponse.newBuilder()
             .setErrorMessage(String.valueOf(Status.fromThrowable(failure).getDescription()))
-            .setInferResponse(failed).build().toByteArray();
+            .setInferResponse(failed).build().toByteArray());
         synchronized (CallPair.this) {
           if (unanswered > 0) {
             answerAfterThem = answer; // sent, and the client read on, once the earlier answers are out
@@ -439,7 +451,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
     }
 
     /** Upstream to client. */
-    final class FromUpstream extends ClientCall.Listener<byte[]> {
+    final class FromUpstream extends ClientCall.Listener<Frame> {
       private boolean owed;
 
       @Override
@@ -453,7 +465,7 @@ public final class TritonGrpcProxy implements AutoCloseable {
       }
 
       @Override
-      public void onMessage(byte[] message) {
+      public void onMessage(Frame message) {
         synchronized (CallPair.this) {
           serverCall.sendMessage(message);
           if (firstInference != null && streamOfModels && streamAnswered++ == firstInferenceAnswer) {
@@ -526,21 +538,62 @@ public final class TritonGrpcProxy implements AutoCloseable {
     return status.withDescription("Triton at " + upstream + ": " + what);
   }
 
-  /** Messages as the bytes on the wire: nothing is parsed or copied beyond reading the frame. */
-  enum Bytes implements MethodDescriptor.Marshaller<byte[]> {
-    INSTANCE;
+  /**
+   * One message as the transport handed it over: its buffers, detached from the call rather than copied into an array
+   * (gRPC's {@link Detachable}), written on as they are. A message the proxy answers itself instead is released.
+   */
+  static final class Frame {
+    /** Messages as they are on the wire: nothing parsed, nothing copied beyond what the transports do. */
+    static final MethodDescriptor.Marshaller<Frame> MARSHALLER = new MethodDescriptor.Marshaller<>() {
+      @Override
+      public InputStream stream(Frame value) {
+        return value.in;
+      }
 
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
+      @Override
+      public Frame parse(InputStream stream) {
+        try {
+          return new Frame(stream instanceof Detachable d ? d.detach()
+              : new ByteArrayInputStream(stream.readAllBytes()));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      }
+    };
+
+    private InputStream in;
+
+    private Frame(InputStream in) {
+      this.in = in;
     }
 
-    @Override
-    public byte[] parse(InputStream stream) {
+    static Frame of(byte[] message) {
+      return new Frame(new ByteArrayInputStream(message));
+    }
+
+    /** The string in field {@code number} of the message, read without consuming it; null when absent. */
+    String field(int number) {
       try {
-        return stream.readAllBytes();
+        if (!in.markSupported()) {
+          in = new ByteArrayInputStream(in.readAllBytes());
+        }
+        in.mark(Integer.MAX_VALUE);
+        try {
+          return ModelNames.field(in, number);
+        } finally {
+          in.reset();
+        }
       } catch (IOException e) {
         throw new UncheckedIOException(e);
+      }
+    }
+
+    /** Lets the transport's buffers go: for a message that is not forwarded. */
+    void release() {
+      try {
+        in.close();
+      } catch (IOException e) {
+        // nothing held any more either way
       }
     }
   }

@@ -39,11 +39,26 @@ final class ProxyTesting {
         .build();
   }
 
-  /** A method no generated stub has, its messages as bytes (the proxy's own marshaller). */
+  /** A method no generated stub has, its messages as bytes. */
   static MethodDescriptor<byte[], byte[]> method(String name, MethodDescriptor.MethodType type) {
-    return MethodDescriptor.newBuilder(TritonGrpcProxy.Bytes.INSTANCE, TritonGrpcProxy.Bytes.INSTANCE)
-        .setFullMethodName(name).setType(type).build();
+    return MethodDescriptor.newBuilder(BYTES, BYTES).setFullMethodName(name).setType(type).build();
   }
+
+  private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
+    @Override
+    public java.io.InputStream stream(byte[] value) {
+      return new java.io.ByteArrayInputStream(value);
+    }
+
+    @Override
+    public byte[] parse(java.io.InputStream stream) {
+      try {
+        return stream.readAllBytes();
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+  };
 
   /** A ModelStreamInfer call's answers as they come, and its end. */
   static final class StreamAnswers implements StreamObserver<ModelStreamInferResponse> {
