@@ -1,0 +1,17 @@
+package dev.thaw.agent.internal;
+
+import dev.thaw.agent.bootstrap.ModelLoadHooks;
+import net.bytebuddy.asm.Advice;
+
+/**
+ * Added to ONNX Runtime's {@code OrtEnvironment.createSession(String, ...)}: the model's path is the mount's when Thaw
+ * serves it. Inlined into ONNX Runtime's class, so it names only the hooks on the boot class path.
+ */
+final class OnnxRuntimeSessionAdvice {
+  private OnnxRuntimeSessionAdvice() {}
+
+  @Advice.OnMethodEnter
+  static void enter(@Advice.Argument(value = 0, readOnly = false) String modelPath) {
+    modelPath = ModelLoadHooks.modelPath(modelPath);
+  }
+}
