@@ -135,8 +135,9 @@ class SnapshotsTest {
         Duration.ofSeconds(60));
     try {
       assertThat(r.fromSnapshot()).isFalse();
-      assertThat(r.fallbackReason()).contains("criu restore from " + images + " failed")
-          .contains("killed the half-restored processes");
+      // Thaw kills what it finds of the tree ("killed the half-restored processes ..."); a tree that already died
+      // with CRIU leaves nothing to kill (CI saw both). What this test holds to is the process list below.
+      assertThat(r.fallbackReason()).contains("criu restore from " + images + " failed");
       Probe.awaitReady("http://127.0.0.1:" + http + "/v2/health/ready", Duration.ofSeconds(60));
       assertThat(probe.ask(Duration.ofSeconds(30))).isEqualTo(metadata(images).get("answer").asText());
       long unshare = ProcessHandle.of(r.pid()).flatMap(ProcessHandle::parent).map(ProcessHandle::pid).orElse(-1L);

@@ -27,8 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * An application that loads an ONNX model with ONNX Runtime's {@code createSession(path)}, run with the agent beside a
  * real sidecar: a path under a mapped prefix, or a {@code thaw://} location, is read from Thaw's lazy mount of the
- * pushed model and answers as the local copy does; with the sidecar away, a local path still loads, and why Thaw was
- * skipped is said in one line.
+ * pushed model and answers as the local copy does, and the load and its first inference join the mount's cold start;
+ * with the sidecar away, a local path still loads, and why Thaw was skipped is said in one line.
  */
 class OnnxRuntimeModelTest {
   static final String TOKEN = "agent-test-token-0123456789";
@@ -115,6 +115,9 @@ class OnnxRuntimeModelTest {
 
     assertThat(with.exit()).as(with.err()).isZero();
     assertThat(with.out()).isEqualTo(localAnswer);
+    var coldStart = coldStartOf("demo/mlp:v1");
+    assertThat(coldStart.path("events_ms").fieldNames()).toIterable().as("the load's timeline, from the sidecar")
+        .containsExactly("requested", "mounted", "first_byte", "server_ready", "first_inference");
     assertThat(with.err()).contains("thaw-agent: started; sidecar " + sidecarUrl + "; 1 model location mapped", "thaw-agent: demo/mlp:v1 is mounted at " + tmp.resolve("mounts"));
   }
 
@@ -149,6 +152,19 @@ class OnnxRuntimeModelTest {
     assertThat(with.err().lines().filter(l -> l.contains("not through Thaw")).toList()).singleElement().asString()
         .startsWith("thaw-agent: " + localModel.resolve("1/model.onnx") + " is opened as it is, not through Thaw: "
             + "the sidecar at http://127.0.0.1:1 cannot be reached: ");
+  }
+
+  /** The sidecar's cold start of the mount of {@code source}. */
+  private static com.fasterxml.jackson.databind.JsonNode coldStartOf(String source) throws Exception {
+    HttpResponse<String> answer = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(sidecarUrl
+        + "/v1/coldstarts")).header("Authorization", "Bearer " + TOKEN).build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(answer.statusCode()).as(answer.body()).isEqualTo(200);
+    for (var c : new com.fasterxml.jackson.databind.ObjectMapper().readTree(answer.body())) {
+      if (c.path("model").asText().equals(source)) {
+        return c;
+      }
+    }
+    throw new AssertionError("no cold start of " + source + " in " + answer.body());
   }
 
   private static String width() {

@@ -1,20 +1,34 @@
 package dev.thaw.agent.bootstrap;
 
+import java.util.function.BiConsumer;
+import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
 
 /**
- * What the code the agent adds to a library's model load calls: on the boot class path, so that it resolves from
- * any class loader, and typed only with the JDK's interfaces, so that the agent's internals (in their own class
- * loader) can stand behind it. Never throws into the library.
+ * What the code the agent adds to a library calls: on the class path the JVM gave the agent, so that it resolves from
+ * the library's class loader, and typed only with the JDK's interfaces, so that the agent's internals (in their own
+ * class loader) can stand behind it. Never throws into the library; an inference costs one volatile read once every
+ * loaded model has answered its first.
  */
 public final class ModelLoadHooks {
   private ModelLoadHooks() {}
 
   private static volatile UnaryOperator<String> paths = UnaryOperator.identity();
+  private static volatile BiConsumer<String, Object> loads = (path, model) -> {};
+  private static volatile Consumer<Object> inferences = model -> {};
+  private static volatile boolean awaitingInference;
 
   /** Set once by the agent as it starts. */
-  public static void install(UnaryOperator<String> modelPaths) {
+  public static void install(UnaryOperator<String> modelPaths, BiConsumer<String, Object> loaded,
+      Consumer<Object> inferred) {
     paths = modelPaths;
+    loads = loaded;
+    inferences = inferred;
+  }
+
+  /** Whether a loaded model's first inference is still to be reported (the agent keeps it up to date). */
+  public static void awaitingInference(boolean awaiting) {
+    awaitingInference = awaiting;
   }
 
   /**
@@ -29,6 +43,27 @@ public final class ModelLoadHooks {
       return paths.apply(location);
     } catch (Throwable t) {
       return location; // the agent's trouble is never the library's: it was reported where it happened
+    }
+  }
+
+  /** A library loaded the model at {@code path} as {@code model} (its session, its handle). */
+  public static void loaded(String path, Object model) {
+    try {
+      loads.accept(path, model);
+    } catch (Throwable t) {
+      // the agent's own trouble
+    }
+  }
+
+  /** {@code model} answered an inference. */
+  public static void inferred(Object model) {
+    if (!awaitingInference) {
+      return;
+    }
+    try {
+      inferences.accept(model);
+    } catch (Throwable t) {
+      // the agent's own trouble
     }
   }
 }

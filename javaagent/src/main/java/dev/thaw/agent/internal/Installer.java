@@ -23,8 +23,10 @@ public final class Installer {
 
   public static void install(String options, Instrumentation instrumentation, boolean attached) {
     AgentConfig config = AgentConfig.from(options, System.getenv());
-    ModelLocations locations = new ModelLocations(config, new SidecarClient(config));
-    ModelLoadHooks.install(locations::resolve);
+    SidecarClient sidecar = new SidecarClient(config);
+    ModelLocations locations = new ModelLocations(config, sidecar);
+    WarmReports warm = new WarmReports(sidecar, locations);
+    ModelLoadHooks.install(locations::resolve, warm::loaded, warm::inferred);
     // Byte Buddy's Nexus (type initializers for injected classes) is not used here, and setting it up touches
     // sun.misc.Unsafe, which Java 24 and later warn about. The property's name is the relocated copy's alone.
     System.setProperty(Nexus.PROPERTY, "true");
@@ -41,6 +43,11 @@ public final class Installer {
             .include(Installer.class.getClassLoader())
             .advice(isPublic().and(named("createSession")).and(takesArgument(0, String.class)),
                 OnnxRuntimeSessionAdvice.class.getName()))
+        // ... and OrtSession.run(...): a model's first inference
+        .type(named("ai.onnxruntime.OrtSession"))
+        .transform(new AgentBuilder.Transformer.ForAdvice()
+            .include(Installer.class.getClassLoader())
+            .advice(isPublic().and(named("run")), OnnxRuntimeRunAdvice.class.getName()))
         .installOn(instrumentation);
     System.err.printf("thaw-agent: started%s; sidecar %s; %d model location%s mapped%n",
         attached ? " (attached)" : "", config.sidecar(), config.mappings().size(),

@@ -22,6 +22,11 @@ final class ModelLocations {
     this.sidecar = sidecar;
   }
 
+  /** Whether {@code path} lies in one of the mounts the agent asked the sidecar for. */
+  boolean isMounted(String path) {
+    return mounted.values().stream().anyMatch(at -> path.equals(at) || path.startsWith(at + "/"));
+  }
+
   String resolve(String location) {
     for (AgentConfig.Mapping m : config.mappings()) {
       if (location.equals(m.prefix()) || location.startsWith(m.prefix() + "/")) {

@@ -14,4 +14,12 @@ final class OnnxRuntimeSessionAdvice {
   static void enter(@Advice.Argument(value = 0, readOnly = false) String modelPath) {
     modelPath = ModelLoadHooks.modelPath(modelPath);
   }
+
+  @Advice.OnMethodExit(onThrowable = Throwable.class)
+  static void exit(@Advice.Argument(0) String modelPath, @Advice.Return Object session,
+      @Advice.Thrown Throwable thrown) {
+    if (thrown == null) {
+      ModelLoadHooks.loaded(modelPath, session);
+    }
+  }
 }

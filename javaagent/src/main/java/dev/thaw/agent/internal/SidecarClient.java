@@ -50,6 +50,25 @@ final class SidecarClient {
     return field(answer.body(), "mountpoint").orElseThrow(() -> failure("mount " + source, answer));
   }
 
+  /** Tells the sidecar that process {@code pid} loaded the model at {@code path}, and has answered an inference. */
+  void warm(long pid, String path, boolean firstInference) throws IOException, InterruptedException {
+    StringWriter body = new StringWriter();
+    try (JsonGenerator g = JSON.createGenerator(body)) {
+      g.writeStartObject();
+      g.writeNumberField("pid", pid);
+      g.writeArrayFieldStart("paths");
+      g.writeString(path);
+      g.writeEndArray();
+      g.writeBooleanField("first_inference", firstInference);
+      g.writeEndObject();
+    }
+    HttpResponse<String> answer = send(request("/v1/agent/warm").POST(HttpRequest.BodyPublishers.ofString(
+        body.toString())).header("Content-Type", "application/json"));
+    if (answer.statusCode() != 200) {
+      throw failure("note the model warm", answer);
+    }
+  }
+
   private Optional<String> existing(String source) throws IOException, InterruptedException {
     HttpResponse<String> answer = send(request("/v1/mounts").GET());
     if (answer.statusCode() != 200) {
