@@ -142,6 +142,40 @@ class OnnxRuntimeModelTest {
   }
 
   @Test
+  void attachedToARunningServerTheAgentServesItsLaterLoadsAndSaysTheEarlierOnesWereMissed() throws Exception {
+    Path dir = Path.of(System.getProperty("thaw.sidecar.dir", "../sidecar/target")).toAbsolutePath().normalize();
+    Path err = tmp.resolve("attached.err");
+    ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-XX:+EnableDynamicAgentLoading", "-cp", AgentProcess.applicationClassPath(),
+        "dev.thaw.agent.apps.WaitingOrtApp", localModel.resolve("1/model.onnx").toString(), width())
+        .redirectError(err.toFile());
+    pb.environment().put("THAW_API_TOKEN", TOKEN);
+    Process server = pb.start();
+    try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(server.getInputStream()));
+         var in = new java.io.PrintWriter(server.getOutputStream(), true)) {
+      assertThat(out.readLine()).as("the model it loaded at start").isEqualTo(localAnswer.strip());
+      assertThat(out.readLine()).isEqualTo("waiting");
+
+      Process attach = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+          "-cp", dir.resolve("thaw-sidecar.jar") + ":" + dir.resolve("lib") + "/*", "dev.thaw.cli.Main", "attach",
+          Long.toString(server.pid()), "--agent", AgentProcess.AGENT.toString(), "--options",
+          "sidecar=" + sidecarUrl + ",map=/models/mlp=demo/mlp:v1").redirectErrorStream(true).start();
+      String said = new String(attach.getInputStream().readAllBytes());
+      assertThat(attach.waitFor()).as(said).isZero();
+      assertThat(said).contains("thaw attach: the agent runs in process " + server.pid());
+
+      in.println("/models/mlp/1/model.onnx");
+      assertThat(out.readLine()).as("a later load, through Thaw's mount").isEqualTo(localAnswer.strip());
+    } finally {
+      server.destroy();
+      server.waitFor(30, TimeUnit.SECONDS);
+    }
+    assertThat(java.nio.file.Files.readString(err)).contains("thaw-agent: started (attached); sidecar " + sidecarUrl,
+        "thaw-agent: attached after ONNX Runtime was in use: the models it loaded before were missed (not served "
+            + "through Thaw); later loads are", "thaw-agent: demo/mlp:v1 is mounted at ");
+  }
+
+  @Test
   void withTheSidecarAwayALocalPathStillLoadsAndWhyThawWasSkippedIsSaidInOneLine() throws Exception {
     AgentProcess with = AgentProcess.run(tmp.resolve("away"), "sidecar=http://127.0.0.1:1,map=" + localModel
         + "=demo/mlp:v1", Map.of(), List.of(), "dev.thaw.agent.apps.OrtApp",

@@ -33,6 +33,7 @@ public final class ThawCommand implements Runnable {
     m.put("profile", ProfileCommand.class);
     m.put("gc", GcCommand.class);
     m.put("triton", TritonCommand.class);
+    m.put("attach", AttachCommand.class);
     m.put("run", RunCommand.class);
     m.put("checkpoint", CheckpointCommand.class);
     m.put("restore", RestoreCommand.class);

@@ -284,8 +284,9 @@ class HttpOriginTest {
       Throwable t = catchThrowable(() -> new ModelStore(origin).resolve(NAME));
       assertThat(t).isInstanceOf(OriginException.class).hasMessageContaining("TLS handshake")
           .hasMessageContaining("?ca=FILE.pem");
-      // a failure shows what the first attempt met (it was once retried: 2 attempts, cause not seen then)
-      assertThat(((OriginException) t).attempts()).as(() -> causes(t)).isEqualTo(1);
+      // The certificate's failure is never retried. The attempt before it may have met the refused handshake as a
+      // plain connection failure (the server hung up mid-handshake: retryable, seen once in CI), so at most two.
+      assertThat(((OriginException) t).attempts()).as(() -> causes(t)).isBetween(1, 2);
     }
   }
 

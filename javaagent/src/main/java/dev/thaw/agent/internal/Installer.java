@@ -52,6 +52,15 @@ public final class Installer {
     System.err.printf("thaw-agent: started%s; sidecar %s; %d model location%s mapped%n",
         attached ? " (attached)" : "", config.sidecar(), config.mappings().size(),
         config.mappings().size() == 1 ? "" : "s");
+    if (attached) {
+      for (Class<?> c : instrumentation.getAllLoadedClasses()) {
+        if (c.getName().equals("ai.onnxruntime.OrtSession")) {
+          System.err.println("thaw-agent: attached after ONNX Runtime was in use: the models it loaded before were "
+              + "missed (not served through Thaw); later loads are");
+          break;
+        }
+      }
+    }
   }
 
   /** An instrumentation that fails is said in one line; the class loads unchanged. */
