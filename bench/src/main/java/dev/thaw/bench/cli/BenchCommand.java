@@ -4,6 +4,7 @@ import dev.thaw.bench.CheckpointBench;
 import dev.thaw.bench.ClusterBench;
 import dev.thaw.bench.MountBench;
 import dev.thaw.bench.StoreBench;
+import dev.thaw.bench.AgentBench;
 import dev.thaw.bench.TritonBench;
 import dev.thaw.cli.JsonOut;
 import dev.thaw.cli.Units;
@@ -23,7 +24,7 @@ import picocli.CommandLine;
           + "drives (nginx, curl, rclone, s3fs) when missing."
     },
     subcommands = {BenchCommand.Store.class, BenchCommand.Mount.class, BenchCommand.Checkpoint.class,
-        BenchCommand.ClusterRun.class, BenchCommand.Triton.class})
+        BenchCommand.ClusterRun.class, BenchCommand.Triton.class, BenchCommand.Agent.class})
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -269,6 +270,55 @@ final class BenchCommand implements Runnable {
             + "at least 1");
       }
       TritonBench.Result r = TritonBench.run(new TritonBench.Options(requests, rounds, modelSize,
+          workDir), System.err);
+      if (json) {
+        System.out.println(r.toJson());
+        System.out.flush();
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "agent", mixinStandardHelpOptions = true,
+      description = {
+        "Benchmark what -javaagent:thaw-agent.jar costs a Java server, against the same JVM without it, same run.",
+        "Start: milliseconds from a JVM's exec to its main, with and without the agent, in alternating runs (medians). "
+            + "Per inference: the example server (ONNX Runtime, whose session loads and runs the agent instruments) "
+            + "answering ModelInfer from 16 clients, with and without the agent, in alternating rounds. Progress goes "
+            + "to stderr; with --json stdout gets exactly one JSON object: start_ms_without, start_ms_with, "
+            + "start_ms_added, throughput_ratio and the raw figures."
+      })
+  static final class Agent implements Callable<Integer> {
+    @Option(names = "--starts", paramLabel = "N", defaultValue = "15",
+        description = "JVM starts each way. Default: ${DEFAULT-VALUE}.")
+    int starts;
+
+    @Option(names = "--requests", paramLabel = "N", defaultValue = "8000",
+        description = "Requests per round. Default: ${DEFAULT-VALUE}.")
+    int requests;
+
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "3",
+        description = "Alternating rounds without and with the agent. Default: ${DEFAULT-VALUE}.")
+    int rounds;
+
+    @Option(names = "--agent", paramLabel = "JAR", defaultValue = "javaagent/target/thaw-agent.jar",
+        description = "The agent's jar. Default: ${DEFAULT-VALUE}.")
+    Path agentJar;
+
+    @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "target/bench-agent",
+        description = "The model and the servers' logs. Default: ${DEFAULT-VALUE}.")
+    Path workDir;
+
+    @Option(names = "--json", description = "Print exactly one JSON object with every figure on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      if (starts < 1 || requests < 16 || rounds < 1) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--starts must be at least 1, --requests 16 "
+            + "and --rounds 1");
+      }
+      AgentBench.Result r = AgentBench.run(new AgentBench.Options(starts, requests, rounds, agentJar.toAbsolutePath(),
           workDir), System.err);
       if (json) {
         System.out.println(r.toJson());

@@ -13,10 +13,26 @@ import java.util.function.UnaryOperator;
 public final class ModelLoadHooks {
   private ModelLoadHooks() {}
 
-  private static volatile UnaryOperator<String> paths = UnaryOperator.identity();
-  private static volatile BiConsumer<String, Object> loads = (path, model) -> {};
-  private static volatile Consumer<Object> inferences = model -> {};
+  // classes, not lambdas: a lambda's first use costs the JVM tens of milliseconds at start
+  private static volatile UnaryOperator<String> paths = new Unchanged();
+  private static volatile BiConsumer<String, Object> loads = new Ignored();
+  private static volatile Consumer<Object> inferences = new Ignored();
   private static volatile boolean awaitingInference;
+
+  private static final class Unchanged implements UnaryOperator<String> {
+    @Override
+    public String apply(String location) {
+      return location;
+    }
+  }
+
+  private static final class Ignored implements BiConsumer<String, Object>, Consumer<Object> {
+    @Override
+    public void accept(String path, Object model) {}
+
+    @Override
+    public void accept(Object model) {}
+  }
 
   /** Set once by the agent as it starts. */
   public static void install(UnaryOperator<String> modelPaths, BiConsumer<String, Object> loaded,

@@ -8,7 +8,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * configured prefix, or {@code thaw://NAME:TAG[/path]}. Each source is mounted once (the sidecar keeps the mount);
  * a location Thaw does not serve is passed on unchanged, and so is one whose mount fails, said in one line.
  */
-final class ModelLocations {
+final class ModelLocations implements java.util.function.UnaryOperator<String> {
   private static final String SCHEME = "thaw://";
   private final AgentConfig config;
   private final SidecarClient sidecar;
@@ -25,6 +25,11 @@ final class ModelLocations {
   /** Whether {@code path} lies in one of the mounts the agent asked the sidecar for. */
   boolean isMounted(String path) {
     return mounted.values().stream().anyMatch(at -> path.equals(at) || path.startsWith(at + "/"));
+  }
+
+  @Override
+  public String apply(String location) {
+    return resolve(location);
   }
 
   String resolve(String location) {

@@ -15,9 +15,13 @@ import java.util.Optional;
 
 /** The sidecar's mount API ({@code /v1/mounts}, docs/api.md), as the agent uses it. */
 final class SidecarClient {
-  private static final JsonFactory JSON = new JsonFactory();
+  /** Jackson, loaded at the first call to the sidecar, not at the JVM's start. */
+  private static final class Json {
+    static final JsonFactory FACTORY = new JsonFactory();
+  }
+
   private final AgentConfig config;
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private HttpClient http; // made at the first call: building one sets up TLS, a cost the JVM's start need not pay
 
   SidecarClient(AgentConfig config) {
     this.config = config;
@@ -34,7 +38,7 @@ final class SidecarClient {
       return mounted.get();
     }
     StringWriter body = new StringWriter();
-    try (JsonGenerator g = JSON.createGenerator(body)) {
+    try (JsonGenerator g = Json.FACTORY.createGenerator(body)) {
       g.writeStartObject();
       g.writeStringField("source", source);
       g.writeEndObject();
@@ -53,7 +57,7 @@ final class SidecarClient {
   /** Tells the sidecar that process {@code pid} loaded the model at {@code path}, and has answered an inference. */
   void warm(long pid, String path, boolean firstInference) throws IOException, InterruptedException {
     StringWriter body = new StringWriter();
-    try (JsonGenerator g = JSON.createGenerator(body)) {
+    try (JsonGenerator g = Json.FACTORY.createGenerator(body)) {
       g.writeStartObject();
       g.writeNumberField("pid", pid);
       g.writeArrayFieldStart("paths");
@@ -74,7 +78,7 @@ final class SidecarClient {
     if (answer.statusCode() != 200) {
       throw failure("list mounts", answer);
     }
-    try (JsonParser p = JSON.createParser(answer.body())) {
+    try (JsonParser p = Json.FACTORY.createParser(answer.body())) {
       if (p.nextToken() != JsonToken.START_ARRAY) {
         return Optional.empty();
       }
@@ -101,7 +105,7 @@ final class SidecarClient {
   }
 
   private static Optional<String> field(String json, String field) throws IOException {
-    try (JsonParser p = JSON.createParser(json)) {
+    try (JsonParser p = Json.FACTORY.createParser(json)) {
       if (p.nextToken() != JsonToken.START_OBJECT) {
         return Optional.empty();
       }
@@ -125,9 +129,16 @@ final class SidecarClient {
     return b;
   }
 
+  private synchronized HttpClient http() {
+    if (http == null) {
+      http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    }
+    return http;
+  }
+
   private HttpResponse<String> send(HttpRequest.Builder request) throws IOException, InterruptedException {
     try {
-      return http.send(request.build(), HttpResponse.BodyHandlers.ofString());
+      return http().send(request.build(), HttpResponse.BodyHandlers.ofString());
     } catch (IOException e) {
       throw new IOException("the sidecar at " + config.sidecar() + " cannot be reached: " + e, e);
     }

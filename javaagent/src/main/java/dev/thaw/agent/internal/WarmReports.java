@@ -11,28 +11,47 @@ import java.util.concurrent.Executors;
  * start's {@code server_ready}), then its first inference answered. The reports go from a thread of the agent's own,
  * never from the application's; a report that fails is said in one line.
  */
-final class WarmReports {
+final class WarmReports implements java.util.function.BiConsumer<String, Object>,
+    java.util.function.Consumer<Object> {
   private final SidecarClient sidecar;
   private final ModelLocations locations;
   private final Map<Object, String> awaitingFirstInference = new WeakHashMap<>(); // model -> its path
-  private final ExecutorService reports = Executors.newSingleThreadExecutor(r -> {
-    Thread t = new Thread(r, "thaw-agent-reports");
-    t.setDaemon(true);
-    return t;
-  });
+  private ExecutorService reports; // made at the first report: nothing at start
 
   WarmReports(SidecarClient sidecar, ModelLocations locations) {
     this.sidecar = sidecar;
     this.locations = locations;
-    // an application that answers and exits at once still has its reports sent, within a bound
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      reports.shutdown();
-      try {
-        reports.awaitTermination(3, java.util.concurrent.TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }, "thaw-agent-reports-flush"));
+  }
+
+  @Override
+  public void accept(String path, Object model) {
+    loaded(path, model);
+  }
+
+  @Override
+  public void accept(Object model) {
+    inferred(model);
+  }
+
+  private synchronized ExecutorService reports() {
+    if (reports == null) {
+      reports = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "thaw-agent-reports");
+        t.setDaemon(true);
+        return t;
+      });
+      ExecutorService started = reports;
+      // an application that answers and exits at once still has its reports sent, within a bound
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        started.shutdown();
+        try {
+          started.awaitTermination(3, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }, "thaw-agent-reports-flush"));
+    }
+    return reports;
   }
 
   void loaded(String path, Object model) {
@@ -61,7 +80,7 @@ final class WarmReports {
 
   private void report(String path, boolean firstInference) {
     long pid = ProcessHandle.current().pid();
-    reports.execute(() -> {
+    reports().execute(() -> {
       try {
         sidecar.warm(pid, path, firstInference);
       } catch (Exception e) {
