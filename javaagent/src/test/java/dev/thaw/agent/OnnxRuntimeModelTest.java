@@ -189,6 +189,17 @@ class OnnxRuntimeModelTest {
   }
 
   /** The sidecar's cold start of the mount of {@code source}. */
+  @Test
+  void aMappedModelThatCannotBeServedFailsWithTheLibrarysOwnErrorAndThawsReasonInside() throws Exception {
+    AgentProcess with = AgentProcess.run(tmp.resolve("unserved"), "sidecar=http://127.0.0.1:1,map=/models/mlp="
+        + "demo/mlp:v1", Map.of(), List.of(), "dev.thaw.agent.apps.OrtApp", "/models/mlp/1/model.onnx", width());
+
+    assertThat(with.exit()).isNotZero();
+    assertThat(with.err()).contains("Exception in thread \"main\" ai.onnxruntime.OrtException")
+        .contains("Suppressed: java.lang.IllegalStateException: Thaw did not serve /models/mlp/1/model.onnx: the "
+            + "sidecar at http://127.0.0.1:1 cannot be reached");
+  }
+
   private static com.fasterxml.jackson.databind.JsonNode coldStartOf(String source) throws Exception {
     HttpResponse<String> answer = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(sidecarUrl
         + "/v1/coldstarts")).header("Authorization", "Bearer " + TOKEN).build(), HttpResponse.BodyHandlers.ofString());

@@ -17,12 +17,20 @@ public final class ModelLoadHooks {
   private static volatile UnaryOperator<String> paths = new Unchanged();
   private static volatile BiConsumer<String, Object> loads = new Ignored();
   private static volatile Consumer<Object> inferences = new Ignored();
+  private static volatile java.util.function.Function<String, String> skipped = new NoReason();
   private static volatile boolean awaitingInference;
 
   private static final class Unchanged implements UnaryOperator<String> {
     @Override
     public String apply(String location) {
       return location;
+    }
+  }
+
+  private static final class NoReason implements java.util.function.Function<String, String> {
+    @Override
+    public String apply(String location) {
+      return null;
     }
   }
 
@@ -35,9 +43,10 @@ public final class ModelLoadHooks {
   }
 
   /** Set once by the agent as it starts. */
-  public static void install(UnaryOperator<String> modelPaths, BiConsumer<String, Object> loaded,
-      Consumer<Object> inferred) {
+  public static void install(UnaryOperator<String> modelPaths, java.util.function.Function<String, String> whySkipped,
+      BiConsumer<String, Object> loaded, Consumer<Object> inferred) {
     paths = modelPaths;
+    skipped = whySkipped;
     loads = loaded;
     inferences = inferred;
   }
@@ -66,6 +75,21 @@ public final class ModelLoadHooks {
   public static void loaded(String path, Object model) {
     try {
       loads.accept(path, model);
+    } catch (Throwable t) {
+      // the agent's own trouble
+    }
+  }
+
+  /**
+   * A library failed to load {@code location}: when Thaw should have served it and could not, its reason joins the
+   * library's own exception as a suppressed one (the library's exception is what the application sees).
+   */
+  public static void failed(String location, Throwable thrown) {
+    try {
+      String why = skipped.apply(location);
+      if (why != null && thrown != null) {
+        thrown.addSuppressed(new IllegalStateException("Thaw did not serve " + location + ": " + why));
+      }
     } catch (Throwable t) {
       // the agent's own trouble
     }

@@ -15,7 +15,7 @@ public final class Installer {
     SidecarClient sidecar = new SidecarClient(config);
     ModelLocations locations = new ModelLocations(config, sidecar);
     WarmReports warm = new WarmReports(sidecar, locations);
-    ModelLoadHooks.install(locations, warm, warm);
+    ModelLoadHooks.install(locations, locations.whySkipped(), warm, warm);
     instrumentation.addTransformer(new LibraryTransformer(), attached);
     int mapped = config.mappings().size();
     System.err.println("thaw-agent: started" + (attached ? " (attached)" : "") + "; sidecar " + config.sidecar()

@@ -16,6 +16,7 @@ final class ModelLocations implements java.util.function.UnaryOperator<String> {
   static final long RETRY_AFTER_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
   private final Map<String, String> mounted = new ConcurrentHashMap<>();
   private final Map<String, Long> failedAt = new ConcurrentHashMap<>();
+  private final Map<String, String> skippedBecause = new ConcurrentHashMap<>(); // location -> why Thaw did not serve it
 
   ModelLocations(AgentConfig config, SidecarClient sidecar) {
     this.config = config;
@@ -30,6 +31,16 @@ final class ModelLocations implements java.util.function.UnaryOperator<String> {
   @Override
   public String apply(String location) {
     return resolve(location);
+  }
+
+  /** Why Thaw did not serve a location, which it should have; null when it did, or was not asked to. */
+  java.util.function.Function<String, String> whySkipped() {
+    return new java.util.function.Function<>() { // a class, not a lambda: nothing on the start path costs indy
+      @Override
+      public String apply(String location) {
+        return skippedBecause.get(location);
+      }
+    };
   }
 
   String resolve(String location) {
@@ -68,6 +79,7 @@ final class ModelLocations implements java.util.function.UnaryOperator<String> {
         Thread.currentThread().interrupt();
       }
       failedAt.put(source, System.nanoTime());
+      skippedBecause.put(location, e.getMessage());
       System.err.println("thaw-agent: " + location + " is opened as it is, not through Thaw: " + e.getMessage());
       return location;
     }

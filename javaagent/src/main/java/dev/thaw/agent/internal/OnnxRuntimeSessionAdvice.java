@@ -20,6 +20,8 @@ final class OnnxRuntimeSessionAdvice {
       @Advice.Thrown Throwable thrown) {
     if (thrown == null) {
       ModelLoadHooks.loaded(modelPath, session);
+    } else {
+      ModelLoadHooks.failed(modelPath, thrown);
     }
   }
 }
