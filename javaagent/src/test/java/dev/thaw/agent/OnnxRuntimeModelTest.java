@@ -132,6 +132,21 @@ class OnnxRuntimeModelTest {
   }
 
   @Test
+  void djlLoadingAModelDirectoryUnderAMappedPrefixReadsItFromThawsMount() throws Exception {
+    AgentProcess local = AgentProcess.run(tmp.resolve("djl-local"), null, Map.of(), List.of(),
+        "dev.thaw.agent.apps.DjlApp", localModel.resolve("1").toString(), width());
+    assertThat(local.exit()).as(local.err()).isZero();
+
+    AgentProcess with = AgentProcess.run(tmp.resolve("djl"), "sidecar=" + sidecarUrl + ",map=/models/mlp="
+        + "demo/mlp:v1", Map.of("THAW_API_TOKEN", TOKEN), List.of(), "dev.thaw.agent.apps.DjlApp", "/models/mlp/1",
+        width());
+
+    assertThat(with.exit()).as(with.err()).isZero();
+    assertThat(with.out()).isEqualTo(local.out());
+    assertThat(with.err()).contains("thaw-agent: demo/mlp:v1 is mounted at ");
+  }
+
+  @Test
   void aThawLocationIsReadFromTheMountOfItsModel() throws Exception {
     AgentProcess with = AgentProcess.run(tmp.resolve("thaw-url"), "sidecar=" + sidecarUrl,
         Map.of("THAW_API_TOKEN", TOKEN), List.of(), "dev.thaw.agent.apps.OrtApp", "thaw://demo/mlp:v1/1/model.onnx",

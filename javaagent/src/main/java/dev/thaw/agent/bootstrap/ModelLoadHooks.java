@@ -71,6 +71,38 @@ public final class ModelLoadHooks {
     }
   }
 
+  /** As {@link #modelPath(String)} for a path. */
+  public static java.nio.file.Path modelPath(java.nio.file.Path location) {
+    if (location == null) {
+      return null;
+    }
+    try {
+      String given = location.toString();
+      String mapped = paths.apply(given);
+      return mapped.equals(given) ? location : java.nio.file.Path.of(mapped);
+    } catch (Throwable t) {
+      return location;
+    }
+  }
+
+  /**
+   * As {@link #modelPath(String)} for a model URL ({@code file:///models/x}, {@code thaw://NAME:TAG/path}): a URL
+   * Thaw serves becomes the {@code file:} URL of the mount's path.
+   */
+  public static String modelUrl(String url) {
+    if (url == null) {
+      return null;
+    }
+    try {
+      String location = url.startsWith("file://") ? url.substring("file://".length())
+          : url.startsWith("file:") ? url.substring("file:".length()) : url;
+      String mapped = paths.apply(location);
+      return mapped.equals(location) ? url : "file://" + mapped;
+    } catch (Throwable t) {
+      return url;
+    }
+  }
+
   /** A library loaded the model at {@code path} as {@code model} (its session, its handle). */
   public static void loaded(String path, Object model) {
     try {

@@ -12,10 +12,14 @@ import java.util.Map;
  */
 final class LibraryTransformer implements ClassFileTransformer {
   /** The classes instrumented, by internal name, and what is added to them. */
-  static final Map<String, String> LIBRARIES = Map.of(
+  static final Map<String, String> LIBRARIES = Map.of( // names of Weaver.Spec: Byte Buddy stays unloaded till needed
       // ONNX Runtime: OrtEnvironment.createSession(String modelPath[, SessionOptions]) and OrtSession.run(...)
       "ai/onnxruntime/OrtEnvironment", "SESSION_CREATE",
-      "ai/onnxruntime/OrtSession", "SESSION_RUN"); // names of Weaver.Spec: Byte Buddy stays unloaded till needed
+      "ai/onnxruntime/OrtSession", "SESSION_RUN",
+      // DJL: Criteria.builder().optModelPath(Path) / optModelUrls(String), and its engines' Model.load(Path, ...)
+      "ai/djl/repository/zoo/Criteria$Builder", "CRITERIA",
+      "ai/djl/onnxruntime/engine/OrtModel", "MODEL_PATH_LOAD",
+      "ai/djl/pytorch/engine/PtModel", "MODEL_PATH_LOAD");
 
   @Override
   public byte[] transform(ClassLoader loader, String className, Class<?> redefined, ProtectionDomain domain,

@@ -4,10 +4,12 @@ import static net.bytebuddy.matcher.ElementMatchers.isPublic;
 import static net.bytebuddy.matcher.ElementMatchers.named;
 import static net.bytebuddy.matcher.ElementMatchers.takesArgument;
 
+import java.nio.file.Path;
 import net.bytebuddy.ByteBuddy;
 import net.bytebuddy.asm.Advice;
 import net.bytebuddy.description.method.MethodDescription;
 import net.bytebuddy.dynamic.ClassFileLocator;
+import net.bytebuddy.dynamic.DynamicType;
 import net.bytebuddy.dynamic.scaffold.TypeValidation;
 import net.bytebuddy.matcher.ElementMatcher;
 import net.bytebuddy.pool.TypePool;
@@ -20,18 +22,24 @@ import net.bytebuddy.pool.TypePool;
 final class Weaver {
   private Weaver() {}
 
-  /** What is added to a class: which methods get which advice. */
+  /** Which methods of a class get which advice. */
+  record Binding(ElementMatcher<? super MethodDescription> methods, Class<?> advice) {}
+
+  /** What is added to a class. */
   enum Spec {
-    SESSION_CREATE(isPublic().and(named("createSession")).and(takesArgument(0, String.class)),
-        OnnxRuntimeSessionAdvice.class),
-    SESSION_RUN(isPublic().and(named("run")), OnnxRuntimeRunAdvice.class);
+    SESSION_CREATE(new Binding(isPublic().and(named("createSession")).and(takesArgument(0, String.class)),
+        OnnxRuntimeSessionAdvice.class)),
+    SESSION_RUN(new Binding(isPublic().and(named("run")), OnnxRuntimeRunAdvice.class)),
+    MODEL_PATH_LOAD(new Binding(isPublic().and(named("load")).and(takesArgument(0, Path.class)),
+        ModelPathAdvice.class)),
+    CRITERIA(new Binding(isPublic().and(named("optModelPath")).and(takesArgument(0, Path.class)),
+        ModelPathAdvice.class),
+        new Binding(isPublic().and(named("optModelUrls")).and(takesArgument(0, String.class)), ModelUrlAdvice.class));
 
-    final ElementMatcher<? super MethodDescription> methods;
-    final Class<?> advice;
+    final Binding[] bindings;
 
-    Spec(ElementMatcher<? super MethodDescription> methods, Class<?> advice) {
-      this.methods = methods;
-      this.advice = advice;
+    Spec(Binding... bindings) {
+      this.bindings = bindings;
     }
   }
 
@@ -41,10 +49,11 @@ final class Weaver {
     ClassFileLocator library = new ClassFileLocator.Compound(ClassFileLocator.Simple.of(name, classfile),
         loader == null ? ClassFileLocator.ForClassLoader.ofBootLoader() : ClassFileLocator.ForClassLoader.of(loader));
     TypePool types = TypePool.Default.of(library);
-    return new ByteBuddy().with(TypeValidation.DISABLED)
-        .redefine(types.describe(name).resolve(), library)
-        .visit(Advice.to(spec.advice, ADVICE).on(spec.methods))
-        .make(types)
-        .getBytes();
+    DynamicType.Builder<?> woven = new ByteBuddy().with(TypeValidation.DISABLED)
+        .redefine(types.describe(name).resolve(), library);
+    for (Binding b : spec.bindings) {
+      woven = woven.visit(Advice.to(b.advice(), ADVICE).on(b.methods()));
+    }
+    return woven.make(types).getBytes();
   }
 }
