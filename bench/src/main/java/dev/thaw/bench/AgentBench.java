@@ -5,21 +5,15 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import dev.thaw.testkit.FreePorts;
-import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
 import dev.thaw.triton.protocol.ModelInferRequest;
 import io.grpc.ManagedChannel;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -82,8 +76,8 @@ public final class AgentBench {
     double tWithout = 0;
     double tWith = 0;
     for (int round = 0; round < o.rounds(); round++) {
-      tWithout += throughput(o, repo, request, null, log) / o.rounds();
-      tWith += throughput(o, repo, request, o.agentJar(), log) / o.rounds();
+      tWithout += throughput(o, repo, request, null) / o.rounds();
+      tWith += throughput(o, repo, request, o.agentJar()) / o.rounds();
     }
     log.printf(Locale.ROOT, "bench agent: ModelInfer at 16 clients %.0f/s without the agent, %.0f/s with it "
         + "(%.3f x)%n", tWithout, tWith, tWith / tWithout);
@@ -102,7 +96,7 @@ public final class AgentBench {
   }
 
   /** The example server, with the agent or without, answering ModelInfer from 16 clients: requests per second. */
-  private static double throughput(Options o, Path repo, ModelInferRequest request, Path agent, PrintStream log)
+  private static double throughput(Options o, Path repo, ModelInferRequest request, Path agent)
       throws Exception {
     int[] ports = FreePorts.pick(2);
     List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -118,26 +112,8 @@ public final class AgentBench {
       ManagedChannel channel = TritonBench.channel(ports[1]);
       try {
         TritonBench.awaitReady(channel);
-        var client = GRPCInferenceServiceGrpc.newBlockingStub(channel);
-        for (int i = 0; i < 2_000; i++) { // warm-up: the JIT, both ways
-          client.withDeadlineAfter(Duration.ofSeconds(30)).modelInfer(request);
-        }
-        long start = System.nanoTime();
-        try (ExecutorService pool = Executors.newFixedThreadPool(16)) {
-          List<Future<?>> done = new ArrayList<>();
-          for (int c = 0; c < 16; c++) {
-            done.add(pool.submit(() -> {
-              for (int i = 0; i < o.requests() / 16; i++) {
-                client.withDeadlineAfter(Duration.ofSeconds(30)).modelInfer(request);
-              }
-              return null;
-            }));
-          }
-          for (Future<?> f : done) {
-            f.get();
-          }
-        }
-        return (o.requests() / 16 * 16) / ((System.nanoTime() - start) / 1e9);
+        TritonBench.latencies(channel, request, 2_000, 1); // warm-up: the JIT, both ways
+        return TritonBench.latencies(channel, request, o.requests(), 16).perSecond();
       } finally {
         channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
       }

@@ -6,6 +6,7 @@ import com.google.protobuf.ByteString;
 import dev.thaw.examples.ortserver.MlpGenerator;
 import dev.thaw.examples.ortserver.MlpSpec;
 import dev.thaw.testkit.FreePorts;
+import dev.thaw.triton.TritonCalls;
 import dev.thaw.triton.TritonGrpcProxy;
 import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
 import dev.thaw.triton.protocol.ModelInferRequest;
@@ -173,12 +174,11 @@ public final class TritonBench {
     }
   }
 
-  private record Run(List<Double> millis, double perSecond) {}
+  record Run(List<Double> millis, double perSecond) {}
 
   /** {@code n} requests from {@code clients} blocking clients at once: each one's latency, and requests per second. */
-  private static Run latencies(ManagedChannel channel, ModelInferRequest request, int n, int clients)
+  static Run latencies(ManagedChannel channel, ModelInferRequest request, int n, int clients)
       throws Exception {
-    var client = GRPCInferenceServiceGrpc.newBlockingStub(channel); // gRPC's generated client, over a real channel
     List<Double> millis = java.util.Collections.synchronizedList(new ArrayList<>(n));
     long start = System.nanoTime();
     try (ExecutorService pool = Executors.newFixedThreadPool(clients)) {
@@ -188,7 +188,7 @@ public final class TritonBench {
         done.add(pool.submit(() -> {
           for (int i = 0; i < share; i++) {
             long t0 = System.nanoTime();
-            client.withDeadlineAfter(Duration.ofSeconds(30)).modelInfer(request);
+            TritonCalls.call(channel, GRPCInferenceServiceGrpc.getModelInferMethod(), request, Duration.ofSeconds(30));
             millis.add((System.nanoTime() - t0) / 1e6);
           }
           return null;
@@ -227,8 +227,8 @@ public final class TritonBench {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
     while (System.nanoTime() < deadline) {
       try {
-        if (GRPCInferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(Duration.ofSeconds(5))
-            .serverReady(ServerReadyRequest.getDefaultInstance()).getReady()) {
+        if (TritonCalls.call(channel, GRPCInferenceServiceGrpc.getServerReadyMethod(),
+            ServerReadyRequest.getDefaultInstance(), Duration.ofSeconds(5)).getReady()) {
           return;
         }
       } catch (RuntimeException notYet) {

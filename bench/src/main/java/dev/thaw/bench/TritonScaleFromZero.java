@@ -6,6 +6,7 @@ import dev.thaw.testkit.FreePorts;
 import dev.thaw.testkit.S3ProxyServer;
 import dev.thaw.testkit.ThrottlingProxy;
 import dev.thaw.testkit.Tools;
+import dev.thaw.triton.TritonCalls;
 import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
 import dev.thaw.triton.protocol.ModelInferRequest;
 import dev.thaw.triton.protocol.ModelInferResponse;
@@ -137,10 +138,10 @@ final class TritonScaleFromZero {
         if (got != bytes) {
           throw new IOException("rclone wrote " + got + " bytes into " + dest + ", expected " + bytes);
         }
-        var triton = GRPCInferenceServiceGrpc.newBlockingStub(channel);
-        triton.withDeadlineAfter(Duration.ofMinutes(10))
-            .repositoryModelLoad(RepositoryModelLoadRequest.newBuilder().setModelName(MODEL).build());
-        check(triton.withDeadlineAfter(Duration.ofMinutes(1)).modelInfer(request(spec)), spec);
+        TritonCalls.call(channel, GRPCInferenceServiceGrpc.getRepositoryModelLoadMethod(),
+            RepositoryModelLoadRequest.newBuilder().setModelName(MODEL).build(), Duration.ofMinutes(10));
+        check(TritonCalls.call(channel, GRPCInferenceServiceGrpc.getModelInferMethod(), request(spec),
+            Duration.ofMinutes(1)), spec);
         long answered = System.nanoTime();
         double cpu = cpuSeconds(c0);
         downloadS[0] = (downloaded - t0) / 1e9;
@@ -181,8 +182,8 @@ final class TritonScaleFromZero {
       Machine.dropPageCache(log);
       Machine.Counters c0 = Machine.Counters.now();
       long t0 = System.nanoTime();
-      check(GRPCInferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(Duration.ofMinutes(10))
-          .modelInfer(request(spec)), spec);
+      check(TritonCalls.call(channel, GRPCInferenceServiceGrpc.getModelInferMethod(), request(spec),
+          Duration.ofMinutes(10)), spec);
       long answered = System.nanoTime();
       double cpu = cpuSeconds(c0);
       Matcher served = awaitLine(logFile, thaw);

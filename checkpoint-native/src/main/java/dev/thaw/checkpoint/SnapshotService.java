@@ -451,6 +451,15 @@ public final class SnapshotService {
     return SnapshotStore.listLocal(root);
   }
 
+  /** Deletes a snapshot kept on this node (one {@link #list} gave): its images go. */
+  public void delete(Local snapshot) throws IOException {
+    Path images = snapshot.images().toAbsolutePath().normalize();
+    if (!images.startsWith(root.toAbsolutePath().normalize())) {
+      throw new IOException(images + " is not a snapshot of " + root);
+    }
+    SnapshotStore.deleteTree(images);
+  }
+
   // --- what the operations share ---
 
   private synchronized Criu criu() throws CriuException {

@@ -5,8 +5,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -67,8 +69,8 @@ final class TritonProcess extends Process {
           Thread.sleep(200);
         }
         System.err.println("thaw triton: the restored Triton (process " + pid + ") has ended; its exit status could "
-            + "not be collected (" + notOurs.getMessage() + ")");
-        return 0;
+            + "not be collected (" + notOurs.getMessage() + "), so thaw's is 1");
+        return 1; // not known to have succeeded
       }
     }, out, err);
     return t;
@@ -167,6 +169,7 @@ final class TritonProcess extends Process {
     private final Thread thread;
     private volatile boolean stopping;
     private long position;
+    private FileChannel channel; // kept open between copies; opened once the file is there
 
     private Tail(Path file, PrintStream to, long from) {
       this.file = file;
@@ -183,33 +186,42 @@ final class TritonProcess extends Process {
     }
 
     private void run() {
-      while (!stopping) {
-        if (copy() == 0) {
-          LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+      ByteBuffer buffer = ByteBuffer.allocate(64 << 10);
+      try {
+        while (!stopping) {
+          if (copy(buffer) == 0) {
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+          }
         }
-      }
-      while (copy() > 0) {
-        // what was written before the end
+        while (copy(buffer) > 0) {
+          // what was written before the end
+        }
+      } finally {
+        if (channel != null) {
+          try {
+            channel.close();
+          } catch (IOException e) {
+            // read-only: nothing lost
+          }
+        }
       }
     }
 
     /** Copies what was appended since the last call; returns how many bytes. */
-    private long copy() {
-      try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "r")) {
-        long length = f.length();
-        if (length < position) {
+    private int copy(ByteBuffer buffer) {
+      try {
+        if (channel == null) {
+          channel = FileChannel.open(file, StandardOpenOption.READ);
+        }
+        if (channel.size() < position) {
           position = 0; // truncated
         }
-        if (length == position) {
-          return 0;
-        }
-        f.seek(position);
-        byte[] buffer = new byte[(int) Math.min(64 << 10, length - position)];
-        int n = f.read(buffer);
+        buffer.clear();
+        int n = channel.read(buffer, position);
         if (n <= 0) {
           return 0;
         }
-        to.write(buffer, 0, n);
+        to.write(buffer.array(), 0, n);
         to.flush();
         position += n;
         return n;

@@ -18,12 +18,10 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-import java.util.stream.Stream;
 
 /**
  * {@code thaw triton --snapshot NAME}: the whole Triton server snapshotted once warm, and restored instead of booted
@@ -160,7 +158,7 @@ final class TritonSnapshot {
         false), PushProgress.NONE);
     for (SnapshotService.Local old : service.list()) {
       if (old.name().equals(name) && !old.images().equals(taken.images())) {
-        deleteTree(old.images()); // one snapshot per name: the record speaks of the newest
+        service.delete(old); // one snapshot per name: the record speaks of the newest
       }
     }
     List<Repository> repos = new ArrayList<>();
@@ -260,14 +258,6 @@ final class TritonSnapshot {
       Files.createDirectories(dir);
     }
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
-  }
-
-  private static void deleteTree(Path dir) throws IOException {
-    try (Stream<Path> s = Files.walk(dir)) {
-      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 
   private static String abbreviate(String digest) {

@@ -2,11 +2,10 @@ package dev.thaw.triton;
 
 import dev.thaw.triton.protocol.GRPCInferenceServiceGrpc;
 import dev.thaw.triton.protocol.ModelReadyRequest;
-import dev.thaw.triton.protocol.ServerLiveRequest;
 import dev.thaw.triton.protocol.RepositoryIndexRequest;
-import dev.thaw.triton.protocol.RepositoryIndexResponse;
 import dev.thaw.triton.protocol.RepositoryModelLoadRequest;
 import dev.thaw.triton.protocol.RepositoryModelUnloadRequest;
+import dev.thaw.triton.protocol.ServerLiveRequest;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
@@ -197,8 +196,6 @@ public final class ModelLoads implements AutoCloseable {
     return limits;
   }
 
-  /** Triton's gRPC endpoint (gRPC's generated blocking client). */
-  private final GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub triton;
   private final Limits limits;
   private final Set<String> loaded = ConcurrentHashMap.newKeySet();
   private final ConcurrentHashMap<String, CompletableFuture<Void>> loading = new ConcurrentHashMap<>();
@@ -219,7 +216,6 @@ public final class ModelLoads implements AutoCloseable {
 
   private ModelLoads(ManagedChannel channel, Limits limits, Listener listener) {
     this.channel = channel;
-    this.triton = GRPCInferenceServiceGrpc.newBlockingStub(channel);
     this.limits = limits;
     this.listener = listener;
     if (!limits.unloadsIdleModels()) {
@@ -345,11 +341,12 @@ public final class ModelLoads implements AutoCloseable {
   void warm() {
     if (!warm) {
       warm = true;
-      // a first call sets up the connection, the stub and the protocol's classes (tens of milliseconds in a new
-      // JVM); whether Triton answers it does not matter
+      // a first call sets up the connection and loads the protocol's classes (tens of milliseconds in a new JVM);
+      // whether Triton answers it does not matter
       calls.execute(() -> {
         try {
-          triton.withDeadlineAfter(Duration.ofSeconds(5)).serverLive(ServerLiveRequest.getDefaultInstance());
+          TritonCalls.call(channel, GRPCInferenceServiceGrpc.getServerLiveMethod(),
+              ServerLiveRequest.getDefaultInstance(), Duration.ofSeconds(5));
         } catch (StatusRuntimeException notYet) {
           // Triton is still starting: the first load resets the connection's back-off
         }
@@ -398,8 +395,8 @@ public final class ModelLoads implements AutoCloseable {
       }
       // the calls wait (within their deadlines) for a connection: Triton may still be starting, as a request that
       // came with the readiness probes finds it
-      if (triton.withWaitForReady().withDeadlineAfter(Duration.ofSeconds(30))
-          .modelReady(ModelReadyRequest.newBuilder().setName(model).build()).getReady()) {
+      if (TritonCalls.callWhenConnected(channel, GRPCInferenceServiceGrpc.getModelReadyMethod(),
+          ModelReadyRequest.newBuilder().setName(model).build(), Duration.ofSeconds(30)).getReady()) {
         loaded.add(model);
         return;
       }
@@ -413,8 +410,8 @@ public final class ModelLoads implements AutoCloseable {
       tell(() -> listener.loading(starting));
       long called = System.nanoTime();
       coldStarts.put(model, new ColdStart(model, asked, called, 0, 0, 0));
-      triton.withWaitForReady().withDeadlineAfter(limits.loadTimeout())
-          .repositoryModelLoad(RepositoryModelLoadRequest.newBuilder().setModelName(model).build());
+      TritonCalls.callWhenConnected(channel, GRPCInferenceServiceGrpc.getRepositoryModelLoadMethod(),
+          RepositoryModelLoadRequest.newBuilder().setModelName(model).build(), limits.loadTimeout());
       long done = System.nanoTime();
       ColdStart c = coldStarts.computeIfPresent(model, (m, started) -> started.withLoaded(done));
       loaded.add(model);
@@ -444,8 +441,8 @@ public final class ModelLoads implements AutoCloseable {
   }
 
   private boolean inRepositories(String model) {
-    return triton.withWaitForReady().withDeadlineAfter(Duration.ofSeconds(30))
-        .repositoryIndex(RepositoryIndexRequest.getDefaultInstance()).getModelsList().stream()
+    return TritonCalls.callWhenConnected(channel, GRPCInferenceServiceGrpc.getRepositoryIndexMethod(),
+        RepositoryIndexRequest.getDefaultInstance(), Duration.ofSeconds(30)).getModelsList().stream()
         .anyMatch(m -> m.getName().equals(model));
   }
 
@@ -462,8 +459,8 @@ public final class ModelLoads implements AutoCloseable {
       coldStarts.remove(model);
       log.info("unloading model '{}': no request for {} ms", model, idle.toMillis());
       try {
-        triton.withWaitForReady().withDeadlineAfter(Duration.ofMinutes(1))
-            .repositoryModelUnload(RepositoryModelUnloadRequest.newBuilder().setModelName(model).build());
+        TritonCalls.callWhenConnected(channel, GRPCInferenceServiceGrpc.getRepositoryModelUnloadMethod(),
+            RepositoryModelUnloadRequest.newBuilder().setModelName(model).build(), Duration.ofMinutes(1));
         unloads.incrementAndGet();
         tell(() -> listener.unloaded(model));
       } catch (StatusRuntimeException e) {

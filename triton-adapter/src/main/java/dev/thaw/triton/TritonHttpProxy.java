@@ -135,11 +135,12 @@ public final class TritonHttpProxy implements AutoCloseable {
    * cold start ({@code sentNanos} not 0) or wanted as the first answered ({@code wanted}; its JSON request in
    * {@code recording} when kept).
    */
-  private record Answer(int kind, String model, long sentNanos, boolean wanted, Recording recording) {
-    static final int PLAIN = 0, LOAD = 1, UNLOAD = 2, INFERENCE = 3;
-    static final Answer OTHER = new Answer(PLAIN, null, 0, false, null);
+  private record Answer(Kind kind, String model, long sentNanos, boolean wanted, Recording recording) {
+    enum Kind { OTHER, LOAD, UNLOAD, INFERENCE }
 
-    Answer(int kind, String model, long sentNanos) {
+    static final Answer OTHER = new Answer(Kind.OTHER, null, 0, false, null);
+
+    Answer(Kind kind, String model, long sentNanos) {
       this(kind, model, sentNanos, false, null);
     }
   }
@@ -160,9 +161,11 @@ public final class TritonHttpProxy implements AutoCloseable {
         tooLarge = true;
         return;
       }
-      byte[] copy = new byte[n];
-      content.getBytes(content.readerIndex(), copy);
-      body.writeBytes(copy);
+      try {
+        content.getBytes(content.readerIndex(), body, n);
+      } catch (java.io.IOException cannot) {
+        throw new java.io.UncheckedIOException(cannot); // a ByteArrayOutputStream does not fail
+      }
     }
 
     /** An inference request that can be asked again as it was: a JSON body, whole. */
@@ -191,7 +194,7 @@ public final class TritonHttpProxy implements AutoCloseable {
     if (!m.matches()) {
       return null;
     }
-    return new Answer(m.group(2).equals("load") ? Answer.LOAD : Answer.UNLOAD,
+    return new Answer(m.group(2).equals("load") ? Answer.Kind.LOAD : Answer.Kind.UNLOAD,
         URLDecoder.decode(m.group(1), StandardCharsets.UTF_8), 0);
   }
 
@@ -261,24 +264,27 @@ public final class TritonHttpProxy implements AutoCloseable {
     void answerEnded(int status) {
       outstanding--;
       Answer a = answers.poll();
-      if (a == null || a.kind() == Answer.PLAIN) {
+      if (a == null || a.kind() == Answer.Kind.OTHER) {
         return;
       }
       boolean ok = status / 100 == 2;
       switch (a.kind()) {
-        case Answer.LOAD -> {
+        case LOAD -> {
           if (ok) {
             loads.loadedBy(a.model());
           } else {
             loads.loadFailedBy(a.model(), "HTTP " + status);
           }
         }
-        case Answer.UNLOAD -> {
+        case UNLOAD -> {
           if (ok) {
             loads.unloadedBy(a.model());
           }
         }
-        default -> {
+        case OTHER -> {
+          // nothing Thaw notes
+        }
+        case INFERENCE -> {
           if (ok && a.sentNanos() != 0) {
             loads.inferenceAnswered(a.model(), a.sentNanos());
           }
@@ -296,7 +302,7 @@ public final class TritonHttpProxy implements AutoCloseable {
     private Answer noted(HttpRequest request) {
       Answer control = control(request);
       if (control != null) {
-        if (control.kind() == Answer.LOAD) {
+        if (control.kind() == Answer.Kind.LOAD) {
           loads.loadingBy(control.model());
         }
         return control;
@@ -311,7 +317,7 @@ public final class TritonHttpProxy implements AutoCloseable {
         return Answer.OTHER;
       }
       recording = wanted ? Recording.of(request) : null;
-      return new Answer(Answer.INFERENCE, model, timed ? System.nanoTime() : 0, wanted, recording);
+      return new Answer(Answer.Kind.INFERENCE, model, timed ? System.nanoTime() : 0, wanted, recording);
     }
 
     void upstreamWritable(boolean writable) {
