@@ -426,8 +426,12 @@ public final class ModelLoads implements AutoCloseable {
       if (coldStarts.remove(model) != null) {
         tell(() -> listener.loadFailed(model, reason));
       }
-      throw new java.util.concurrent.CompletionException(Status.UNAVAILABLE.withDescription("failed to load model '"
-          + model + "': " + reason).withCause(e).asException());
+      // a load that outlasts its time is a timeout (504 over HTTP), any other failure an unavailable model (503)
+      Status failed = e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED
+          ? Status.DEADLINE_EXCEEDED.withDescription("model '" + model + "' did not load within "
+              + limits.loadTimeout().toSeconds() + " s: " + reason)
+          : Status.UNAVAILABLE.withDescription("failed to load model '" + model + "': " + reason);
+      throw new java.util.concurrent.CompletionException(failed.withCause(e).asException());
     }
   }
 

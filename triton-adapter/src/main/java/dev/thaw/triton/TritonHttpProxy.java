@@ -109,9 +109,9 @@ public final class TritonHttpProxy implements AutoCloseable {
 
   /**
    * As {@link #start}, and a request about a model of Triton's repositories that is not loaded
-   * ({@code /v2/models/NAME[/versions/V][/infer|/ready|/config|/stats|/generate|/generate_stream]}) waits while {@code loads} has Triton load it;
-   * a failed load is answered 503, too many waiting 429, each with Triton's error body. The caller closes
-   * {@code loads}.
+   * ({@code /v2/models/NAME[/versions/V][/infer|/ready|/config|/stats|/generate|/generate_stream]}) waits while
+   * {@code loads} has Triton load it; a failed load is answered 503, one past the load timeout 504, too many waiting
+   * 429, each with Triton's error body. The caller closes {@code loads}.
    */
   public static TritonHttpProxy startLoadingOnFirstRequest(InetSocketAddress listen, InetSocketAddress upstream,
       ModelLoads loads) throws IOException {
@@ -242,9 +242,11 @@ public final class TritonHttpProxy implements AutoCloseable {
         if (outstanding == 0) {
           ReferenceCountUtil.release(queue.poll());
           discarding = true;
-          reply(ctx.channel(), status.getCode() == Status.Code.RESOURCE_EXHAUSTED
-              ? HttpResponseStatus.TOO_MANY_REQUESTS : HttpResponseStatus.SERVICE_UNAVAILABLE,
-              String.valueOf(status.getDescription()));
+          reply(ctx.channel(), switch (status.getCode()) {
+            case RESOURCE_EXHAUSTED -> HttpResponseStatus.TOO_MANY_REQUESTS;
+            case DEADLINE_EXCEEDED -> HttpResponseStatus.GATEWAY_TIMEOUT;
+            default -> HttpResponseStatus.SERVICE_UNAVAILABLE;
+          }, String.valueOf(status.getDescription()));
           queue.forEach(ReferenceCountUtil::release);
           return;
         }

@@ -104,6 +104,44 @@ class LoadOnFirstRequestLimitsTest {
     assertThat(triton.loadsStarted).hasValue(1);
   }
 
+  @Test
+  void heldRequestsOfALoadPastTheLoadTimeoutEndDeadlineExceededOverGrpcAnd504OverHttp() throws Exception {
+    // Triton's HTTP endpoint beside the slow gRPC one: the held request never reaches it
+    com.sun.net.httpserver.HttpServer http = com.sun.net.httpserver.HttpServer.create(
+        new InetSocketAddress("127.0.0.1", 0), 0);
+    http.createContext("/", exchange -> {
+      exchange.sendResponseHeaders(200, -1);
+      exchange.close();
+    });
+    http.start();
+    try (ModelLoads shortLoads = ModelLoads.connect("127.0.0.1:" + server.getPort(),
+             new ModelLoads.Limits(3, Duration.ofSeconds(1)));
+         TritonGrpcProxy grpc = TritonGrpcProxy.startLoadingOnFirstRequest(new InetSocketAddress("127.0.0.1", 0),
+             "127.0.0.1:" + server.getPort(), shortLoads);
+         TritonHttpProxy httpProxy = TritonHttpProxy.startLoadingOnFirstRequest(new InetSocketAddress("127.0.0.1", 0),
+             http.getAddress(), shortLoads)) {
+      ManagedChannel viaGrpc = ProxyTesting.channel(grpc.port());
+      try {
+        StatusRuntimeException late = catchThrowableOfType(StatusRuntimeException.class,
+            () -> GRPCInferenceServiceGrpc.newBlockingStub(viaGrpc).withDeadlineAfter(Duration.ofSeconds(30))
+                .modelInfer(request("grpc")));
+        assertThat(late.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+        assertThat(late.getStatus().getDescription()).startsWith("model 'slow' did not load within 1 s");
+
+        var answer = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+            java.net.URI.create("http://127.0.0.1:" + httpProxy.port() + "/v2/models/slow/ready"))
+            .timeout(Duration.ofSeconds(30)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertThat(answer.statusCode()).isEqualTo(504);
+        assertThat(answer.body()).startsWith("{\"error\":\"model 'slow' did not load within 1 s");
+        assertThat(triton.infers).as("no held request reached Triton").hasValue(0);
+      } finally {
+        viaGrpc.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } finally {
+      http.stop(0);
+    }
+  }
+
   private GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub stub(int seconds) {
     return GRPCInferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(Duration.ofSeconds(seconds));
   }
